@@ -1,0 +1,115 @@
+//! The compiler for OpenBSD's `ipsec.conf(5)`: statements from
+//! [`ipsec_grammar`] become flows, SAs, bundles and IKE connections with
+//! OpenBSD's defaults and checks, and print as `ipsecctl -v` prints them.
+//!
+//! Nothing here does I/O; names, interfaces and key files come through
+//! [`Resolver`], included files through [`ipsec_grammar::Loader`].
+
+pub mod addr;
+mod compile;
+pub mod hosts;
+pub mod ike;
+pub mod print;
+pub mod resolve;
+pub mod rule;
+mod sa;
+pub mod xform;
+
+pub use compile::{Compiler, Fatal};
+pub use print::{PrintOptions, rule_text};
+pub use resolve::{Fixed, Resolver, Transport};
+pub use rule::{Rule, RuleKind};
+
+use ipsec_grammar::ast::Stmt;
+use ipsec_grammar::{Diagnostic, Event, FileId, Loader, Origin, Parser, Severity, SourceMap};
+
+/// How to run a compilation.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Print each rule (and macro definition) as it is read, as `-v` does.
+    pub echo: bool,
+    /// Warn about macros never used (`-vv`).
+    pub warn_unused: bool,
+    pub print: PrintOptions,
+    /// `-D name=value` definitions.
+    pub defines: Vec<(String, String)>,
+}
+
+/// Everything a compilation produced.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub rules: Vec<Rule>,
+    /// The `-v` text: macro definitions and rules, in order.
+    pub text: String,
+    /// Problems, in the order they were found.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Processing stopped early.
+    pub fatal: bool,
+    /// Files holding keys or pre-shared secrets in clear.
+    pub secret_files: Vec<FileId>,
+}
+
+impl Output {
+    /// The configuration may be loaded: no error was found.
+    pub fn ok(&self) -> bool {
+        !self.fatal && !self.diagnostics.iter().any(|d| d.severity != Severity::Warning)
+    }
+}
+
+/// Parses and compiles the file `main`, following includes.
+pub fn compile(
+    sources: &mut SourceMap,
+    main: FileId,
+    loader: &mut dyn Loader,
+    resolver: &dyn Resolver,
+    opts: &Options,
+) -> Output {
+    let host_name = resolver.host_name();
+    let mut out = Output::default();
+    let mut compiler = Compiler::new(resolver);
+    let mut parser = Parser::new(sources, main, loader);
+    for (name, value) in &opts.defines {
+        parser.define(name, value);
+    }
+    while let Some(event) = parser.next() {
+        let statement = match event {
+            Event::Diagnostic(d) => {
+                out.diagnostics.push(d);
+                continue;
+            }
+            Event::Statement(s) => s,
+        };
+        if let Stmt::Macro { name, value } = &statement.stmt
+            && opts.echo
+        {
+            out.text.push_str(&format!("{} = \"{}\"\n", name.node, value.node));
+        }
+        let before = compiler.rules().len();
+        let result = compiler.statement(&statement, parser.sources(), &mut out.diagnostics);
+        if opts.echo {
+            for rule in &compiler.rules()[before..] {
+                let (text, problem) = rule_text(rule, opts.print, resolver, &host_name);
+                out.text.push_str(&text);
+                if let Some(message) = problem {
+                    out.diagnostics
+                        .push(Diagnostic::program(Severity::Warning, message));
+                }
+            }
+        }
+        if result.is_err() {
+            out.fatal = true;
+            break;
+        }
+    }
+    if opts.warn_unused && !out.fatal {
+        for name in parser.macros().unused() {
+            out.diagnostics.push(Diagnostic {
+                origin: Origin::Bare,
+                ..Diagnostic::bare(Severity::Warning, format!("warning: macro '{name}' not used"))
+            });
+        }
+    }
+    out.secret_files = compiler.secret_files().to_vec();
+    out.rules = compiler.into_rules();
+    out
+}

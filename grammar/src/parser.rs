@@ -1,0 +1,231 @@
+//! The parser: reads a configuration one statement at a time, following
+//! `include`s and recording macros, and hands out statements and
+//! diagnostics in the order they arise.
+//!
+//! Each line is parsed on its own. A statement always ends at a newline, so
+//! recovering from an error means dropping the rest of the line, as
+//! OpenBSD's `error '\n'` rule does; the next line starts afresh.
+
+use crate::ast::{Statement, Stmt};
+use crate::diag::Diagnostic;
+use crate::grammar::LineParser;
+use crate::lexer::{Lexer, Token};
+use crate::macros::Macros;
+use crate::source::{FileId, SourceMap, Span};
+use crate::suggest;
+use crate::token::{KEYWORDS, LexError, Tok};
+use lalrpop_util::ParseError;
+use std::collections::VecDeque;
+
+/// Reads the files named by `include`.
+pub trait Loader {
+    /// The file's bytes, or the reason it could not be read.
+    fn load(&mut self, path: &str) -> Result<Vec<u8>, String>;
+}
+
+/// What the parser hands out.
+#[derive(Debug)]
+pub enum Event {
+    Statement(Statement),
+    Diagnostic(Diagnostic),
+}
+
+pub struct Parser<'a> {
+    sources: &'a mut SourceMap,
+    loader: &'a mut dyn Loader,
+    macros: Macros,
+    stack: Vec<(FileId, Lexer)>,
+    pending: VecDeque<Event>,
+    grammar: LineParser,
+}
+
+impl std::fmt::Debug for Parser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parser").field("files", &self.stack.len()).finish()
+    }
+}
+
+impl<'a> Parser<'a> {
+    /// A parser for the file `main`, already registered in `sources`.
+    pub fn new(sources: &'a mut SourceMap, main: FileId, loader: &'a mut dyn Loader) -> Parser<'a> {
+        let lexer = Lexer::new(sources.file(main).text().clone());
+        Parser {
+            sources,
+            loader,
+            macros: Macros::default(),
+            stack: vec![(main, lexer)],
+            pending: VecDeque::new(),
+            grammar: LineParser::new(),
+        }
+    }
+
+    /// Defines a macro that the file cannot override (`-D`).
+    pub fn define(&mut self, name: &str, value: &str) {
+        self.macros.define(name, value, true);
+    }
+
+    pub fn macros(&self) -> &Macros {
+        &self.macros
+    }
+
+    pub fn sources(&self) -> &SourceMap {
+        self.sources
+    }
+
+    fn line_of(&self, span: Span) -> (FileId, u32) {
+        (span.file, self.sources.line(span))
+    }
+
+    fn report(&mut self, d: Diagnostic) {
+        self.pending.push_back(Event::Diagnostic(d));
+    }
+
+    fn parse_line(&mut self, file: FileId, tokens: Vec<Token>) {
+        let cut = tokens
+            .iter()
+            .position(|t| matches!(t.tok, Tok::Error(_)))
+            .unwrap_or(tokens.len());
+        let input = tokens[..cut].iter().map(|t| Ok::<_, ()>((t.start, t.tok.clone(), t.end)));
+        match self.grammar.parse(file, input) {
+            Ok(None) => {}
+            Ok(Some((stmt, span, end))) => self.statement(Statement { stmt, span, end }),
+            Err(ParseError::UnrecognizedToken {
+                token: (start, tok, end),
+                expected,
+            }) => self.syntax_error(Span::new(file, start, end), Some(&tok), &expected),
+            Err(ParseError::ExtraToken { token: (start, tok, end) }) => {
+                self.syntax_error(Span::new(file, start, end), Some(&tok), &[])
+            }
+            Err(ParseError::UnrecognizedEof { expected, .. }) => {
+                let Some(bad) = tokens.get(cut) else { return };
+                let span = Span::new(file, bad.start, bad.end);
+                let Tok::Error(error) = &bad.tok else { return };
+                self.lex_error(span, error);
+                // The text ended inside a quote: the statement is cut short.
+                if *error == LexError::UnterminatedString {
+                    self.syntax_error(span, None, &expected);
+                }
+            }
+            Err(ParseError::InvalidToken { location }) => {
+                self.syntax_error(Span::new(file, location, location + 1), None, &[])
+            }
+            Err(ParseError::User { .. }) => {}
+        }
+    }
+
+    fn lex_error(&mut self, span: Span, error: &LexError) {
+        let mut d = Diagnostic::error(self.line_of(span), error.message()).with_span(span);
+        match error {
+            LexError::UndefinedMacro(name) => {
+                d = d.with_label("not defined before this line");
+                if let Some(similar) = self.macros.similar(name) {
+                    d = d.with_note(format!("did you mean `${similar}`?"));
+                }
+            }
+            LexError::UnterminatedString => d = d.with_label("this quote is never closed"),
+            _ => {}
+        }
+        self.report(d);
+    }
+
+    fn syntax_error(&mut self, span: Span, found: Option<&Tok>, expected: &[String]) {
+        let mut d = Diagnostic::error(self.line_of(span), "syntax error").with_span(span);
+        let expected: Vec<&str> = expected.iter().map(|e| e.trim_matches('"')).collect();
+        d = match found {
+            Some(tok) => d.with_label(format!("unexpected {tok}")),
+            None => d.with_label("the statement ends here"),
+        };
+        if let Some(Tok::Str(word)) = found {
+            let keywords = KEYWORDS.iter().map(|(k, _)| *k).filter(|k| expected.contains(k));
+            if let Some(k) = suggest::closest(word, keywords) {
+                d = d.with_note(format!("did you mean `{k}`?"));
+            } else if KEYWORDS.iter().any(|(k, _)| expected.contains(k)) {
+                d = d.with_note(expected_note(&expected));
+            }
+        } else if !expected.is_empty() {
+            d = d.with_note(expected_note(&expected));
+        }
+        self.report(d);
+    }
+
+    fn statement(&mut self, statement: Statement) {
+        match &statement.stmt {
+            Stmt::Include(path) => {
+                self.include(path.node.clone(), statement.end);
+                return;
+            }
+            Stmt::Macro { name, value } => {
+                if name.node.chars().any(|c| c.is_ascii_whitespace()) {
+                    let d = Diagnostic::error(self.line_of(statement.end), "macro name cannot contain whitespace")
+                        .with_span(name.span);
+                    self.pending.push_back(Event::Statement(statement.clone()));
+                    self.report(d);
+                    return;
+                }
+                let (name, value) = (name.node.clone(), value.node.clone());
+                self.macros.define(&name, &value, false);
+            }
+            _ => {}
+        }
+        self.pending.push_back(Event::Statement(statement));
+    }
+
+    fn include(&mut self, path: String, end: Span) {
+        match self.loader.load(&path) {
+            Ok(bytes) => {
+                let id = self.sources.add(path, &bytes);
+                let lexer = Lexer::new(self.sources.file(id).text().clone());
+                self.stack.push((id, lexer));
+            }
+            Err(reason) => {
+                self.report(Diagnostic::bare(
+                    crate::diag::Severity::Warning,
+                    format!("pushfile: {path}: {reason}"),
+                ));
+                let d = Diagnostic::error(self.line_of(end), format!("failed to include file {path}"))
+                    .with_note(format!("{path}: {reason}"));
+                self.report(d);
+            }
+        }
+    }
+}
+
+fn expected_note(expected: &[&str]) -> String {
+    const SHOWN: usize = 8;
+    let mut words: Vec<String> = expected
+        .iter()
+        .take(SHOWN)
+        .map(|e| match *e {
+            "\\n" => "end of line".to_owned(),
+            "STRING" => "a word or quoted string".to_owned(),
+            "NUMBER" => "a number".to_owned(),
+            other => format!("`{other}`"),
+        })
+        .collect();
+    if expected.len() > SHOWN {
+        words.push("...".to_owned());
+    }
+    format!("expected one of: {}", words.join(", "))
+}
+
+impl Iterator for Parser<'_> {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            let (file, lexer) = self.stack.last_mut()?;
+            if lexer.is_finished() {
+                self.stack.pop();
+                continue;
+            }
+            let file = *file;
+            let tokens = lexer.line(&mut self.macros);
+            if !tokens.is_empty() {
+                self.parse_line(file, tokens);
+            }
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! ipsecctl: reads ipsec.conf(5), prints what it means, and hands it to
+//! the runtime (`ipsecd`) and to isakmpd.
+
+mod cli;
+mod isakmpd;
+mod runtime;
+mod system;
+
+use cli::{Args, Parsed};
+use ipsec_compiler::{Options, Output, PrintOptions, RuleKind};
+use ipsec_grammar::{Diagnostic, ErrorFormat, FileId, Renderer, Severity, SourceMap};
+use std::io::{self, IsTerminal, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let socket = std::env::var("IPSECD_SOCKET").unwrap_or_else(|_| cli::DEFAULT_SOCKET.to_owned());
+    match cli::parse(&argv, socket) {
+        Parsed::Run(args) => {
+            if run(&args) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Parsed::Help => {
+            println!("{}\n\n{HELP}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        Parsed::Version => {
+            println!("ipsecctl {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Parsed::Usage(lines) => {
+            for line in lines {
+                eprintln!("{line}");
+            }
+            eprintln!("{}", cli::USAGE);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const HELP: &str = "\
+  -c            collapse flows into lists when showing them (-s)
+  -D m=value    define macro m; the file cannot override it
+  -d            delete the rules of the file instead of adding them
+  -F            flush all flows and SAs from ipsecd
+  -f file       load rules from file (- for standard input)
+  -i fifo       isakmpd's FIFO for ike rules (default /var/run/isakmpd.fifo)
+  -k            show keys (with -v, and with -s sa)
+  -m            print PF_KEY messages from ipsecd until interrupted
+  -n            parse and check only: change nothing
+  -s modifier   show flow, sa or all from ipsecd
+  -S socket     ipsecd's control socket (default /run/ipsecd/ipsecd.sock,
+                or $IPSECD_SOCKET)
+  -v            print the rules as they are read; twice: with rule numbers
+  --error-format=openbsd|rich|short
+                how problems in the file are reported (default rich)
+
+See ipsecctl(8) and ipsec.conf(5).";
+
+/// Flush, load, show, monitor: OpenBSD's order. Each failure is reported
+/// and the rest still runs.
+fn run(args: &Args) -> bool {
+    let mut ok = true;
+    if args.flush && !args.noaction {
+        ok &= runtime::unavailable(&args.socket, "flush");
+    }
+    if let Some(file) = &args.file {
+        ok &= load(args, file);
+    }
+    if args.show.is_some() {
+        ok &= runtime::unavailable(&args.socket, "show the tables");
+    }
+    if args.monitor {
+        ok &= runtime::unavailable(&args.socket, "monitor");
+    }
+    ok
+}
+
+/// The configuration text and the name to report it by.
+fn read_config(file: &str) -> Result<(String, Vec<u8>, Option<std::fs::Metadata>), String> {
+    if file == "-" {
+        let mut bytes = Vec::new();
+        io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("stdin: {}", system::strerror(&e)))?;
+        return Ok(("stdin".to_owned(), bytes, None));
+    }
+    let fail = |e: io::Error| format!("{file}: {}", system::strerror(&e));
+    let bytes = std::fs::read(file).map_err(fail)?;
+    let meta = std::fs::metadata(file).map_err(|e| format!("cannot stat {file}: {}", system::strerror(&e)))?;
+    Ok((file.to_owned(), bytes, Some(meta)))
+}
+
+/// Another user could change the policy (or read the keys) of this file.
+fn insecure(name: &str, meta: &std::fs::Metadata, holds_secrets: bool) -> Option<Diagnostic> {
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    if meta.uid() != 0 && meta.uid() != uid {
+        return Some(Diagnostic::program(Severity::Error, format!("{name}: owner not root or current user")));
+    }
+    let mode = meta.mode();
+    let writable = mode & (libc::S_IWGRP | libc::S_IWOTH) != 0;
+    let readable = mode & (libc::S_IXGRP | libc::S_IRWXO) != 0;
+    if writable || (readable && holds_secrets) {
+        let why = if writable {
+            "others can change this policy"
+        } else {
+            "it holds keys that others can read"
+        };
+        return Some(
+            Diagnostic::program(Severity::Error, format!("{name}: group writable or world read/writable"))
+                .with_note(format!("{why}; try: chmod 600 {name}")),
+        );
+    }
+    None
+}
+
+fn colour_for(format: ErrorFormat) -> bool {
+    format == ErrorFormat::Rich
+        && io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none()
+        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+}
+
+fn report(sources: &SourceMap, format: ErrorFormat, diagnostics: &[Diagnostic]) {
+    let renderer = Renderer {
+        sources,
+        format,
+        program: "ipsecctl",
+    };
+    let colour = colour_for(format);
+    let mut err = io::stderr().lock();
+    for d in diagnostics {
+        let _ = err.write_all(renderer.render(d, colour).as_bytes());
+    }
+}
+
+fn not_loaded(format: ErrorFormat, errors: usize, name: &str) {
+    match format {
+        ErrorFormat::Openbsd => eprintln!("ipsecctl: Syntax error in config file: ipsec rules not loaded"),
+        _ => {
+            let plural = if errors == 1 { "" } else { "s" };
+            eprintln!("ipsecctl: {errors} error{plural} in {name}: ipsec rules not loaded");
+        }
+    }
+}
+
+fn load(args: &Args, file: &str) -> bool {
+    let format = args.error_format;
+    let (name, bytes, meta) = match read_config(file) {
+        Ok(read) => read,
+        Err(message) => {
+            eprintln!("ipsecctl: {message}");
+            not_loaded(format, 1, file);
+            return false;
+        }
+    };
+    let mut sources = SourceMap::new();
+    let main = sources.add(name.clone(), &bytes);
+    let resolver = system::System::default();
+    let opts = Options {
+        echo: args.verbose > 0 && args.show.is_none(),
+        warn_unused: args.verbose > 1,
+        print: PrintOptions {
+            keys: args.keys,
+            numbers: args.verbose > 1,
+            delete: args.delete,
+        },
+        defines: args.defines.clone(),
+    };
+    let mut out = ipsec_compiler::compile(&mut sources, main, &mut system::Files, &resolver, &opts);
+    if let Some(meta) = &meta
+        && let Some(d) = insecure(&name, meta, out.secret_files.contains(&main))
+    {
+        out.text.clear();
+        out.diagnostics.push(d);
+    }
+    print_text(&out.text);
+    report(&sources, format, &out.diagnostics);
+    let errors = out.diagnostics.iter().filter(|d| d.is_error()).count();
+    if out.fatal {
+        return false;
+    }
+    if errors > 0 {
+        not_loaded(format, errors, &name);
+        return false;
+    }
+    if args.noaction {
+        return true;
+    }
+    commit(args, &out, &sources, main)
+}
+
+fn print_text(text: &str) {
+    let mut stdout = io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+/// Sends the rules on: flows, SAs and bundles to ipsecd, `ike` rules to
+/// isakmpd, in rule order.
+fn commit(args: &Args, out: &Output, _sources: &SourceMap, _main: FileId) -> bool {
+    let needs_runtime = out.rules.iter().any(|r| !matches!(r.kind, RuleKind::Ike(_)));
+    if needs_runtime {
+        let what = if args.delete { "delete rules" } else { "load rules" };
+        return runtime::unavailable(&args.socket, what);
+    }
+    let resolver = system::System::default();
+    let host_name = ipsec_compiler::Resolver::host_name(&resolver);
+    let mut ok = true;
+    for rule in &out.rules {
+        let RuleKind::Ike(ike) = &rule.kind else { continue };
+        let script = if args.delete {
+            Ok(ipsec_compiler::ike::delete_script(ike))
+        } else {
+            ipsec_compiler::ike::add_script(ike, &host_name).map_err(|(_, message)| message)
+        };
+        let sent = script.and_then(|text| isakmpd::send(&args.fifo, &text));
+        if let Err(message) = sent {
+            eprintln!("ipsecctl: {message}");
+            let verb = if args.delete { "delete" } else { "add" };
+            eprintln!("ipsecctl: failed to {verb} ike rule {}", rule.nr);
+            ok = false;
+        }
+    }
+    ok
+}

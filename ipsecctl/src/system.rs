@@ -1,0 +1,210 @@
+//! The host's own databases behind the compiler's `Resolver`: interfaces
+//! (getifaddrs), host names (the system resolver), `/etc/protocols`,
+//! `/etc/services`, key files and the host name. Each database is read at
+//! most once per run.
+
+use ipsec_compiler::{Resolver, Transport};
+use ipsec_grammar::Loader;
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::sync::OnceLock;
+
+/// An I/O error as C's `strerror` words it (no "(os error N)").
+pub fn strerror(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    by_name: HashMap<String, u32>,
+    by_number: HashMap<u32, String>,
+}
+
+impl Table {
+    fn add(&mut self, names: &[&str], number: u32) {
+        for name in names {
+            self.by_name.entry((*name).to_owned()).or_insert(number);
+        }
+        if let Some(first) = names.first() {
+            self.by_number.entry(number).or_insert_with(|| (*first).to_owned());
+        }
+    }
+}
+
+/// `/etc/protocols`: `name number [aliases]`.
+fn read_protocols(path: &str) -> Table {
+    let mut table = Table::default();
+    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 2 {
+            continue;
+        }
+        if let Ok(number) = fields[1].parse::<u32>() {
+            let mut names = vec![fields[0]];
+            names.extend(&fields[2..]);
+            table.add(&names, number);
+        }
+    }
+    table
+}
+
+/// `/etc/services`: `name port/proto [aliases]`, one table per transport.
+fn read_services(path: &str) -> HashMap<&'static str, Table> {
+    let mut tables: HashMap<&'static str, Table> = HashMap::new();
+    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 2 {
+            continue;
+        }
+        let Some((port, proto)) = fields[1].split_once('/') else { continue };
+        let transport = match proto {
+            "tcp" => "tcp",
+            "udp" => "udp",
+            _ => continue,
+        };
+        if let Ok(port) = port.parse::<u32>() {
+            let mut names = vec![fields[0]];
+            names.extend(&fields[2..]);
+            tables.entry(transport).or_default().add(&names, port);
+        }
+    }
+    tables
+}
+
+/// Every interface's addresses, by interface name.
+fn read_interfaces() -> HashMap<String, Vec<IpAddr>> {
+    let mut map: HashMap<String, Vec<IpAddr>> = HashMap::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we free below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return map;
+    }
+    let mut cursor = list;
+    while !cursor.is_null() {
+        // SAFETY: `cursor` is a node of the list getifaddrs returned.
+        let ifa = unsafe { &*cursor };
+        cursor = ifa.ifa_next;
+        if ifa.ifa_name.is_null() || ifa.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned();
+        // SAFETY: ifa_addr points to a sockaddr whose family says its type.
+        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        let ip = match family {
+            libc::AF_INET => {
+                // SAFETY: family AF_INET means a sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: family AF_INET6 means a sockaddr_in6.
+                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+            }
+            _ => {
+                map.entry(name).or_default();
+                continue;
+            }
+        };
+        map.entry(name).or_default().push(ip);
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    map
+}
+
+/// Answers from this host's databases.
+#[derive(Debug, Default)]
+pub struct System {
+    interfaces: OnceLock<HashMap<String, Vec<IpAddr>>>,
+    protocols: OnceLock<Table>,
+    services: OnceLock<HashMap<&'static str, Table>>,
+}
+
+impl System {
+    fn services(&self, transport: Transport) -> Option<&Table> {
+        self.services
+            .get_or_init(|| read_services("/etc/services"))
+            .get(transport.as_str())
+    }
+}
+
+impl Resolver for System {
+    fn interface(&self, name: &str) -> Option<Vec<IpAddr>> {
+        self.interfaces.get_or_init(read_interfaces).get(name).cloned()
+    }
+
+    fn host(&self, name: &str) -> Vec<IpAddr> {
+        let Ok(found) = (name, 0u16).to_socket_addrs() else {
+            return Vec::new();
+        };
+        let mut out: Vec<IpAddr> = Vec::new();
+        for addr in found {
+            // Scoped IPv6 answers cannot be written in a rule; skip them.
+            if let SocketAddr::V6(v6) = addr
+                && v6.scope_id() != 0
+            {
+                continue;
+            }
+            if !out.contains(&addr.ip()) {
+                out.push(addr.ip());
+            }
+        }
+        out
+    }
+
+    fn protocol_number(&self, name: &str) -> Option<u8> {
+        let table = self.protocols.get_or_init(|| read_protocols("/etc/protocols"));
+        table.by_name.get(name).and_then(|&n| u8::try_from(n).ok())
+    }
+
+    fn protocol_name(&self, number: u8) -> Option<String> {
+        let table = self.protocols.get_or_init(|| read_protocols("/etc/protocols"));
+        table.by_number.get(&u32::from(number)).cloned()
+    }
+
+    fn service_port(&self, name: &str, transport: Transport) -> Option<u16> {
+        self.services(transport)?
+            .by_name
+            .get(name)
+            .and_then(|&p| u16::try_from(p).ok())
+    }
+
+    fn service_name(&self, port: u16, transport: Transport) -> Option<String> {
+        self.services(transport)?.by_number.get(&u32::from(port)).cloned()
+    }
+
+    fn key_file(&self, path: &str) -> Result<Vec<u8>, String> {
+        std::fs::read(path).map_err(|e| strerror(&e))
+    }
+
+    fn host_name(&self) -> String {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is writable for its whole length.
+        if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+            return String::from("localhost");
+        }
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    }
+}
+
+/// Reads included files from the file system, relative to the current
+/// directory, as OpenBSD does.
+#[derive(Debug, Default)]
+pub struct Files;
+
+impl Loader for Files {
+    fn load(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        std::fs::read(path).map_err(|e| strerror(&e))
+    }
+}
