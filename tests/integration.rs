@@ -1,1 +1,8 @@
-//! Integration tests.
+//! Integration tests: snapshots of compiled output and diagnostics for
+//! every case in `tests/cases` and `examples`, the command line as a user
+//! runs it, and the printer's round trip.
+
+mod cli;
+mod roundtrip;
+mod snapshots;
+mod support;

@@ -103,6 +103,44 @@ impl Cx<'_> {
     }
 }
 
+/// Where the parts of an SA rule were written, to point at problems.
+#[derive(Debug, Default)]
+struct SaSpans {
+    spi: Option<Span>,
+    auth: Option<Span>,
+    enc: Option<Span>,
+    comp: Option<Span>,
+    authkey: Option<Span>,
+    enckey: Option<Span>,
+}
+
+impl SaSpans {
+    fn new(spi: Span, transforms: &[ast::Transform], authkey: Option<Span>, enckey: Option<Span>) -> SaSpans {
+        let find = |kind: TransformKind| transforms.iter().find(|t| t.kind == kind).map(|t| t.name.span);
+        SaSpans {
+            spi: Some(spi),
+            auth: find(TransformKind::Auth),
+            enc: find(TransformKind::Enc),
+            comp: find(TransformKind::Comp),
+            authkey,
+            enckey,
+        }
+    }
+
+    fn of(&self, culprit: sa::Culprit) -> Option<Span> {
+        use sa::Culprit::*;
+        match culprit {
+            Spi => self.spi,
+            Auth => self.auth,
+            Enc => self.enc,
+            Comp => self.comp,
+            AuthKey => self.authkey,
+            EncKey => self.enckey,
+            Rule => None,
+        }
+    }
+}
+
 /// `out` and `in` halves of `spi`, `authkey` and `enckey` values.
 struct Pair<T> {
     out: T,
@@ -208,13 +246,14 @@ impl<'r> Compiler<'r> {
         hosts::resolve(&text.node, self.resolver).map_err(|e| match e {
             HostError::BadNetmask(mask) => cx.fatal(Some(text.span), format!("host: invalid netmask '{mask}'")),
             HostError::NotFound => {
-                cx.push(Diagnostic::bare(
-                    Severity::Warning,
-                    format!("no IP address found for {}", text.node),
-                ));
+                cx.push(Diagnostic {
+                    origin: Origin::OpenbsdOnly,
+                    ..Diagnostic::bare(Severity::Warning, format!("no IP address found for {}", text.node))
+                });
                 let d = Diagnostic::error(cx.line_of(text.span), "could not parse host specification")
                     .with_span(text.span)
-                    .with_label("not an address, network, interface or known host name");
+                    .with_label("no address found for this name")
+                    .with_note("a host is an address, a network (address/bits), an interface or a name that resolves");
                 cx.push(d);
                 Stop::Rule
             }
@@ -493,7 +532,16 @@ impl<'r> Compiler<'r> {
                 flow.local = local.clone();
                 flow.peer = default_peer(peer.as_ref(), flow.direction, &flow.src, &flow.dst);
                 if flow.peer.is_none() && !matches!(peer, Some(Entry::Any)) {
-                    return Err(cx.rule(None, format!("no peer specified for destination {}", flow.dst.name)));
+                    // OpenBSD names the destination even when the source,
+                    // the remote end of an `in` flow, is the network.
+                    let message = format!("no peer specified for destination {}", flow.dst.name);
+                    let remote = if flow.direction == Direction::In { &r.hosts.src } else { &r.hosts.dst };
+                    let stop = cx.rule(Some(remote.span()), message);
+                    if let Some(d) = cx.diags.last_mut() {
+                        d.label = Some("a network, so it cannot be the peer".into());
+                        d.notes.push("add `peer ADDRESS`, or `peer any` for a flow without a fixed peer".into());
+                    }
+                    return Err(stop);
                 }
             }
             let reverse = direction.is_none().then(|| Flow {
@@ -535,7 +583,14 @@ impl<'r> Compiler<'r> {
             udpencap,
         };
         let bundle = r.bundle.as_ref().map(|b| b.node.as_str());
-        self.sa_rules(sa, &src, &dst, spi.inbound, authkey.inbound, enckey.inbound, bundle, cx, "sarule")
+        let spans = SaSpans::new(
+            r.spi.span,
+            &r.transforms,
+            r.authkey.as_ref().map(|k| k.span),
+            r.enckey.as_ref().map(|k| k.span),
+        );
+        let inbound = (spi.inbound, authkey.inbound, enckey.inbound);
+        self.sa_rules(sa, &src, &dst, inbound, bundle, &spans, cx, "sarule")
     }
 
     fn tcpmd5(&mut self, r: &ast::Tcpmd5Rule, cx: &mut Cx<'_>) -> Step<()> {
@@ -553,7 +608,9 @@ impl<'r> Compiler<'r> {
             enckey: None,
             udpencap: None,
         };
-        self.sa_rules(sa, &src, &dst, spi.inbound, authkey.inbound, None, None, cx, "tcpmd5rule")
+        let spans = SaSpans::new(r.spi.span, &[], r.authkey.as_ref().map(|k| k.span), None);
+        let inbound = (spi.inbound, authkey.inbound, None);
+        self.sa_rules(sa, &src, &dst, inbound, None, &spans, cx, "tcpmd5rule")
     }
 
     /// Validates the SA, then adds it (and its reverse, when inbound values
@@ -564,15 +621,14 @@ impl<'r> Compiler<'r> {
         mut sa: Sa,
         src: &[Entry],
         dst: &[Entry],
-        spi_in: u32,
-        authkey_in: Option<Key>,
-        enckey_in: Option<Key>,
+        (spi_in, authkey_in, enckey_in): (u32, Option<Key>, Option<Key>),
         bundle: Option<&str>,
+        spans: &SaSpans,
         cx: &mut Cx<'_>,
         what: &str,
     ) -> Step<()> {
         sa::validate(sa.satype, sa.spi, &mut sa.transforms, sa.authkey.as_ref(), sa.enckey.as_ref())
-            .map_err(|msg| cx.rule(None, msg))?;
+            .map_err(|p| cx.rule(spans.of(p.culprit), p.message))?;
         let two_way = spi_in != 0 || authkey_in.is_some() || enckey_in.is_some();
         for (s, d) in expand(src, dst, cx)? {
             let forward = Sa {
@@ -589,14 +645,14 @@ impl<'r> Compiler<'r> {
                     enckey: enckey_in.clone(),
                     ..forward.clone()
                 };
-                if let Err(msg) = sa::validate(
+                if let Err(p) = sa::validate(
                     reverse.satype,
                     reverse.spi,
                     &mut reverse.transforms,
                     reverse.authkey.as_ref(),
                     reverse.enckey.as_ref(),
                 ) {
-                    cx.rule(None, msg);
+                    cx.rule(spans.of(p.culprit), p.message);
                     let stop = cx.fatal(None, format!("{what}: expand_rule"));
                     if let Some(d) = cx.diags.last_mut() {
                         d.notes.push("the reverse SA (the values after `:`) is not valid".into());
@@ -685,7 +741,13 @@ impl<'r> Compiler<'r> {
         if let (Some(enc), Some(_)) = (phase2.transforms.enc, phase2.transforms.auth) {
             let info = enc.info();
             if info.noauth {
-                return Err(cx.rule(None, format!("authentication is implicit for {}", info.name)));
+                let auth = r.phase2.as_ref().and_then(|p| {
+                    p.transforms
+                        .iter()
+                        .find(|t| t.kind == TransformKind::Auth)
+                        .map(|t| t.name.span)
+                });
+                return Err(cx.rule(auth, format!("authentication is implicit for {}", info.name)));
             }
         }
         let tag = r.tag.as_ref().map(|t| t.node.clone());

@@ -26,8 +26,10 @@ use ipsec_grammar::{Diagnostic, Event, FileId, Loader, Origin, Parser, Severity,
 /// How to run a compilation.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Print each rule (and macro definition) as it is read, as `-v` does.
+    /// Print each rule as it is read, as `-v` does (unless `-s` is given).
     pub echo: bool,
+    /// Print each macro definition as it is read (`-v`, even with `-s`).
+    pub echo_macros: bool,
     /// Warn about macros never used (`-vv`).
     pub warn_unused: bool,
     pub print: PrintOptions,
@@ -80,7 +82,7 @@ pub fn compile(
             Event::Statement(s) => s,
         };
         if let Stmt::Macro { name, value } = &statement.stmt
-            && opts.echo
+            && opts.echo_macros
         {
             out.text.push_str(&format!("{} = \"{}\"\n", name.node, value.node));
         }

@@ -4,6 +4,25 @@
 use crate::rule::{Key, SaType, Transforms};
 use crate::xform::{Auth, Comp, Enc};
 
+/// The part of an SA rule a problem is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Culprit {
+    Spi,
+    Auth,
+    Enc,
+    Comp,
+    AuthKey,
+    EncKey,
+    Rule,
+}
+
+/// A problem: OpenBSD's message and what it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub message: String,
+    pub culprit: Culprit,
+}
+
 /// Fills in the default transforms and checks the keys; returns OpenBSD's
 /// message for the first problem.
 pub fn validate(
@@ -12,31 +31,32 @@ pub fn validate(
     xfs: &mut Transforms,
     authkey: Option<&Key>,
     enckey: Option<&Key>,
-) -> Result<(), String> {
+) -> Result<(), Problem> {
+    let fail = |message: String, culprit: Culprit| Err(Problem { message, culprit });
     if spi == 0 {
-        return Err("no SPI specified".into());
+        return fail("no SPI specified".into(), Culprit::Spi);
     }
     match satype {
         SaType::Ah => {
             xfs.auth.get_or_insert(Auth::HmacSha2_256);
             if xfs.enc.is_some() {
-                return Err("ah does not provide encryption".into());
+                return fail("ah does not provide encryption".into(), Culprit::Enc);
             }
             if xfs.comp.is_some() {
-                return Err("ah does not provide compression".into());
+                return fail("ah does not provide compression".into(), Culprit::Comp);
             }
         }
         SaType::Esp => {
             if xfs.comp.is_some() {
-                return Err("esp does not provide compression".into());
+                return fail("esp does not provide compression".into(), Culprit::Comp);
             }
             let enc = *xfs.enc.get_or_insert(Enc::Aes);
             let info = enc.info();
             if info.nostatic {
-                return Err(format!("{} is disallowed with static keys", info.name));
+                return fail(format!("{} is disallowed with static keys", info.name), Culprit::Enc);
             }
             if info.noauth && xfs.auth.is_some() {
-                return Err(format!("authentication is implicit for {}", info.name));
+                return fail(format!("authentication is implicit for {}", info.name), Culprit::Auth);
             }
             if !info.noauth {
                 xfs.auth.get_or_insert(Auth::HmacSha2_256);
@@ -44,13 +64,13 @@ pub fn validate(
         }
         SaType::Ipcomp => {
             if xfs.auth.is_some() || xfs.enc.is_some() {
-                return Err("no encryption or authentication with ipcomp".into());
+                return fail("no encryption or authentication with ipcomp".into(), Culprit::Rule);
             }
             xfs.comp.get_or_insert(Comp::Deflate);
         }
         SaType::Ipip => {
             if xfs.auth.is_some() || xfs.enc.is_some() || xfs.comp.is_some() {
-                return Err("no encryption, authentication or compression with ipip".into());
+                return fail("no encryption, authentication or compression with ipip".into(), Culprit::Rule);
             }
         }
         // OpenBSD's "authentication key needed for tcpmd5" can never fire,
@@ -60,12 +80,12 @@ pub fn validate(
     if let Some(auth) = xfs.auth {
         let info = auth.info();
         match authkey {
-            None if auth != Auth::None => return Err("no authentication key specified".into()),
+            None if auth != Auth::None => return fail("no authentication key specified".into(), Culprit::Rule),
             Some(key) if key.len() != info.key_len => {
-                return Err(format!(
-                    "wrong authentication key length, needs to be {} bits",
-                    info.key_len * 8
-                ));
+                return fail(
+                    format!("wrong authentication key length, needs to be {} bits", info.key_len * 8),
+                    Culprit::AuthKey,
+                );
             }
             _ => {}
         }
@@ -73,20 +93,26 @@ pub fn validate(
     if let Some(enc) = xfs.enc {
         let info = enc.info();
         match enckey {
-            None if enc != Enc::Null => return Err("no encryption key specified".into()),
+            None if enc != Enc::Null => return fail("no encryption key specified".into(), Culprit::Rule),
             Some(key) if key.len() < info.key_min => {
-                return Err(format!(
-                    "encryption key too short ({} bits), minimum {} bits",
-                    key.len() * 8,
-                    info.key_min * 8
-                ));
+                return fail(
+                    format!(
+                        "encryption key too short ({} bits), minimum {} bits",
+                        key.len() * 8,
+                        info.key_min * 8
+                    ),
+                    Culprit::EncKey,
+                );
             }
             Some(key) if key.len() > info.key_max => {
-                return Err(format!(
-                    "encryption key too long ({} bits), maximum {} bits",
-                    key.len() * 8,
-                    info.key_max * 8
-                ));
+                return fail(
+                    format!(
+                        "encryption key too long ({} bits), maximum {} bits",
+                        key.len() * 8,
+                        info.key_max * 8
+                    ),
+                    Culprit::EncKey,
+                );
             }
             _ => {}
         }
@@ -98,6 +124,16 @@ pub fn validate(
 mod tests {
     use super::*;
 
+    fn check(
+        satype: SaType,
+        spi: u32,
+        xfs: &mut Transforms,
+        authkey: Option<&Key>,
+        enckey: Option<&Key>,
+    ) -> Result<(), String> {
+        validate(satype, spi, xfs, authkey, enckey).map_err(|p| p.message)
+    }
+
     fn key(n: usize) -> Key {
         Key::new(vec![0xaa; n])
     }
@@ -105,16 +141,16 @@ mod tests {
     #[test]
     fn esp_defaults_and_key_lengths() {
         let mut x = Transforms::default();
-        assert_eq!(validate(SaType::Esp, 0x1000, &mut x, Some(&key(32)), Some(&key(20))), Ok(()));
+        assert_eq!(check(SaType::Esp, 0x1000, &mut x, Some(&key(32)), Some(&key(20))), Ok(()));
         assert_eq!((x.auth, x.enc), (Some(Auth::HmacSha2_256), Some(Enc::Aes)));
         let mut x = Transforms::default();
         assert_eq!(
-            validate(SaType::Esp, 0x1000, &mut x, Some(&key(20)), Some(&key(16))),
+            check(SaType::Esp, 0x1000, &mut x, Some(&key(20)), Some(&key(16))),
             Err("wrong authentication key length, needs to be 256 bits".into())
         );
         let mut x = Transforms::default();
         assert_eq!(
-            validate(SaType::Esp, 0x1000, &mut x, Some(&key(32)), Some(&key(8))),
+            check(SaType::Esp, 0x1000, &mut x, Some(&key(32)), Some(&key(8))),
             Err("encryption key too short (64 bits), minimum 128 bits".into())
         );
         let mut x = Transforms {
@@ -122,33 +158,33 @@ mod tests {
             ..Transforms::default()
         };
         assert_eq!(
-            validate(SaType::Esp, 0x1000, &mut x, None, Some(&key(20))),
+            check(SaType::Esp, 0x1000, &mut x, None, Some(&key(20))),
             Err("aes-128-gcm is disallowed with static keys".into())
         );
         let mut x = Transforms {
             enc: Some(Enc::Null),
             ..Transforms::default()
         };
-        assert_eq!(validate(SaType::Esp, 0x1000, &mut x, Some(&key(32)), None), Ok(()));
+        assert_eq!(check(SaType::Esp, 0x1000, &mut x, Some(&key(32)), None), Ok(()));
     }
 
     #[test]
     fn other_types() {
         let mut x = Transforms::default();
-        assert_eq!(validate(SaType::Ipcomp, 0x1000, &mut x, None, None), Ok(()));
+        assert_eq!(check(SaType::Ipcomp, 0x1000, &mut x, None, None), Ok(()));
         assert_eq!(x.comp, Some(Comp::Deflate));
         let mut x = Transforms {
             enc: Some(Enc::Aes),
             ..Transforms::default()
         };
         assert_eq!(
-            validate(SaType::Ah, 0x1000, &mut x, Some(&key(32)), None),
+            check(SaType::Ah, 0x1000, &mut x, Some(&key(32)), None),
             Err("ah does not provide encryption".into())
         );
         assert_eq!(
-            validate(SaType::Tcpmd5, 0, &mut Transforms::default(), None, None),
+            check(SaType::Tcpmd5, 0, &mut Transforms::default(), None, None),
             Err("no SPI specified".into())
         );
-        assert_eq!(validate(SaType::Tcpmd5, 0x1000, &mut Transforms::default(), None, None), Ok(()));
+        assert_eq!(check(SaType::Tcpmd5, 0x1000, &mut Transforms::default(), None, None), Ok(()));
     }
 }

@@ -21,7 +21,7 @@ impl<T> Spanned<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
     pub stmt: Stmt,
-    /// From the first token to the newline.
+    /// From the first token to the last, without the newline.
     pub span: Span,
     /// The newline that ends it; OpenBSD reports rule errors on its line.
     pub end: Span,
@@ -33,10 +33,10 @@ pub enum Stmt {
     Include(Spanned<String>),
     /// `name = value`; the parser records it itself.
     Macro { name: Spanned<String>, value: Spanned<String> },
-    Flow(FlowRule),
-    Sa(SaRule),
-    Tcpmd5(Tcpmd5Rule),
-    Ike(IkeRule),
+    Flow(Box<FlowRule>),
+    Sa(Box<SaRule>),
+    Tcpmd5(Box<Tcpmd5Rule>),
+    Ike(Box<IkeRule>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

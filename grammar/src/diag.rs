@@ -28,6 +28,9 @@ pub enum Origin {
     /// A counted error OpenBSD reports without a message (a malformed SPI);
     /// only the rich and short formats show it.
     Unprinted(FileId, u32),
+    /// A bare line only OpenBSD's format prints; the other formats say the
+    /// same thing better in a note of the error that follows it.
+    OpenbsdOnly,
 }
 
 /// A problem found in a configuration or on the command line.
@@ -152,15 +155,21 @@ impl Renderer<'_> {
             Origin::Program => format!("{}: {}\n", self.program, d.message),
             Origin::Bare => format!("{}\n", d.message),
             Origin::Unprinted(..) => String::new(),
+            Origin::OpenbsdOnly => format!("{}\n", d.message),
         }
     }
 
     fn codespan(&self, d: &Diagnostic, style: DisplayStyle, colour: bool) -> String {
+        if d.origin == Origin::OpenbsdOnly {
+            return String::new();
+        }
+        // OpenBSD writes some warnings with the word in the text itself.
+        let message = d.message.strip_prefix("warning: ").unwrap_or(&d.message);
         let mut report = match d.severity {
             Severity::Warning => Report::warning(),
             _ => Report::error(),
         }
-        .with_message(&d.message);
+        .with_message(message);
         match d.span {
             Some(span) => {
                 let mut label = Label::primary(span.file, span.range());

@@ -64,9 +64,24 @@ fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
+/// Which bytes may continue a bare word: letters, digits and punctuation
+/// other than `( ) { } < > ! = / # ,`.
+const WORD_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || (c.is_ascii_punctuation()
+                && !matches!(c, b'(' | b')' | b'{' | b'}' | b'<' | b'>' | b'!' | b'=' | b'/' | b'#' | b','));
+        b += 1;
+    }
+    table
+};
+
+#[inline]
 fn allowed_in_string(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || (b.is_ascii_punctuation() && !matches!(b, b'(' | b')' | b'{' | b'}' | b'<' | b'>' | b'!' | b'=' | b'/' | b'#' | b','))
+    WORD_BYTES[b as usize]
 }
 
 fn allowed_to_end_number(b: u8) -> bool {
@@ -186,8 +201,10 @@ impl Lexer {
     /// Skips the rest of the line after an error; the newline stays, so the
     /// error ends the statement it belongs to and nothing more.
     fn error_to_eol(&mut self, error: LexError, start: usize, end: usize) -> Token {
+        // Unlike OpenBSD, keep what was put back: it may be this line's
+        // newline, and dropping it would swallow the next line too.
         self.expansion = None;
-        self.pushback.clear();
+        self.pushback.retain(|ch| !ch.expanded);
         loop {
             match self.getc(false) {
                 Some(ch) if ch.byte == b'\n' => {
@@ -319,6 +336,29 @@ impl Lexer {
     /// A run of digits followed by a delimiter is a number; otherwise the
     /// characters are put back and the first one is returned.
     fn number(&mut self, first: Ch) -> Result<Token, Ch> {
+        if self.is_plain(first) && first.byte.is_ascii_digit() {
+            let bytes = self.text.as_bytes();
+            let end = bytes[self.pos..]
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .map_or(bytes.len(), |n| self.pos + n);
+            match bytes.get(end) {
+                // A backslash may hide a delimiter: take the slow path.
+                Some(b'\\') => {}
+                // A word such as an address: nothing was consumed yet.
+                Some(&b) if !allowed_to_end_number(b) => return Err(first),
+                _ if end - first.start < 19 => {
+                    self.pos = end;
+                    let value = self.text[first.start..end].bytes().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+                    return Ok(Token {
+                        tok: Tok::Number(value),
+                        start: first.start,
+                        end,
+                    });
+                }
+                _ => {}
+            }
+        }
         let mut chars = vec![first];
         let mut next = self.getc(false);
         while let Some(ch) = next.filter(|ch| ch.byte.is_ascii_digit()) {
@@ -352,6 +392,9 @@ impl Lexer {
     }
 
     fn word(&mut self, first: Ch) -> Token {
+        if let Some(token) = self.plain_word(first) {
+            return token;
+        }
         let mut bytes = vec![first.byte];
         let mut end = first.end;
         loop {
@@ -381,6 +424,39 @@ impl Lexer {
             start: first.start,
             end,
         }
+    }
+
+    /// `first` was just read from the file, and nothing is put back or
+    /// being expanded: what follows can be scanned in the text directly.
+    fn is_plain(&self, first: Ch) -> bool {
+        !first.expanded && first.end == self.pos && self.pushback.is_empty() && self.expansion.is_none()
+    }
+
+    /// The common case, read straight from the text: a word from the file
+    /// with nothing put back and no backslash in it.
+    fn plain_word(&mut self, first: Ch) -> Option<Token> {
+        if !self.is_plain(first) {
+            return None;
+        }
+        let bytes = self.text.as_bytes();
+        let end = bytes[self.pos..]
+            .iter()
+            .position(|&b| !allowed_in_string(b) || b == b'\\')
+            .map_or(bytes.len(), |n| self.pos + n);
+        if bytes.get(end) == Some(&b'\\') || end - first.start + 1 >= MAX_TOKEN {
+            return None;
+        }
+        let word = &self.text[first.start..end];
+        self.pos = end;
+        let tok = match Keyword::lookup(word) {
+            Some(k) => Tok::Keyword(k),
+            None => Tok::Str(word.to_owned()),
+        };
+        Some(Token {
+            tok,
+            start: first.start,
+            end,
+        })
     }
 
     fn quoted(&mut self, open: Ch) -> Token {
@@ -486,6 +562,8 @@ mod tests {
     #[test]
     fn backslashes_outside_quotes() {
         assert_eq!(lex("fl\\\now a\\b\n"), vec![Tok::Keyword(Keyword::Flow), s("ab"), Tok::Newline]);
+        // A continuation may end a number, or join it to a word.
+        assert_eq!(lex("12\\\n 3\\\nx\n"), vec![Tok::Number(12), s("3x"), Tok::Newline]);
     }
 
     #[test]
@@ -516,6 +594,10 @@ mod tests {
                 s("h"),
                 Tok::Newline,
             ]
+        );
+        assert_eq!(
+            lex("a $nope\nb\n"),
+            vec![s("a"), Tok::Error(LexError::UndefinedMacro("nope".into())), Tok::Newline, s("b"), Tok::Newline]
         );
         assert_eq!(
             lex("a $nope b\nc\n"),

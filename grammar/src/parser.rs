@@ -6,7 +6,7 @@
 //! recovering from an error means dropping the rest of the line, as
 //! OpenBSD's `error '\n'` rule does; the next line starts afresh.
 
-use crate::ast::{Statement, Stmt};
+use crate::ast::{Spanned, Statement, Stmt};
 use crate::diag::Diagnostic;
 use crate::grammar::LineParser;
 use crate::lexer::{Lexer, Token};
@@ -16,6 +16,9 @@ use crate::suggest;
 use crate::token::{KEYWORDS, LexError, Tok};
 use lalrpop_util::ParseError;
 use std::collections::VecDeque;
+
+/// How deep `include`s may nest.
+const MAX_INCLUDE_DEPTH: usize = 64;
 
 /// Reads the files named by `include`.
 pub trait Loader {
@@ -80,12 +83,14 @@ impl<'a> Parser<'a> {
         self.pending.push_back(Event::Diagnostic(d));
     }
 
-    fn parse_line(&mut self, file: FileId, tokens: Vec<Token>) {
+    fn parse_line(&mut self, file: FileId, mut tokens: Vec<Token>) {
         let cut = tokens
             .iter()
             .position(|t| matches!(t.tok, Tok::Error(_)))
             .unwrap_or(tokens.len());
-        let input = tokens[..cut].iter().map(|t| Ok::<_, ()>((t.start, t.tok.clone(), t.end)));
+        // From the first lexical error on, the parser sees nothing.
+        let tokens_after = tokens.split_off(cut);
+        let input = tokens.into_iter().map(|t| Ok::<_, ()>((t.start, t.tok, t.end)));
         match self.grammar.parse(file, input) {
             Ok(None) => {}
             Ok(Some((stmt, span, end))) => self.statement(Statement { stmt, span, end }),
@@ -97,7 +102,7 @@ impl<'a> Parser<'a> {
                 self.syntax_error(Span::new(file, start, end), Some(&tok), &[])
             }
             Err(ParseError::UnrecognizedEof { expected, .. }) => {
-                let Some(bad) = tokens.get(cut) else { return };
+                let Some(bad) = tokens_after.first() else { return };
                 let span = Span::new(file, bad.start, bad.end);
                 let Tok::Error(error) = &bad.tok else { return };
                 self.lex_error(span, error);
@@ -151,7 +156,7 @@ impl<'a> Parser<'a> {
     fn statement(&mut self, statement: Statement) {
         match &statement.stmt {
             Stmt::Include(path) => {
-                self.include(path.node.clone(), statement.end);
+                self.include(path.clone(), statement.end);
                 return;
             }
             Stmt::Macro { name, value } => {
@@ -170,20 +175,38 @@ impl<'a> Parser<'a> {
         self.pending.push_back(Event::Statement(statement));
     }
 
-    fn include(&mut self, path: String, end: Span) {
-        match self.loader.load(&path) {
+    fn include(&mut self, path: Spanned<String>, end: Span) {
+        let line = self.line_of(end);
+        let name = path.node;
+        // OpenBSD follows includes without limit; a file that includes
+        // itself would never end.
+        let looping = self.stack.iter().any(|(id, _)| self.sources.name(*id) == name);
+        if looping || self.stack.len() >= MAX_INCLUDE_DEPTH {
+            let why = if looping {
+                format!("{name} is already being read: includes may not loop")
+            } else {
+                format!("includes are nested more than {MAX_INCLUDE_DEPTH} deep")
+            };
+            let d = Diagnostic::error(line, format!("failed to include file {name}"))
+                .with_span(path.span)
+                .with_note(why);
+            self.report(d);
+            return;
+        }
+        match self.loader.load(&name) {
             Ok(bytes) => {
-                let id = self.sources.add(path, &bytes);
+                let id = self.sources.add(name, &bytes);
                 let lexer = Lexer::new(self.sources.file(id).text().clone());
                 self.stack.push((id, lexer));
             }
             Err(reason) => {
-                self.report(Diagnostic::bare(
-                    crate::diag::Severity::Warning,
-                    format!("pushfile: {path}: {reason}"),
-                ));
-                let d = Diagnostic::error(self.line_of(end), format!("failed to include file {path}"))
-                    .with_note(format!("{path}: {reason}"));
+                self.report(Diagnostic {
+                    origin: crate::diag::Origin::OpenbsdOnly,
+                    ..Diagnostic::bare(crate::diag::Severity::Warning, format!("pushfile: {name}: {reason}"))
+                });
+                let d = Diagnostic::error(line, format!("failed to include file {name}"))
+                    .with_span(path.span)
+                    .with_label(reason);
                 self.report(d);
             }
         }

@@ -16,6 +16,14 @@ macro_rules! keywords {
             pub fn as_str(self) -> &'static str {
                 match self { $(Keyword::$variant => $text,)* }
             }
+
+            /// Looks a bare word up in the keyword table.
+            pub fn lookup(word: &str) -> Option<Keyword> {
+                match word {
+                    $($text => Some(Keyword::$variant),)*
+                    _ => None,
+                }
+            }
         }
     };
 }
@@ -70,16 +78,6 @@ keywords! {
     Type = "type",
     Udpencap = "udpencap",
     Use = "use",
-}
-
-impl Keyword {
-    /// Looks a bare word up in the keyword table.
-    pub fn lookup(word: &str) -> Option<Keyword> {
-        KEYWORDS
-            .binary_search_by(|(text, _)| (*text).cmp(word))
-            .ok()
-            .map(|i| KEYWORDS[i].1)
-    }
 }
 
 /// A token. Values borrow nothing: macro expansion builds words from

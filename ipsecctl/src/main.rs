@@ -42,8 +42,7 @@ fn main() -> ExitCode {
     }
 }
 
-const HELP: &str = "\
-  -c            collapse flows into lists when showing them (-s)
+const HELP: &str = "  -c            collapse flows into lists when showing them (-s)
   -D m=value    define macro m; the file cannot override it
   -d            delete the rules of the file instead of adding them
   -F            flush all flows and SAs from ipsecd
@@ -104,7 +103,7 @@ fn insecure(name: &str, meta: &std::fs::Metadata, holds_secrets: bool) -> Option
     }
     let mode = meta.mode();
     let writable = mode & (libc::S_IWGRP | libc::S_IWOTH) != 0;
-    let readable = mode & (libc::S_IXGRP | libc::S_IRWXO) != 0;
+    let readable = mode & (libc::S_IRGRP | libc::S_IXGRP | libc::S_IRWXO) != 0;
     if writable || (readable && holds_secrets) {
         let why = if writable {
             "others can change this policy"
@@ -164,6 +163,7 @@ fn load(args: &Args, file: &str) -> bool {
     let resolver = system::System::default();
     let opts = Options {
         echo: args.verbose > 0 && args.show.is_none(),
+        echo_macros: args.verbose > 0,
         warn_unused: args.verbose > 1,
         print: PrintOptions {
             keys: args.keys,

@@ -1,0 +1,240 @@
+//! The command line as users run it: flags, exit codes, files and their
+//! permissions, and what happens when the runtime is not there.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const SA: &str = "esp from 192.0.2.1 to 192.0.2.2 spi 0x1000 \
+    authkey 0x0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef \
+    enckey 0x0123456789abcdef0123456789abcdef\n";
+
+fn ipsecctl() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipsecctl"));
+    // Never reach a real ipsecd from the tests.
+    cmd.env("IPSECD_SOCKET", "/nonexistent/ipsecd.sock");
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+fn run(args: &[&str], stdin: &str) -> Output {
+    let mut child = ipsecctl()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ipsecctl starts");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().expect("ipsecctl finishes")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A directory removed when the test ends, however it ends.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("ipsecctl-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn file(&self, name: &str, contents: &str, mode: u32) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn usage_and_exit_codes() {
+    let out = run(&[], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("usage: ipsecctl [-cdFkmnv]"));
+
+    let out = run(&["-q"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("ipsecctl: unknown option -- q\nusage:"));
+
+    let out = run(&["-n", "stray"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("unknown command line argument: stray\n"));
+
+    let out = run(&["-s", "bogus"], "");
+    assert!(text(&out.stderr).starts_with("ipsecctl: Unknown show modifier 'bogus'\n"));
+
+    let out = run(&["--help"], "");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("-f file"));
+}
+
+#[test]
+fn stdin_parse_only() {
+    let out = run(&["-nvf", "-"], "flow from 10.0.0.1 to 10.0.0.2\n");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "flow esp out from 10.0.0.1 to 10.0.0.2 peer 10.0.0.2 type require\n\
+         flow esp in from 10.0.0.2 to 10.0.0.1 peer 10.0.0.2 type require\n"
+    );
+    // -n without -v prints nothing and succeeds.
+    let out = run(&["-nf", "-"], SA);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+}
+
+#[test]
+fn keys_only_with_k() {
+    let out = run(&["-nvf", "-"], SA);
+    assert!(!text(&out.stdout).contains("0123456789"));
+    let out = run(&["-nkvf", "-"], SA);
+    assert!(text(&out.stdout).contains("authkey 0x0123456789abcdef"));
+}
+
+#[test]
+fn errors_in_both_formats() {
+    let bad = "flow from 10.0.0.1 to 10.1.0.0/24\nesp from 1.1.1.1 to 2.2.2.2 spi 7\n";
+    let out = run(&["--error-format=openbsd", "-nf", "-"], bad);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "stdin: 1: no peer specified for destination 10.1.0.0/24\n\
+         stdin: 2: 7 within reserved spi range\n\
+         ipsecctl: Syntax error in config file: ipsec rules not loaded\n"
+    );
+    let out = run(&["-nf", "-"], bad);
+    let err = text(&out.stderr);
+    assert!(err.contains("┌─ stdin:1:23"), "{err}");
+    assert!(err.contains("ipsecctl: 2 errors in stdin: ipsec rules not loaded"), "{err}");
+    let out = run(&["--error-format=short", "-nf", "-"], bad);
+    assert!(text(&out.stderr).starts_with("stdin:1:23: error: no peer specified"));
+}
+
+#[test]
+fn command_line_macros_win() {
+    let conf = "peer_addr = \"192.0.2.9\"\nflow from 10.0.0.0/8 to 10.1.0.0/16 peer $peer_addr\n";
+    let out = run(&["-nvf", "-", "-D", "peer_addr=192.0.2.1"], conf);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("peer 192.0.2.1 type"), "{stdout}");
+    assert!(!stdout.contains("peer 192.0.2.9 type"));
+    // -vv warns about macros never used.
+    let out = run(&["-nvvf", "-", "-D", "unused=1"], "flow from 1.1.1.1 to 2.2.2.2\n");
+    assert!(text(&out.stderr).contains("warning: macro 'unused' not used"));
+    assert!(text(&out.stdout).starts_with("@0 flow esp out"));
+}
+
+#[test]
+fn files_with_keys_must_be_private() {
+    let dir = TempDir::new("secrecy");
+    let open = dir.file("open.conf", SA, 0o644);
+    let out = run(&["-nf", path(&open)], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("group writable or world read/writable"));
+
+    let private = dir.file("private.conf", SA, 0o600);
+    assert_eq!(run(&["-nf", path(&private)], "").status.code(), Some(0));
+
+    // Without secrets, a readable file is fine; a writable one never is.
+    let flows = "flow from 10.0.0.1 to 10.0.0.2\n";
+    let readable = dir.file("readable.conf", flows, 0o644);
+    assert_eq!(run(&["-nf", path(&readable)], "").status.code(), Some(0));
+    let writable = dir.file("writable.conf", flows, 0o666);
+    assert_eq!(run(&["-nf", path(&writable)], "").status.code(), Some(1));
+
+    let out = run(&["-nf", path(&dir.0.join("missing.conf"))], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("No such file or directory"));
+}
+
+#[test]
+fn includes_share_macros() {
+    let dir = TempDir::new("include");
+    let inner = dir.file("inner.conf", "flow from $a to 10.9.9.9\n", 0o600);
+    let outer = format!("a = \"10.0.0.1\"\ninclude \"{}\"\n", path(&inner));
+    let out = run(&["-nvf", "-"], &outer);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("flow esp out from 10.0.0.1 to 10.9.9.9"));
+
+    let out = run(&["--error-format=openbsd", "-nf", "-"], "include \"/nonexistent.conf\"\n");
+    assert_eq!(
+        text(&out.stderr),
+        "pushfile: /nonexistent.conf: No such file or directory\n\
+         stdin: 1: failed to include file /nonexistent.conf\n\
+         ipsecctl: Syntax error in config file: ipsec rules not loaded\n"
+    );
+}
+
+#[test]
+fn runtime_commands_fail_clearly_without_ipsecd() {
+    for args in [&["-f", "-"][..], &["-s", "all"], &["-F"], &["-m"]] {
+        let out = run(args, SA);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("ipsecd is not reachable at /nonexistent/ipsecd.sock"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    // With -n, -F has nothing to do.
+    assert_eq!(run(&["-nF"], "").status.code(), Some(0));
+}
+
+#[test]
+fn ike_rules_go_to_the_isakmpd_fifo() {
+    let dir = TempDir::new("fifo");
+    let fifo = dir.0.join("isakmpd.fifo");
+    let c_path = std::ffi::CString::new(path(&fifo)).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    // Like isakmpd, hold the FIFO open for reading and writing, so it
+    // always has a reader.
+    let mut held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        while text.matches("Connections=").count() < 2 && std::time::Instant::now() < deadline {
+            match held.read(&mut buf) {
+                Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        text
+    });
+    let conf = "ike esp from 10.0.0.0/24 to 10.1.0.0/24 peer 192.0.2.2\n\
+                ike passive esp from 10.0.0.0/24 to 10.2.0.0/24 peer 192.0.2.3\n";
+    let out = run(&["-i", path(&fifo), "-f", "-"], conf);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let sent = reader.join().unwrap();
+    assert!(sent.contains("C set [Phase 1]:192.0.2.2=peer-192.0.2.2 force\n"));
+    assert!(sent.ends_with("C add [Phase 2]:Passive-Connections=from-10.0.0.0/24-to-10.2.0.0/24\n"));
+
+    // Not a FIFO: refused.
+    let plain = dir.file("plain", "", 0o600);
+    let out = run(&["-i", path(&plain), "-f", "-"], conf);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not a fifo"));
+}

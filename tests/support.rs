@@ -1,0 +1,106 @@
+//! Shared test plumbing: a fixed resolver, includes and key files read from
+//! `tests/cases`, and a way to render a compilation as one text.
+
+use ipsec_compiler::{Fixed, Options, Output, PrintOptions};
+use ipsec_grammar::{ErrorFormat, Loader, Renderer, SourceMap};
+use std::path::{Path, PathBuf};
+
+pub fn cases_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/cases")
+}
+
+/// The standard fixed tables, with every file under `tests/cases/keys`
+/// available as `keys/NAME`.
+pub fn resolver() -> Fixed {
+    let mut fixed = Fixed::standard();
+    let keys = cases_dir().join("keys");
+    for entry in std::fs::read_dir(&keys).expect("tests/cases/keys exists") {
+        let path = entry.expect("readable directory").path();
+        let name = format!("keys/{}", path.file_name().unwrap().to_string_lossy());
+        fixed.key_files.insert(name, std::fs::read(&path).expect("readable key file"));
+    }
+    fixed
+}
+
+/// Includes are read relative to `tests/cases`.
+pub struct CaseFiles;
+
+impl Loader for CaseFiles {
+    fn load(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        std::fs::read(cases_dir().join(path)).map_err(|_| "No such file or directory".to_owned())
+    }
+}
+
+/// Flags a case asks for, like the command line's: `k`, `d`, `v`, `vv`.
+#[derive(Debug, Clone, Copy)]
+pub struct Flags {
+    pub keys: bool,
+    pub delete: bool,
+    pub verbose: u8,
+}
+
+impl Flags {
+    /// Reads `# flags: -kvv` from the first line; the default is `-kv`.
+    pub fn of(text: &str) -> Flags {
+        let mut flags = Flags {
+            keys: true,
+            delete: false,
+            verbose: 1,
+        };
+        if let Some(spec) = text.lines().next().and_then(|l| l.strip_prefix("# flags: -")) {
+            flags.keys = spec.contains('k');
+            flags.delete = spec.contains('d');
+            flags.verbose = spec.matches('v').count() as u8;
+        }
+        flags
+    }
+
+    pub fn options(self) -> Options {
+        Options {
+            echo: self.verbose > 0,
+            echo_macros: self.verbose > 0,
+            warn_unused: self.verbose > 1,
+            print: PrintOptions {
+                keys: self.keys,
+                numbers: self.verbose > 1,
+                delete: self.delete,
+            },
+            defines: Vec::new(),
+        }
+    }
+}
+
+/// Compiles `text` as the file `name`.
+pub fn compile(name: &str, text: &str, flags: Flags) -> (SourceMap, Output) {
+    let mut sources = SourceMap::new();
+    let main = sources.add(name, text.as_bytes());
+    let resolver = resolver();
+    let out = ipsec_compiler::compile(&mut sources, main, &mut CaseFiles, &resolver, &flags.options());
+    (sources, out)
+}
+
+/// The printed rules, then the diagnostics in OpenBSD's and the rich form.
+pub fn render(name: &str, text: &str) -> String {
+    let (sources, out) = compile(name, text, Flags::of(text));
+    let mut s = String::from("--- output\n");
+    s.push_str(&out.text);
+    if !out.diagnostics.is_empty() {
+        for (title, format) in [("openbsd", ErrorFormat::Openbsd), ("rich", ErrorFormat::Rich)] {
+            s.push_str(&format!("--- diagnostics ({title})\n"));
+            let r = Renderer {
+                sources: &sources,
+                format,
+                program: "ipsecctl",
+            };
+            for d in &out.diagnostics {
+                s.push_str(&r.render(d, false));
+            }
+        }
+    }
+    s.push_str(&format!(
+        "--- {} rules, {}\n",
+        out.rules.len(),
+        if out.ok() { "loadable" } else { "refused" }
+    ));
+    s
+}
