@@ -26,7 +26,12 @@ fn run(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("ipsecctl starts");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().expect("ipsecctl finishes")
 }
 
@@ -122,7 +127,10 @@ fn errors_in_both_formats() {
     let out = run(&["-nf", "-"], bad);
     let err = text(&out.stderr);
     assert!(err.contains("┌─ stdin:1:23"), "{err}");
-    assert!(err.contains("ipsecctl: 2 errors in stdin: ipsec rules not loaded"), "{err}");
+    assert!(
+        err.contains("ipsecctl: 2 errors in stdin: ipsec rules not loaded"),
+        "{err}"
+    );
     let out = run(&["--error-format=short", "-nf", "-"], bad);
     assert!(text(&out.stderr).starts_with("stdin:1:23: error: no peer specified"));
 }
@@ -135,7 +143,10 @@ fn command_line_macros_win() {
     assert!(stdout.contains("peer 192.0.2.1 type"), "{stdout}");
     assert!(!stdout.contains("peer 192.0.2.9 type"));
     // -vv warns about macros never used.
-    let out = run(&["-nvvf", "-", "-D", "unused=1"], "flow from 1.1.1.1 to 2.2.2.2\n");
+    let out = run(
+        &["-nvvf", "-", "-D", "unused=1"],
+        "flow from 1.1.1.1 to 2.2.2.2\n",
+    );
     assert!(text(&out.stderr).contains("warning: macro 'unused' not used"));
     assert!(text(&out.stdout).starts_with("@0 flow esp out"));
 }
@@ -172,7 +183,10 @@ fn includes_share_macros() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("flow esp out from 10.0.0.1 to 10.9.9.9"));
 
-    let out = run(&["--error-format=openbsd", "-nf", "-"], "include \"/nonexistent.conf\"\n");
+    let out = run(
+        &["--error-format=openbsd", "-nf", "-"],
+        "include \"/nonexistent.conf\"\n",
+    );
     assert_eq!(
         text(&out.stderr),
         "pushfile: /nonexistent.conf: No such file or directory\n\
@@ -230,7 +244,9 @@ fn ike_rules_go_to_the_isakmpd_fifo() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let sent = reader.join().unwrap();
     assert!(sent.contains("C set [Phase 1]:192.0.2.2=peer-192.0.2.2 force\n"));
-    assert!(sent.ends_with("C add [Phase 2]:Passive-Connections=from-10.0.0.0/24-to-10.2.0.0/24\n"));
+    assert!(
+        sent.ends_with("C add [Phase 2]:Passive-Connections=from-10.0.0.0/24-to-10.2.0.0/24\n")
+    );
 
     // Not a FIFO: refused.
     let plain = dir.file("plain", "", 0o600);

@@ -5,16 +5,22 @@ use crate::support::{self, Flags};
 use proptest::prelude::*;
 
 fn v4() -> impl Strategy<Value = String> {
-    (1u8..=223, any::<u8>(), any::<u8>(), 1u8..=254).prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}"))
+    (1u8..=223, any::<u8>(), any::<u8>(), 1u8..=254)
+        .prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}"))
 }
 
 fn v6() -> impl Strategy<Value = String> {
-    (0x2001u16..0x3fff, any::<u16>(), 0u16..3, any::<u16>()).prop_map(|(a, b, c, d)| format!("{a:x}:{b:x}:{c:x}::{d:x}"))
+    (0x2001u16..0x3fff, any::<u16>(), 0u16..3, any::<u16>())
+        .prop_map(|(a, b, c, d)| format!("{a:x}:{b:x}:{c:x}::{d:x}"))
 }
 
 /// A host or a network of one family.
 fn endpoint(v6_family: bool) -> BoxedStrategy<String> {
-    let host = if v6_family { v6().boxed() } else { v4().boxed() };
+    let host = if v6_family {
+        v6().boxed()
+    } else {
+        v4().boxed()
+    };
     let max = if v6_family { 128 } else { 32 };
     prop_oneof![
         host.clone(),

@@ -18,7 +18,10 @@ fn examples() {
         let text = std::fs::read_to_string(path).expect("readable example");
         let name = format!("examples/{}", path.file_name().unwrap().to_string_lossy());
         let rendered = support::render(&name, &text);
-        assert!(rendered.ends_with("loadable\n"), "{name} must load:\n{rendered}");
+        assert!(
+            rendered.ends_with("loadable\n"),
+            "{name} must load:\n{rendered}"
+        );
         insta::assert_snapshot!(rendered);
     });
 }

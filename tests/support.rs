@@ -10,14 +10,22 @@ pub fn cases_dir() -> PathBuf {
 }
 
 /// The standard fixed tables, with every file under `tests/cases/keys`
-/// available as `keys/NAME`.
+/// available as `keys/NAME` and the examples' keys as `examples/keys/NAME`,
+/// as they are named from the top of the tree.
 pub fn resolver() -> Fixed {
     let mut fixed = Fixed::standard();
-    let keys = cases_dir().join("keys");
-    for entry in std::fs::read_dir(&keys).expect("tests/cases/keys exists") {
-        let path = entry.expect("readable directory").path();
-        let name = format!("keys/{}", path.file_name().unwrap().to_string_lossy());
-        fixed.key_files.insert(name, std::fs::read(&path).expect("readable key file"));
+    let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (dir, prefix) in [
+        (cases_dir().join("keys"), "keys"),
+        (top.join("examples/keys"), "examples/keys"),
+    ] {
+        for entry in std::fs::read_dir(&dir).expect("key directory exists") {
+            let path = entry.expect("readable directory").path();
+            let name = format!("{prefix}/{}", path.file_name().unwrap().to_string_lossy());
+            fixed
+                .key_files
+                .insert(name, std::fs::read(&path).expect("readable key file"));
+        }
     }
     fixed
 }
@@ -47,7 +55,11 @@ impl Flags {
             delete: false,
             verbose: 1,
         };
-        if let Some(spec) = text.lines().next().and_then(|l| l.strip_prefix("# flags: -")) {
+        if let Some(spec) = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# flags: -"))
+        {
             flags.keys = spec.contains('k');
             flags.delete = spec.contains('d');
             flags.verbose = spec.matches('v').count() as u8;
@@ -75,7 +87,13 @@ pub fn compile(name: &str, text: &str, flags: Flags) -> (SourceMap, Output) {
     let mut sources = SourceMap::new();
     let main = sources.add(name, text.as_bytes());
     let resolver = resolver();
-    let out = ipsec_compiler::compile(&mut sources, main, &mut CaseFiles, &resolver, &flags.options());
+    let out = ipsec_compiler::compile(
+        &mut sources,
+        main,
+        &mut CaseFiles,
+        &resolver,
+        &flags.options(),
+    );
     (sources, out)
 }
 
@@ -85,7 +103,10 @@ pub fn render(name: &str, text: &str) -> String {
     let mut s = String::from("--- output\n");
     s.push_str(&out.text);
     if !out.diagnostics.is_empty() {
-        for (title, format) in [("openbsd", ErrorFormat::Openbsd), ("rich", ErrorFormat::Rich)] {
+        for (title, format) in [
+            ("openbsd", ErrorFormat::Openbsd),
+            ("rich", ErrorFormat::Rich),
+        ] {
             s.push_str(&format!("--- diagnostics ({title})\n"));
             let r = Renderer {
                 sources: &sources,

@@ -64,7 +64,13 @@ fn compile_once(text: &str, resolver: &Fixed) -> (Duration, usize) {
     let mut sources = SourceMap::new();
     let main = sources.add("bench.conf", text.as_bytes());
     let start = Instant::now();
-    let out = ipsec_compiler::compile(&mut sources, main, &mut NoIncludes, resolver, &Options::default());
+    let out = ipsec_compiler::compile(
+        &mut sources,
+        main,
+        &mut NoIncludes,
+        resolver,
+        &Options::default(),
+    );
     let elapsed = start.elapsed();
     assert!(out.ok(), "generated configuration must compile");
     (elapsed, out.rules.len())
@@ -79,7 +85,10 @@ fn main() {
     }
     let resolver = Fixed::standard();
     let mut per_statement = Vec::new();
-    println!("{:>10} {:>8} {:>10} {:>12} {:>10}", "statements", "rules", "best", "/statement", "/rule");
+    println!(
+        "{:>10} {:>8} {:>10} {:>12} {:>10}",
+        "statements", "rules", "best", "/statement", "/rule"
+    );
     for n in [10_000, 100_000] {
         let text = generate(n);
         let (best, rules) = (0..3)

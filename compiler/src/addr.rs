@@ -80,11 +80,15 @@ pub fn max_bits(ip: IpAddr) -> u8 {
 }
 
 fn mask_v4(bits: u8) -> u32 {
-    u32::MAX.checked_shl(32 - u32::from(bits.min(32))).unwrap_or(0)
+    u32::MAX
+        .checked_shl(32 - u32::from(bits.min(32)))
+        .unwrap_or(0)
 }
 
 fn mask_v6(bits: u8) -> u128 {
-    u128::MAX.checked_shl(128 - u32::from(bits.min(128))).unwrap_or(0)
+    u128::MAX
+        .checked_shl(128 - u32::from(bits.min(128)))
+        .unwrap_or(0)
 }
 
 /// IPv6 text as BSD's `inet_ntop` writes it: the longest run of two or more
@@ -124,7 +128,9 @@ pub fn ntop6(ip: &Ipv6Addr) -> String {
             out.push(':');
         }
         if i == 6
-            && best.is_some_and(|(start, len)| start == 0 && (len == 6 || (len == 5 && words[5] == 0xffff)))
+            && best.is_some_and(|(start, len)| {
+                start == 0 && (len == 6 || (len == 5 && words[5] == 0xffff))
+            })
         {
             let o = ip.octets();
             out.push_str(&format!("{}.{}.{}.{}", o[12], o[13], o[14], o[15]));
@@ -151,9 +157,9 @@ pub fn parse_v4_network(text: &str) -> Option<(Ipv4Addr, u8)> {
             return None;
         }
         // Leading zeros are fine here; each part must stay within a byte.
-        let value: u32 = part
-            .bytes()
-            .try_fold(0u32, |acc, b| Some(acc * 10 + u32::from(b - b'0')).filter(|&v| v <= 255))?;
+        let value: u32 = part.bytes().try_fold(0u32, |acc, b| {
+            Some(acc * 10 + u32::from(b - b'0')).filter(|&v| v <= 255)
+        })?;
         octets[count] = value as u8;
         count += 1;
     }
@@ -198,9 +204,18 @@ mod tests {
 
     #[test]
     fn classless_v4() {
-        assert_eq!(parse_v4_network("10.0.2/24"), Some((Ipv4Addr::new(10, 0, 2, 0), 24)));
-        assert_eq!(parse_v4_network("1.2.3.4/16"), Some((Ipv4Addr::new(1, 2, 3, 4), 16)));
-        assert_eq!(parse_v4_network("010.1.1.1/8"), Some((Ipv4Addr::new(10, 1, 1, 1), 8)));
+        assert_eq!(
+            parse_v4_network("10.0.2/24"),
+            Some((Ipv4Addr::new(10, 0, 2, 0), 24))
+        );
+        assert_eq!(
+            parse_v4_network("1.2.3.4/16"),
+            Some((Ipv4Addr::new(1, 2, 3, 4), 16))
+        );
+        assert_eq!(
+            parse_v4_network("010.1.1.1/8"),
+            Some((Ipv4Addr::new(10, 1, 1, 1), 8))
+        );
         assert_eq!(parse_v4_network("1.2.3.4/33"), None);
         assert_eq!(parse_v4_network("1.2.3.256/8"), None);
         assert_eq!(parse_v4_network("1.2.3.4.5/8"), None);

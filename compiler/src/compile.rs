@@ -8,8 +8,10 @@ use crate::resolve::{Resolver, Transport};
 use crate::rule::*;
 use crate::sa;
 use crate::xform;
-use ipsec_grammar::ast::{self, Host, NameOrNumber, PeerSpec, Spanned, SpiSpec, Statement, Stmt, TransformKind};
-use ipsec_grammar::{Diagnostic, FileId, Origin, Severity, SourceMap, Span};
+use ipsec_grammar::ast::{
+    self, Host, NameOrNumber, PeerSpec, Spanned, SpiSpec, Statement, Stmt, TransformKind,
+};
+use ipsec_grammar::{Diagnostic, FileId, Severity, Shown, SourceMap, Span};
 use std::collections::HashMap;
 
 /// Processing must stop: OpenBSD would have exited here.
@@ -54,7 +56,9 @@ pub struct Compiler<'r> {
 
 impl std::fmt::Debug for Compiler<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Compiler").field("rules", &self.rules.len()).finish()
+        f.debug_struct("Compiler")
+            .field("rules", &self.rules.len())
+            .finish()
     }
 }
 
@@ -115,8 +119,18 @@ struct SaSpans {
 }
 
 impl SaSpans {
-    fn new(spi: Span, transforms: &[ast::Transform], authkey: Option<Span>, enckey: Option<Span>) -> SaSpans {
-        let find = |kind: TransformKind| transforms.iter().find(|t| t.kind == kind).map(|t| t.name.span);
+    fn new(
+        spi: Span,
+        transforms: &[ast::Transform],
+        authkey: Option<Span>,
+        enckey: Option<Span>,
+    ) -> SaSpans {
+        let find = |kind: TransformKind| {
+            transforms
+                .iter()
+                .find(|t| t.kind == kind)
+                .map(|t| t.name.span)
+        };
         SaSpans {
             spi: Some(spi),
             auth: find(TransformKind::Auth),
@@ -226,7 +240,9 @@ impl<'r> Compiler<'r> {
                 cx.push(d);
                 Stop::Rule
             }),
-            NameOrNumber::Number(n) => u8::try_from(*n).map_err(|_| cx.at(p.span, "protocol outside range")),
+            NameOrNumber::Number(n) => {
+                u8::try_from(*n).map_err(|_| cx.at(p.span, "protocol outside range"))
+            }
         }
     }
 
@@ -238,7 +254,9 @@ impl<'r> Compiler<'r> {
                 .service_port(name, Transport::Tcp)
                 .or_else(|| self.resolver.service_port(name, Transport::Udp))
                 .ok_or_else(|| cx.at(p.span, format!("unknown port: {name}"))),
-            NameOrNumber::Number(n) => u16::try_from(*n).map_err(|_| cx.at(p.span, "port outside range")),
+            NameOrNumber::Number(n) => {
+                u16::try_from(*n).map_err(|_| cx.at(p.span, "port outside range"))
+            }
         }
     }
 
@@ -246,14 +264,14 @@ impl<'r> Compiler<'r> {
         hosts::resolve(&text.node, self.resolver).map_err(|e| match e {
             HostError::BadNetmask(mask) => cx.fatal(Some(text.span), format!("host: invalid netmask '{mask}'")),
             HostError::NotFound => {
-                cx.push(Diagnostic {
-                    origin: Origin::OpenbsdOnly,
-                    ..Diagnostic::bare(Severity::Warning, format!("no IP address found for {}", text.node))
-                });
+                cx.push(
+                    Diagnostic::bare(Severity::Warning, format!("no IP address found for {}", text.node))
+                        .shown(Shown::OpenbsdOnly),
+                );
                 let d = Diagnostic::error(cx.line_of(text.span), "could not parse host specification")
                     .with_span(text.span)
-                    .with_label("no address found for this name")
-                    .with_note("a host is an address, a network (address/bits), an interface or a name that resolves");
+                    .with_label("not an address, network, interface or known host name")
+                    .with_note("a network is written address/bits, with at most 32 bits for IPv4 and 128 for IPv6");
                 cx.push(d);
                 Stop::Rule
             }
@@ -263,7 +281,11 @@ impl<'r> Compiler<'r> {
     fn host(&self, host: &Host, cx: &mut Cx<'_>) -> Step<Vec<Entry>> {
         match host {
             Host::Any(_) => Ok(vec![Entry::Any]),
-            Host::Spec(text) => Ok(self.resolve(text, cx)?.into_iter().map(Entry::Addr).collect()),
+            Host::Spec(text) => Ok(self
+                .resolve(text, cx)?
+                .into_iter()
+                .map(Entry::Addr)
+                .collect()),
             Host::Nat(outer, inner) => {
                 let mut outer_addrs = self.resolve(outer, cx)?;
                 let inner_addr = self.resolve(inner, cx)?.swap_remove(0);
@@ -299,7 +321,10 @@ impl<'r> Compiler<'r> {
             src = self.host(&h.src, cx)?;
             sport = self.port(h.sport.as_ref(), cx)?;
         }
-        if let Some(Entry::Addr(a)) = dst.iter().find(|e| matches!(e, Entry::Addr(a) if a.nat.is_some())) {
+        if let Some(Entry::Addr(a)) = dst
+            .iter()
+            .find(|e| matches!(e, Entry::Addr(a) if a.nat.is_some()))
+        {
             return Err(cx.rule(
                 Some(h.dst.span()),
                 format!("no flow NAT support for destination network: {}", a.name),
@@ -345,7 +370,8 @@ impl<'r> Compiler<'r> {
 
     fn spi(&self, spi: &Spanned<SpiSpec>, cx: &mut Cx<'_>) -> Step<Pair<u32>> {
         let check = |value: u64, cx: &mut Cx<'_>| -> Step<u32> {
-            let v = u32::try_from(value).map_err(|_| cx.at(spi.span, format!("{value} not a valid spi")))?;
+            let v = u32::try_from(value)
+                .map_err(|_| cx.at(spi.span, format!("{value} not a valid spi")))?;
             if (1..=255).contains(&v) {
                 return Err(cx.at(spi.span, format!("{v} within reserved spi range")));
             }
@@ -370,12 +396,12 @@ impl<'r> Compiler<'r> {
                 let parse = |s: &str, cx: &mut Cx<'_>| -> Step<u32> {
                     let value = parse_ulong(s).ok_or_else(|| {
                         let span = spi.span;
-                        cx.push(Diagnostic {
-                            origin: Origin::Unprinted(span.file, cx.line_of(span).1),
-                            ..Diagnostic::error(cx.line_of(span), format!("invalid spi \"{s}\""))
+                        cx.push(
+                            Diagnostic::error(cx.line_of(span), format!("invalid spi \"{s}\""))
                                 .with_span(span)
                                 .with_label("expected a number, or two numbers as OUT:IN")
-                        });
+                                .shown(Shown::NotOpenbsd),
+                        );
                         Stop::Rule
                     })?;
                     check(value, cx)
@@ -416,9 +442,12 @@ impl<'r> Compiler<'r> {
             };
             if found.is_none() {
                 let names = xform::names(t.kind);
-                let mut d = Diagnostic::error(cx.line_of(t.name.span), format!("{name} not a valid transform"))
-                    .with_span(t.name.span)
-                    .with_label(format!("unknown {} algorithm", t.kind.as_str()));
+                let mut d = Diagnostic::error(
+                    cx.line_of(t.name.span),
+                    format!("{name} not a valid transform"),
+                )
+                .with_span(t.name.span)
+                .with_label(format!("unknown {} algorithm", t.kind.as_str()));
                 d = match ipsec_grammar::closest(name, names.iter().copied()) {
                     Some(best) => d.with_note(format!("did you mean `{best}`?")),
                     None => d.with_note(format!("known: {}", names.join(", "))),
@@ -430,7 +459,11 @@ impl<'r> Compiler<'r> {
         if failed { Err(Stop::Rule) } else { Ok(xfs) }
     }
 
-    fn key_pair(&mut self, spec: Option<&Spanned<ast::KeySpec>>, cx: &mut Cx<'_>) -> Step<Pair<Option<Key>>> {
+    fn key_pair(
+        &mut self,
+        spec: Option<&Spanned<ast::KeySpec>>,
+        cx: &mut Cx<'_>,
+    ) -> Step<Pair<Option<Key>>> {
         let Some(spec) = spec else {
             return Ok(Pair {
                 out: None,
@@ -494,7 +527,7 @@ impl<'r> Compiler<'r> {
         let (src, sport, dst, dport) = self.hosts(&r.hosts, cx)?;
         let (local, peer) = self.peers(&r.peers, cx)?;
         if (sport != 0 || dport != 0) && proto != 6 && proto != 17 {
-            return Err(cx.rule(None, "no protocol supplied with source/destination ports"));
+            return Err(ports_without_proto(&r.hosts, cx));
         }
         let flow_type = r.flow_type.as_ref().map_or(
             match satype {
@@ -535,11 +568,18 @@ impl<'r> Compiler<'r> {
                     // OpenBSD names the destination even when the source,
                     // the remote end of an `in` flow, is the network.
                     let message = format!("no peer specified for destination {}", flow.dst.name);
-                    let remote = if flow.direction == Direction::In { &r.hosts.src } else { &r.hosts.dst };
+                    let remote = if flow.direction == Direction::In {
+                        &r.hosts.src
+                    } else {
+                        &r.hosts.dst
+                    };
                     let stop = cx.rule(Some(remote.span()), message);
                     if let Some(d) = cx.diags.last_mut() {
                         d.label = Some("a network, so it cannot be the peer".into());
-                        d.notes.push("add `peer ADDRESS`, or `peer any` for a flow without a fixed peer".into());
+                        d.notes.push(
+                            "add `peer ADDRESS`, or `peer any` for a flow without a fixed peer"
+                                .into(),
+                        );
                     }
                     return Err(stop);
                 }
@@ -627,8 +667,7 @@ impl<'r> Compiler<'r> {
         cx: &mut Cx<'_>,
         what: &str,
     ) -> Step<()> {
-        sa::validate(sa.satype, sa.spi, &mut sa.transforms, sa.authkey.as_ref(), sa.enckey.as_ref())
-            .map_err(|p| cx.rule(spans.of(p.culprit), p.message))?;
+        check_sa(&mut sa, spans, cx)?;
         let two_way = spi_in != 0 || authkey_in.is_some() || enckey_in.is_some();
         for (s, d) in expand(src, dst, cx)? {
             let forward = Sa {
@@ -636,37 +675,25 @@ impl<'r> Compiler<'r> {
                 dst: d,
                 ..sa.clone()
             };
-            let reverse = if two_way {
-                let mut reverse = Sa {
-                    src: forward.dst.clone(),
-                    dst: forward.src.clone(),
-                    spi: spi_in,
-                    authkey: authkey_in.clone(),
-                    enckey: enckey_in.clone(),
-                    ..forward.clone()
-                };
-                if let Err(p) = sa::validate(
-                    reverse.satype,
-                    reverse.spi,
-                    &mut reverse.transforms,
-                    reverse.authkey.as_ref(),
-                    reverse.enckey.as_ref(),
-                ) {
-                    cx.rule(spans.of(p.culprit), p.message);
-                    let stop = cx.fatal(None, format!("{what}: expand_rule"));
-                    if let Some(d) = cx.diags.last_mut() {
-                        d.notes.push("the reverse SA (the values after `:`) is not valid".into());
-                    }
-                    return Err(stop);
-                }
-                Some(reverse)
-            } else {
-                None
-            };
+            let reverse = two_way.then(|| Sa {
+                src: forward.dst.clone(),
+                dst: forward.src.clone(),
+                spi: spi_in,
+                authkey: authkey_in.clone(),
+                enckey: enckey_in.clone(),
+                ..forward.clone()
+            });
             self.add_sa(forward, bundle, cx);
-            if let Some(reverse) = reverse {
-                self.add_sa(reverse, bundle, cx);
+            let Some(mut reverse) = reverse else { continue };
+            if check_sa(&mut reverse, spans, cx).is_err() {
+                let stop = cx.fatal(None, format!("{what}: expand_rule"));
+                if let Some(d) = cx.diags.last_mut() {
+                    d.notes
+                        .push("the reverse SA (the values after `:`) is not valid".into());
+                }
+                return Err(stop);
             }
+            self.add_sa(reverse, bundle, cx);
         }
         Ok(())
     }
@@ -720,7 +747,16 @@ impl<'r> Compiler<'r> {
                 let mut any = Address::any(false);
                 any.name = "0.0.0.0/0".into();
                 let all = vec![Entry::Addr(any)];
-                (SaType::Esp, Mode::Tunnel, 0, all.clone(), 0, all, 0, Some(unit))
+                (
+                    SaType::Esp,
+                    Mode::Tunnel,
+                    0,
+                    all.clone(),
+                    0,
+                    all,
+                    0,
+                    Some(unit),
+                )
             }
         };
         let (local, peer) = self.peers(&r.peers, cx)?;
@@ -735,8 +771,12 @@ impl<'r> Compiler<'r> {
             }
             _ => IkeAuth::Rsa,
         };
-        if (sport != 0 || dport != 0) && proto != 6 && proto != 17 {
-            return Err(cx.rule(None, "no protocol supplied with source/destination ports"));
+        if (sport != 0 || dport != 0)
+            && proto != 6
+            && proto != 17
+            && let ast::IkeTarget::Hosts { hosts, .. } = &r.target
+        {
+            return Err(ports_without_proto(hosts, cx));
         }
         if let (Some(enc), Some(_)) = (phase2.transforms.enc, phase2.transforms.auth) {
             let info = enc.info();
@@ -747,7 +787,10 @@ impl<'r> Compiler<'r> {
                         .find(|t| t.kind == TransformKind::Auth)
                         .map(|t| t.name.span)
                 });
-                return Err(cx.rule(auth, format!("authentication is implicit for {}", info.name)));
+                return Err(cx.rule(
+                    auth,
+                    format!("authentication is implicit for {}", info.name),
+                ));
             }
         }
         let tag = r.tag.as_ref().map(|t| t.node.clone());
@@ -780,7 +823,12 @@ impl<'r> Compiler<'r> {
         Ok(())
     }
 
-    fn phase(&self, phase: Option<&ast::Phase>, default: ExchangeMode, cx: &mut Cx<'_>) -> Step<IkePhase> {
+    fn phase(
+        &self,
+        phase: Option<&ast::Phase>,
+        default: ExchangeMode,
+        cx: &mut Cx<'_>,
+    ) -> Step<IkePhase> {
         let Some(p) = phase else {
             return Ok(IkePhase {
                 exchange: default,
@@ -794,7 +842,9 @@ impl<'r> Compiler<'r> {
             Some(l) => match &l.node {
                 NameOrNumber::Number(-1) => None,
                 NameOrNumber::Number(n) => Some(*n),
-                NameOrNumber::Name(text) => Some(parse_lifetime(text).map_err(|msg| cx.fatal(Some(l.span), msg))?),
+                NameOrNumber::Name(text) => {
+                    Some(parse_lifetime(text).map_err(|msg| cx.fatal(Some(l.span), msg))?)
+                }
             },
         };
         Ok(IkePhase {
@@ -818,10 +868,19 @@ impl<'r> Compiler<'r> {
             self.default_peer = Some(this);
             return;
         };
+        let mut first_warning = true;
         let mut warn = |what: &str| {
-            let d = Diagnostic::warning(cx.end_line(), format!("default peer {what} mismatch"))
+            let mut d = Diagnostic::warning(cx.end_line(), format!("default peer {what} mismatch"))
                 .with_span(cx.statement.span)
-                .with_note("rules without a peer share one default peer; its settings come from the first such rule");
+                .with_label(format!(
+                    "its {what} differs from the first rule without a peer"
+                ));
+            if std::mem::take(&mut first_warning) {
+                d = d.with_note(
+                    "rules without a peer all configure isakmpd's one default peer, \
+                     so the rule loaded last decides its settings",
+                );
+            }
             cx.push(d);
         };
         if first.local != this.local {
@@ -856,7 +915,16 @@ fn expand(src: &[Entry], dst: &[Entry], cx: &mut Cx<'_>) -> Step<Vec<(Address, A
         let v4 = |l: &[Entry]| l.iter().any(Entry::is_v4);
         let v6 = |l: &[Entry]| l.iter().any(Entry::is_v6);
         if v4(src) != v4(dst) && v6(src) != v6(dst) {
-            return Err(cx.rule(None, "source/destination address families do not match"));
+            let family = |l: &[Entry]| if v4(l) { "IPv4" } else { "IPv6" };
+            let stop = cx.rule(None, "source/destination address families do not match");
+            if let Some(d) = cx.diags.last_mut() {
+                d.notes.push(format!(
+                    "the source is {} only and the destination {} only",
+                    family(src),
+                    family(dst)
+                ));
+            }
+            return Err(stop);
         }
     }
     let concrete = |l: &[Entry]| -> Vec<Address> {
@@ -882,7 +950,12 @@ fn expand(src: &[Entry], dst: &[Entry], cx: &mut Cx<'_>) -> Step<Vec<(Address, A
 
 /// The peer a rule talks to: the one given, else the remote end if it is a
 /// single host. `peer any` means none.
-fn default_peer(given: Option<&Entry>, direction: Direction, src: &Address, dst: &Address) -> Option<Address> {
+fn default_peer(
+    given: Option<&Entry>,
+    direction: Direction,
+    src: &Address,
+    dst: &Address,
+) -> Option<Address> {
     match given {
         Some(Entry::Addr(a)) => Some(a.clone()),
         Some(Entry::Any) => None,
@@ -893,28 +966,102 @@ fn default_peer(given: Option<&Entry>, direction: Direction, src: &Address, dst:
     }
 }
 
+/// Fills in an SA's defaults and checks it, reporting the first problem.
+fn check_sa(sa: &mut Sa, spans: &SaSpans, cx: &mut Cx<'_>) -> Step<()> {
+    let Err(p) = sa::validate(
+        sa.satype,
+        sa.spi,
+        &mut sa.transforms,
+        sa.authkey.as_ref(),
+        sa.enckey.as_ref(),
+    ) else {
+        return Ok(());
+    };
+    let stop = cx.rule(spans.of(p.culprit), p.message);
+    if let (Some(d), Some(note)) = (cx.diags.last_mut(), key_hint(&sa.transforms, p.culprit)) {
+        d.notes.push(note);
+    }
+    Err(stop)
+}
+
+/// What key the rule's algorithms need, for problems with keys.
+fn key_hint(xfs: &Transforms, culprit: sa::Culprit) -> Option<String> {
+    match culprit {
+        sa::Culprit::AuthKey | sa::Culprit::Rule
+            if xfs.auth.is_some_and(|a| a.info().key_len > 0) =>
+        {
+            let info = xfs.auth?.info();
+            Some(format!(
+                "auth {} takes an authkey of exactly {} bits ({} hex digits)",
+                info.name,
+                info.key_len * 8,
+                info.key_len * 2
+            ))
+        }
+        sa::Culprit::EncKey => {
+            let info = xfs.enc?.info();
+            if info.key_max == 0 {
+                return Some(format!("enc {} takes no enckey", info.name));
+            }
+            let bits = if info.key_min == info.key_max {
+                format!("{} bits", info.key_min * 8)
+            } else {
+                format!("{} to {} bits", info.key_min * 8, info.key_max * 8)
+            };
+            Some(format!("enc {} takes an enckey of {bits}", info.name))
+        }
+        _ => None,
+    }
+}
+
+fn ports_without_proto(hosts: &ast::Hosts, cx: &mut Cx<'_>) -> Stop {
+    let port = hosts
+        .sport
+        .as_ref()
+        .or(hosts.dport.as_ref())
+        .map(|p| p.span);
+    let stop = cx.rule(port, "no protocol supplied with source/destination ports");
+    if let Some(d) = cx.diags.last_mut() {
+        d.label = Some("ports need a protocol".into());
+        d.notes
+            .push("add `proto tcp` or `proto udp` before `from`".into());
+    }
+    stop
+}
+
 fn sec_unit(name: &Spanned<String>, cx: &mut Cx<'_>) -> Step<u32> {
     let Some(unit) = name.node.strip_prefix("sec").filter(|u| !u.is_empty()) else {
         return Err(cx.at(name.span, "invalid sec interface name"));
     };
     match unit.parse::<i64>() {
         Ok(n) if n < 0 => Err(cx.at(name.span, "invalid sec interface unit: too small")),
-        Ok(n) => u32::try_from(n).map_err(|_| cx.at(name.span, "invalid sec interface unit: too large")),
+        Ok(n) => {
+            u32::try_from(n).map_err(|_| cx.at(name.span, "invalid sec interface unit: too large"))
+        }
         Err(_) => Err(cx.at(name.span, "invalid sec interface unit: invalid")),
     }
 }
 
-/// `strtoul(s, .., 0)` that must consume the whole string.
+/// `strtoul(s, .., 0)` that must consume the whole string; like C, a minus
+/// sign wraps around.
 fn parse_ulong(s: &str) -> Option<u64> {
     let s = s.trim_start();
-    let s = s.strip_prefix('+').unwrap_or(s);
-    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+    let (negative, s) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let value = if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         u64::from_str_radix(hex, 16).ok()
     } else if s.len() > 1 && s.starts_with('0') {
         u64::from_str_radix(&s[1..], 8).ok()
     } else {
         s.parse().ok()
-    }
+    }?;
+    Some(if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    })
 }
 
 /// Hex digits, optionally after `0x`; an odd last digit is ignored, as
@@ -932,25 +1079,31 @@ fn parse_hex_key(text: &str) -> Option<Key> {
 fn hex_error(span: Span, cx: &mut Cx<'_>) -> Stop {
     let d = Diagnostic::error(cx.line_of(span), "keys need to be specified in hex digits")
         .with_span(span)
-        .with_note("write keys as hex digits, optionally after 0x; OUT:IN gives one for each direction");
+        .with_note(
+            "write keys as hex digits, optionally after 0x; OUT:IN gives one for each direction",
+        );
     cx.push(d);
     Stop::Rule
 }
 
-/// `<n>`, `<n>m` or `<n>h`, in seconds.
+/// A lifetime read as OpenBSD reads it, with `sscanf("%d%c")`: a number of
+/// seconds, or a number and a unit `m` or `h`; anything after the unit is
+/// ignored.
 fn parse_lifetime(text: &str) -> Result<i64, String> {
-    let digits_end = text
-        .char_indices()
-        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+'))))
-        .map_or(text.len(), |(i, _)| i);
-    let value: i64 = text[..digits_end]
+    let trimmed = text.trim_start();
+    let sign = usize::from(trimmed.starts_with(['-', '+']));
+    let digits = trimmed[sign..]
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .count();
+    let value: i64 = trimmed[..sign + digits]
         .parse()
         .map_err(|_| format!("invalid time specification: {text}"))?;
-    match &text[digits_end..] {
-        "" => Err(format!("invalid time specification: {text}")),
-        "m" | "M" => Ok(value * 60),
-        "h" | "H" => Ok(value * 3600),
-        _ => Err("invalid time unit".into()),
+    match trimmed[sign + digits..].chars().next() {
+        None => Ok(value),
+        Some('m' | 'M') => Ok(value.saturating_mul(60)),
+        Some('h' | 'H') => Ok(value.saturating_mul(3600)),
+        Some(_) => Err("invalid time unit".into()),
     }
 }
 
@@ -965,11 +1118,18 @@ mod tests {
         assert_eq!(parse_ulong("12"), Some(12));
         assert_eq!(parse_ulong(""), None);
         assert_eq!(parse_ulong("x"), None);
-        assert_eq!(parse_hex_key("0xdeadbee").unwrap().bytes(), &[0xde, 0xad, 0xbe]);
+        assert_eq!(parse_ulong("-1"), Some(u64::MAX));
+        assert_eq!(
+            parse_hex_key("0xdeadbee").unwrap().bytes(),
+            &[0xde, 0xad, 0xbe]
+        );
         assert!(parse_hex_key("0xzz").is_none());
         assert_eq!(parse_lifetime("30m"), Ok(1800));
         assert_eq!(parse_lifetime("2H"), Ok(7200));
         assert_eq!(parse_lifetime("5s"), Err("invalid time unit".into()));
-        assert_eq!(parse_lifetime("abc"), Err("invalid time specification: abc".into()));
+        assert_eq!(
+            parse_lifetime("abc"),
+            Err("invalid time specification: abc".into())
+        );
     }
 }

@@ -37,7 +37,10 @@ fn strtol0(text: &str) -> Option<i64> {
         Some(rest) => (true, rest),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
-    let value = if let Some(hex) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+    let value = if let Some(hex) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
         i64::from_str_radix(hex, 16).ok()?
     } else if digits.len() > 1 && digits.starts_with('0') {
         i64::from_str_radix(&digits[1..], 8).ok()?
@@ -139,11 +142,17 @@ mod tests {
     #[test]
     fn literals_networks_and_names() {
         let a = one("10.0.0.1");
-        assert_eq!((a.bits, a.network, a.name.as_str()), (32, false, "10.0.0.1"));
+        assert_eq!(
+            (a.bits, a.network, a.name.as_str()),
+            (32, false, "10.0.0.1")
+        );
         let n = one("10.0.0.1/32");
         assert_eq!((n.bits, n.network), (32, true));
         let v6 = one("3ffe:1::0/24");
-        assert_eq!((v6.bits, v6.network, v6.name.as_str()), (24, true, "3ffe:1::/24"));
+        assert_eq!(
+            (v6.bits, v6.network, v6.name.as_str()),
+            (24, true, "3ffe:1::/24")
+        );
         let h6 = one("3ffe::1/128");
         assert_eq!((h6.network, h6.name.as_str()), (false, "3ffe::1"));
         let lo = resolve("lo0", &Fixed::standard()).unwrap();
@@ -157,7 +166,10 @@ mod tests {
         let fixed = Fixed::standard();
         assert_eq!(resolve("nowhere", &fixed), Err(HostError::NotFound));
         assert_eq!(resolve("1.2.3.4/33", &fixed), Err(HostError::NotFound));
-        assert_eq!(resolve("1.2.3.4/129", &fixed), Err(HostError::BadNetmask("/129".into())));
+        assert_eq!(
+            resolve("1.2.3.4/129", &fixed),
+            Err(HostError::BadNetmask("/129".into()))
+        );
         assert_eq!(resolve("localhost/8", &fixed), Err(HostError::NotFound));
     }
 }

@@ -21,8 +21,18 @@ fn names(r: &Ike) -> Names {
         (Some(peer), None) => format!("peer-{}", peer.name),
         (None, _) => "peer-default".to_owned(),
     };
-    let proto = if r.proto != 0 { format!("={}", r.proto) } else { String::new() };
-    let port = |p: u16| if p != 0 { format!(":{p}") } else { String::new() };
+    let proto = if r.proto != 0 {
+        format!("={}", r.proto)
+    } else {
+        String::new()
+    };
+    let port = |p: u16| {
+        if p != 0 {
+            format!(":{p}")
+        } else {
+            String::new()
+        }
+    };
     let (local_id, remote_id) = match r.iface {
         Some(unit) => (format!("from-sec{unit}"), format!("to-sec{unit}")),
         None => (
@@ -59,7 +69,9 @@ impl Script {
 /// message for the transform or type isakmpd cannot express.
 pub fn add_script(r: &Ike, host_name: &str) -> Result<String, (String, String)> {
     let n = names(r);
-    let mut s = Script { text: String::new() };
+    let mut s = Script {
+        text: String::new(),
+    };
     match generate(r, &n, host_name, &mut s) {
         Ok(()) => Ok(s.text),
         Err(message) => Err((s.text, message)),
@@ -168,7 +180,11 @@ fn phase1(r: &Ike, n: &Names, s: &mut Script) -> Result<(), String> {
         n.p1,
         short_length(key_length)
     );
-    let _ = writeln!(s.text, "C add [phase1-{}]:Transforms={transform} force", n.p1);
+    let _ = writeln!(
+        s.text,
+        "C add [phase1-{}]:Transforms={transform} force",
+        n.p1
+    );
     s.set(&transform, "AUTHENTICATION_METHOD", method);
     s.set(&transform, "HASH_ALGORITHM", hash);
     s.set(&transform, "ENCRYPTION_ALGORITHM", format!("{enc}_CBC"));
@@ -229,7 +245,11 @@ fn phase2(r: &Ike, n: &Names, s: &mut Script) -> Result<(), String> {
         SaType::Ah => "IPSEC_AH",
         other => return Err(format!("illegal satype {}", satype_number(other))),
     };
-    let mode = if r.tmode == Mode::Transport { "TRANSPORT" } else { "TUNNEL" };
+    let mode = if r.tmode == Mode::Transport {
+        "TRANSPORT"
+    } else {
+        "TUNNEL"
+    };
     let phase2 = format!("phase2-{}", n.p2);
     let suite = format!("phase2-suite-{}", n.p2);
     let protocol_section = format!("phase2-protocol-{}", n.p2);
@@ -243,7 +263,9 @@ fn phase2(r: &Ike, n: &Names, s: &mut Script) -> Result<(), String> {
     let (enc, key_length) = match xfs.enc {
         Some(e) if r.satype == SaType::Esp => {
             let info = e.info();
-            let cipher = info.phase2.ok_or_else(|| format!("illegal transform {}", info.name))?;
+            let cipher = info
+                .phase2
+                .ok_or_else(|| format!("illegal transform {}", info.name))?;
             if info.noauth || e == Enc::Null {
                 needs_auth = false;
             }

@@ -21,7 +21,7 @@ pub use resolve::{Fixed, Resolver, Transport};
 pub use rule::{Rule, RuleKind};
 
 use ipsec_grammar::ast::Stmt;
-use ipsec_grammar::{Diagnostic, Event, FileId, Loader, Origin, Parser, Severity, SourceMap};
+use ipsec_grammar::{Diagnostic, Event, FileId, Loader, Parser, Severity, SourceMap};
 
 /// How to run a compilation.
 #[derive(Debug, Clone, Default)]
@@ -54,7 +54,11 @@ pub struct Output {
 impl Output {
     /// The configuration may be loaded: no error was found.
     pub fn ok(&self) -> bool {
-        !self.fatal && !self.diagnostics.iter().any(|d| d.severity != Severity::Warning)
+        !self.fatal
+            && !self
+                .diagnostics
+                .iter()
+                .any(|d| d.severity != Severity::Warning)
     }
 }
 
@@ -84,7 +88,8 @@ pub fn compile(
         if let Stmt::Macro { name, value } = &statement.stmt
             && opts.echo_macros
         {
-            out.text.push_str(&format!("{} = \"{}\"\n", name.node, value.node));
+            out.text
+                .push_str(&format!("{} = \"{}\"\n", name.node, value.node));
         }
         let before = compiler.rules().len();
         let result = compiler.statement(&statement, parser.sources(), &mut out.diagnostics);
@@ -93,8 +98,11 @@ pub fn compile(
                 let (text, problem) = rule_text(rule, opts.print, resolver, &host_name);
                 out.text.push_str(&text);
                 if let Some(message) = problem {
-                    out.diagnostics
-                        .push(Diagnostic::program(Severity::Warning, message));
+                    let d = Diagnostic::program(Severity::Warning, message)
+                        .with_span(rule.span)
+                        .with_label("isakmpd cannot be told this rule")
+                        .with_note("ipsecctl -n accepts it, but loading it fails");
+                    out.diagnostics.push(d);
                 }
             }
         }
@@ -104,11 +112,13 @@ pub fn compile(
         }
     }
     if opts.warn_unused && !out.fatal {
-        for name in parser.macros().unused() {
-            out.diagnostics.push(Diagnostic {
-                origin: Origin::Bare,
-                ..Diagnostic::bare(Severity::Warning, format!("warning: macro '{name}' not used"))
-            });
+        for (name, span) in parser.macros().unused() {
+            let mut d = Diagnostic::bare(
+                Severity::Warning,
+                format!("warning: macro '{name}' not used"),
+            );
+            d.span = span;
+            out.diagnostics.push(d);
         }
     }
     out.secret_files = compiler.secret_files().to_vec();

@@ -65,14 +65,23 @@ pub fn rule_text(
 }
 
 fn port_name(port: u16, proto: u8, resolver: &dyn Resolver) -> String {
-    let transport = if proto == 6 { Transport::Tcp } else { Transport::Udp };
+    let transport = if proto == 6 {
+        Transport::Tcp
+    } else {
+        Transport::Udp
+    };
     resolver
         .service_name(port, transport)
         .unwrap_or_else(|| port.to_string())
 }
 
 fn flow(out: &mut String, f: &Flow, resolver: &dyn Resolver) {
-    let _ = write!(out, "flow {} {}", f.satype.as_str(), direction_str(f.direction));
+    let _ = write!(
+        out,
+        "flow {} {}",
+        f.satype.as_str(),
+        direction_str(f.direction)
+    );
     if f.proto != 0 {
         let name = resolver
             .protocol_name(f.proto)
@@ -122,7 +131,11 @@ fn sa_text(out: &mut String, sa: &Sa, keys: bool) {
     if !keys {
         return;
     }
-    let separator = if sa.satype == SaType::Tcpmd5 { " " } else { " \\\n\t" };
+    let separator = if sa.satype == SaType::Tcpmd5 {
+        " "
+    } else {
+        " \\\n\t"
+    };
     if let Some(key) = &sa.authkey {
         let _ = write!(out, "{separator}authkey {}", key.hex());
     }

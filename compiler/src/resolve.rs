@@ -88,7 +88,12 @@ impl Fixed {
             protocols: protocols.iter().map(|&(n, p)| (n.to_owned(), p)).collect(),
             services: services
                 .iter()
-                .flat_map(|&(n, p)| [(n.to_owned(), p, Transport::Tcp), (n.to_owned(), p, Transport::Udp)])
+                .flat_map(|&(n, p)| {
+                    [
+                        (n.to_owned(), p, Transport::Tcp),
+                        (n.to_owned(), p, Transport::Udp),
+                    ]
+                })
                 .collect(),
             key_files: HashMap::new(),
             host_name: "gateway.example.org".to_owned(),
@@ -106,11 +111,17 @@ impl Resolver for Fixed {
     }
 
     fn protocol_number(&self, name: &str) -> Option<u8> {
-        self.protocols.iter().find(|(n, _)| n == name).map(|&(_, p)| p)
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|&(_, p)| p)
     }
 
     fn protocol_name(&self, number: u8) -> Option<String> {
-        self.protocols.iter().find(|&&(_, p)| p == number).map(|(n, _)| n.clone())
+        self.protocols
+            .iter()
+            .find(|&&(_, p)| p == number)
+            .map(|(n, _)| n.clone())
     }
 
     fn service_port(&self, name: &str, transport: Transport) -> Option<u16> {

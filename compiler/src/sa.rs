@@ -53,10 +53,16 @@ pub fn validate(
             let enc = *xfs.enc.get_or_insert(Enc::Aes);
             let info = enc.info();
             if info.nostatic {
-                return fail(format!("{} is disallowed with static keys", info.name), Culprit::Enc);
+                return fail(
+                    format!("{} is disallowed with static keys", info.name),
+                    Culprit::Enc,
+                );
             }
             if info.noauth && xfs.auth.is_some() {
-                return fail(format!("authentication is implicit for {}", info.name), Culprit::Auth);
+                return fail(
+                    format!("authentication is implicit for {}", info.name),
+                    Culprit::Auth,
+                );
             }
             if !info.noauth {
                 xfs.auth.get_or_insert(Auth::HmacSha2_256);
@@ -64,13 +70,19 @@ pub fn validate(
         }
         SaType::Ipcomp => {
             if xfs.auth.is_some() || xfs.enc.is_some() {
-                return fail("no encryption or authentication with ipcomp".into(), Culprit::Rule);
+                return fail(
+                    "no encryption or authentication with ipcomp".into(),
+                    Culprit::Rule,
+                );
             }
             xfs.comp.get_or_insert(Comp::Deflate);
         }
         SaType::Ipip => {
             if xfs.auth.is_some() || xfs.enc.is_some() || xfs.comp.is_some() {
-                return fail("no encryption, authentication or compression with ipip".into(), Culprit::Rule);
+                return fail(
+                    "no encryption, authentication or compression with ipip".into(),
+                    Culprit::Rule,
+                );
             }
         }
         // OpenBSD's "authentication key needed for tcpmd5" can never fire,
@@ -80,10 +92,15 @@ pub fn validate(
     if let Some(auth) = xfs.auth {
         let info = auth.info();
         match authkey {
-            None if auth != Auth::None => return fail("no authentication key specified".into(), Culprit::Rule),
+            None if auth != Auth::None => {
+                return fail("no authentication key specified".into(), Culprit::Rule);
+            }
             Some(key) if key.len() != info.key_len => {
                 return fail(
-                    format!("wrong authentication key length, needs to be {} bits", info.key_len * 8),
+                    format!(
+                        "wrong authentication key length, needs to be {} bits",
+                        info.key_len * 8
+                    ),
                     Culprit::AuthKey,
                 );
             }
@@ -93,7 +110,9 @@ pub fn validate(
     if let Some(enc) = xfs.enc {
         let info = enc.info();
         match enckey {
-            None if enc != Enc::Null => return fail("no encryption key specified".into(), Culprit::Rule),
+            None if enc != Enc::Null => {
+                return fail("no encryption key specified".into(), Culprit::Rule);
+            }
             Some(key) if key.len() < info.key_min => {
                 return fail(
                     format!(
@@ -141,7 +160,10 @@ mod tests {
     #[test]
     fn esp_defaults_and_key_lengths() {
         let mut x = Transforms::default();
-        assert_eq!(check(SaType::Esp, 0x1000, &mut x, Some(&key(32)), Some(&key(20))), Ok(()));
+        assert_eq!(
+            check(SaType::Esp, 0x1000, &mut x, Some(&key(32)), Some(&key(20))),
+            Ok(())
+        );
         assert_eq!((x.auth, x.enc), (Some(Auth::HmacSha2_256), Some(Enc::Aes)));
         let mut x = Transforms::default();
         assert_eq!(
@@ -165,7 +187,10 @@ mod tests {
             enc: Some(Enc::Null),
             ..Transforms::default()
         };
-        assert_eq!(check(SaType::Esp, 0x1000, &mut x, Some(&key(32)), None), Ok(()));
+        assert_eq!(
+            check(SaType::Esp, 0x1000, &mut x, Some(&key(32)), None),
+            Ok(())
+        );
     }
 
     #[test]
@@ -185,6 +210,15 @@ mod tests {
             check(SaType::Tcpmd5, 0, &mut Transforms::default(), None, None),
             Err("no SPI specified".into())
         );
-        assert_eq!(check(SaType::Tcpmd5, 0x1000, &mut Transforms::default(), None, None), Ok(()));
+        assert_eq!(
+            check(
+                SaType::Tcpmd5,
+                0x1000,
+                &mut Transforms::default(),
+                None,
+                None
+            ),
+            Ok(())
+        );
     }
 }

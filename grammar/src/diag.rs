@@ -25,12 +25,18 @@ pub enum Origin {
     Program,
     /// A bare `fprintf(stderr, ...)`: just the message.
     Bare,
-    /// A counted error OpenBSD reports without a message (a malformed SPI);
-    /// only the rich and short formats show it.
-    Unprinted(FileId, u32),
-    /// A bare line only OpenBSD's format prints; the other formats say the
-    /// same thing better in a note of the error that follows it.
+}
+
+/// Which formats print a diagnostic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shown {
+    #[default]
+    Always,
+    /// Lines OpenBSD prints that the other formats fold into a better
+    /// message (a note, or the error they lead to).
     OpenbsdOnly,
+    /// Problems OpenBSD counts without a word (a malformed SPI).
+    NotOpenbsd,
 }
 
 /// A problem found in a configuration or on the command line.
@@ -46,6 +52,7 @@ pub struct Diagnostic {
     pub label: Option<String>,
     /// Extra lines for the rich form ("did you mean", hints).
     pub notes: Vec<String>,
+    pub shown: Shown,
 }
 
 impl Diagnostic {
@@ -57,6 +64,7 @@ impl Diagnostic {
             span: None,
             label: None,
             notes: Vec::new(),
+            shown: Shown::Always,
         }
     }
 
@@ -100,6 +108,11 @@ impl Diagnostic {
         self
     }
 
+    pub fn shown(mut self, shown: Shown) -> Diagnostic {
+        self.shown = shown;
+        self
+    }
+
     pub fn is_error(&self) -> bool {
         self.severity != Severity::Warning
     }
@@ -140,6 +153,14 @@ pub struct Renderer<'a> {
 impl Renderer<'_> {
     /// Renders one diagnostic, ending with a newline.
     pub fn render(&self, d: &Diagnostic, colour: bool) -> String {
+        let hidden = match d.shown {
+            Shown::Always => false,
+            Shown::OpenbsdOnly => self.format != ErrorFormat::Openbsd,
+            Shown::NotOpenbsd => self.format == ErrorFormat::Openbsd,
+        };
+        if hidden {
+            return String::new();
+        }
         match self.format {
             ErrorFormat::Openbsd => self.openbsd(d),
             ErrorFormat::Short => self.codespan(d, DisplayStyle::Short, false),
@@ -154,15 +175,10 @@ impl Renderer<'_> {
             }
             Origin::Program => format!("{}: {}\n", self.program, d.message),
             Origin::Bare => format!("{}\n", d.message),
-            Origin::Unprinted(..) => String::new(),
-            Origin::OpenbsdOnly => format!("{}\n", d.message),
         }
     }
 
     fn codespan(&self, d: &Diagnostic, style: DisplayStyle, colour: bool) -> String {
-        if d.origin == Origin::OpenbsdOnly {
-            return String::new();
-        }
         // OpenBSD writes some warnings with the word in the text itself.
         let message = d.message.strip_prefix("warning: ").unwrap_or(&d.message);
         let mut report = match d.severity {
@@ -179,7 +195,7 @@ impl Renderer<'_> {
                 report = report.with_labels(vec![label]);
             }
             None => {
-                if let Origin::Line(file, line) | Origin::Unprinted(file, line) = d.origin {
+                if let Origin::Line(file, line) = d.origin {
                     // No exact place: point at the start of the line.
                     if let Some(start) = self.line_start(file, line) {
                         report = report.with_labels(vec![Label::primary(file, start..start)]);

@@ -11,8 +11,8 @@
 use crate::token::{Keyword, LexError, Tok};
 use std::sync::Arc;
 
-/// OpenBSD's buffer is 8 KiB; a token must fit in it with its terminator.
-const MAX_TOKEN: usize = 8192;
+/// OpenBSD's token buffer; a token must fit in it with its terminator.
+const MAX_TOKEN: usize = 8096;
 
 /// A token and the bytes it came from. Tokens read from a macro's value are
 /// placed at the `$name` that was expanded.
@@ -73,7 +73,10 @@ const WORD_BYTES: [bool; 256] = {
         let c = b as u8;
         table[b] = c.is_ascii_alphanumeric()
             || (c.is_ascii_punctuation()
-                && !matches!(c, b'(' | b')' | b'{' | b'}' | b'<' | b'>' | b'!' | b'=' | b'/' | b'#' | b','));
+                && !matches!(
+                    c,
+                    b'(' | b')' | b'{' | b'}' | b'<' | b'>' | b'!' | b'=' | b'/' | b'#' | b','
+                ));
         b += 1;
     }
     table
@@ -225,7 +228,13 @@ impl Lexer {
     fn token(&mut self, macros: &mut dyn MacroTable) -> Option<Token> {
         loop {
             let mut c = self.getc(false);
-            while matches!(c, Some(Ch { byte: b' ' | b'\t', .. })) {
+            while matches!(
+                c,
+                Some(Ch {
+                    byte: b' ' | b'\t',
+                    ..
+                })
+            ) {
                 c = self.getc(false);
             }
             let mut first = c?;
@@ -247,7 +256,11 @@ impl Lexer {
                     let ch = self.getc(false)?;
                     if ch.byte.is_ascii_alphanumeric() || ch.byte == b'_' {
                         if name.len() + 2 >= MAX_TOKEN {
-                            return Some(self.error_to_eol(LexError::StringTooLong, first.start, end));
+                            return Some(self.error_to_eol(
+                                LexError::StringTooLong,
+                                first.start,
+                                end,
+                            ));
                         }
                         name.push(ch.byte as char);
                         end = ch.end;
@@ -257,7 +270,11 @@ impl Lexer {
                     }
                 }
                 let Some(value) = macros.expand(&name) else {
-                    return Some(self.error_to_eol(LexError::UndefinedMacro(name), first.start, end));
+                    return Some(self.error_to_eol(
+                        LexError::UndefinedMacro(name),
+                        first.start,
+                        end,
+                    ));
                 };
                 self.expansion = Some(Expansion {
                     value,
@@ -326,10 +343,16 @@ impl Lexer {
                 };
             }
         };
+        // A newline is shown as the end of its line, not the start of the next.
+        let end = if tok == Tok::Newline {
+            first.start
+        } else {
+            first.end
+        };
         Token {
             tok,
             start: first.start,
-            end: first.end,
+            end,
         }
     }
 
@@ -349,7 +372,9 @@ impl Lexer {
                 Some(&b) if !allowed_to_end_number(b) => return Err(first),
                 _ if end - first.start < 19 => {
                     self.pos = end;
-                    let value = self.text[first.start..end].bytes().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+                    let value = self.text[first.start..end]
+                        .bytes()
+                        .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
                     return Ok(Token {
                         tok: Tok::Number(value),
                         start: first.start,
@@ -380,7 +405,11 @@ impl Lexer {
                     end,
                 },
                 Err(_) => {
-                    let reason = if first.byte == b'-' { "too small" } else { "too large" };
+                    let reason = if first.byte == b'-' {
+                        "too small"
+                    } else {
+                        "too large"
+                    };
                     self.error_to_eol(LexError::InvalidNumber { text, reason }, first.start, end)
                 }
             });
@@ -429,7 +458,10 @@ impl Lexer {
     /// `first` was just read from the file, and nothing is put back or
     /// being expanded: what follows can be scanned in the text directly.
     fn is_plain(&self, first: Ch) -> bool {
-        !first.expanded && first.end == self.pos && self.pushback.is_empty() && self.expansion.is_none()
+        !first.expanded
+            && first.end == self.pos
+            && self.pushback.is_empty()
+            && self.expansion.is_none()
     }
 
     /// The common case, read straight from the text: a word from the file
@@ -555,33 +587,57 @@ mod tests {
             ]
         );
         // A number needs a delimiter after it; otherwise it is a word.
-        assert_eq!(lex("3des 30m 0x10 12#c\n"), vec![s("3des"), s("30m"), s("0x10"), s("12"), Tok::Newline]);
-        assert_eq!(lex("-5 -x\n"), vec![Tok::Number(-5), Tok::Other('-'), s("x"), Tok::Newline]);
+        assert_eq!(
+            lex("3des 30m 0x10 12#c\n"),
+            vec![s("3des"), s("30m"), s("0x10"), s("12"), Tok::Newline]
+        );
+        assert_eq!(
+            lex("-5 -x\n"),
+            vec![Tok::Number(-5), Tok::Other('-'), s("x"), Tok::Newline]
+        );
     }
 
     #[test]
     fn backslashes_outside_quotes() {
-        assert_eq!(lex("fl\\\now a\\b\n"), vec![Tok::Keyword(Keyword::Flow), s("ab"), Tok::Newline]);
+        assert_eq!(
+            lex("fl\\\now a\\b\n"),
+            vec![Tok::Keyword(Keyword::Flow), s("ab"), Tok::Newline]
+        );
         // A continuation may end a number, or join it to a word.
-        assert_eq!(lex("12\\\n 3\\\nx\n"), vec![Tok::Number(12), s("3x"), Tok::Newline]);
+        assert_eq!(
+            lex("12\\\n 3\\\nx\n"),
+            vec![Tok::Number(12), s("3x"), Tok::Newline]
+        );
     }
 
     #[test]
     fn quoted_strings() {
-        assert_eq!(lex("\"esp\" 'a\\'b' \"x\ny\"\n"), vec![s("esp"), s("a'b"), s("xy"), Tok::Newline]);
+        assert_eq!(
+            lex("\"esp\" 'a\\'b' \"x\ny\"\n"),
+            vec![s("esp"), s("a'b"), s("xy"), Tok::Newline]
+        );
         assert_eq!(lex("\"a\\qb\"\n"), vec![s("a\\qb"), Tok::Newline]);
-        assert_eq!(lex("x \"abc\n"), vec![s("x"), Tok::Error(LexError::UnterminatedString)]);
+        assert_eq!(
+            lex("x \"abc\n"),
+            vec![s("x"), Tok::Error(LexError::UnterminatedString)]
+        );
     }
 
     #[test]
     fn comments_keep_their_newline() {
-        assert_eq!(lex("a # b \\\n c\nd\n"), vec![s("a"), Tok::Newline, s("d"), Tok::Newline]);
+        assert_eq!(
+            lex("a # b \\\n c\nd\n"),
+            vec![s("a"), Tok::Newline, s("d"), Tok::Newline]
+        );
     }
 
     #[test]
     fn macros_are_relexed_and_do_not_nest() {
         assert_eq!(
-            lex_with("from $h to $x\n", &[("h", "{ 1.1.1.1, 2.2.2.2 }"), ("x", "$h")]),
+            lex_with(
+                "from $h to $x\n",
+                &[("h", "{ 1.1.1.1, 2.2.2.2 }"), ("x", "$h")]
+            ),
             vec![
                 Tok::Keyword(Keyword::From),
                 Tok::LBrace,
@@ -597,11 +653,23 @@ mod tests {
         );
         assert_eq!(
             lex("a $nope\nb\n"),
-            vec![s("a"), Tok::Error(LexError::UndefinedMacro("nope".into())), Tok::Newline, s("b"), Tok::Newline]
+            vec![
+                s("a"),
+                Tok::Error(LexError::UndefinedMacro("nope".into())),
+                Tok::Newline,
+                s("b"),
+                Tok::Newline
+            ]
         );
         assert_eq!(
             lex("a $nope b\nc\n"),
-            vec![s("a"), Tok::Error(LexError::UndefinedMacro("nope".into())), Tok::Newline, s("c"), Tok::Newline]
+            vec![
+                s("a"),
+                Tok::Error(LexError::UndefinedMacro("nope".into())),
+                Tok::Newline,
+                s("c"),
+                Tok::Newline
+            ]
         );
     }
 

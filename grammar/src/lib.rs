@@ -15,11 +15,17 @@ mod suggest;
 pub mod token;
 
 lalrpop_util::lalrpop_mod!(
-    #[allow(clippy::all, clippy::pedantic, unused_imports, unused_qualifications, missing_debug_implementations)]
+    #[allow(
+        clippy::all,
+        clippy::pedantic,
+        unused_imports,
+        unused_qualifications,
+        missing_debug_implementations
+    )]
     grammar
 );
 
-pub use diag::{Diagnostic, ErrorFormat, Origin, Renderer, Severity};
+pub use diag::{Diagnostic, ErrorFormat, Origin, Renderer, Severity, Shown};
 pub use parser::{Event, Loader, Parser};
 pub use source::{FileId, SourceMap, Span};
 pub use suggest::closest;

@@ -2,12 +2,15 @@
 //! command line (which the file cannot override).
 
 use crate::lexer::MacroTable;
+use crate::source::Span;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 #[derive(Debug)]
 struct Macro {
     value: Arc<str>,
+    /// Where the file defined it (`-D` definitions have no place).
+    span: Option<Span>,
     persistent: bool,
     used: bool,
     /// Definition order, for reporting unused macros as OpenBSD lists them.
@@ -23,7 +26,13 @@ pub struct Macros {
 impl Macros {
     /// Defines or replaces a macro. A persistent (command-line) definition
     /// is never replaced; returns whether the definition took effect.
-    pub fn define(&mut self, name: &str, value: &str, persistent: bool) -> bool {
+    pub fn define(
+        &mut self,
+        name: &str,
+        value: &str,
+        persistent: bool,
+        span: Option<Span>,
+    ) -> bool {
         if self.table.get(name).is_some_and(|m| m.persistent) {
             return false;
         }
@@ -32,6 +41,7 @@ impl Macros {
             name.to_owned(),
             Macro {
                 value: Arc::from(value),
+                span,
                 persistent,
                 used: false,
                 order: self.next_order,
@@ -40,16 +50,17 @@ impl Macros {
         true
     }
 
-    /// Names of the macros never expanded, in the order they were defined.
-    pub fn unused(&self) -> Vec<&str> {
-        let mut unused: Vec<(&str, u64)> = self
+    /// The macros never expanded and where they were defined, in the
+    /// order they were defined.
+    pub fn unused(&self) -> Vec<(&str, Option<Span>)> {
+        let mut unused: Vec<(&str, &Macro)> = self
             .table
             .iter()
             .filter(|(_, m)| !m.used)
-            .map(|(name, m)| (name.as_str(), m.order))
+            .map(|(name, m)| (name.as_str(), m))
             .collect();
-        unused.sort_by_key(|&(_, order)| order);
-        unused.into_iter().map(|(name, _)| name).collect()
+        unused.sort_by_key(|&(_, m)| m.order);
+        unused.into_iter().map(|(name, m)| (name, m.span)).collect()
     }
 
     /// Names that look like `name`, for "did you mean" notes.
@@ -78,12 +89,13 @@ mod tests {
     #[test]
     fn command_line_definitions_win() {
         let mut m = Macros::default();
-        assert!(m.define("peer", "1.1.1.1", true));
-        assert!(!m.define("peer", "2.2.2.2", false));
+        assert!(m.define("peer", "1.1.1.1", true, None));
+        assert!(!m.define("peer", "2.2.2.2", false, None));
         assert_eq!(&*m.expand("peer").unwrap(), "1.1.1.1");
-        assert!(m.define("x", "a", false));
-        assert!(m.define("x", "b", false));
-        assert!(m.define("y", "c", false));
-        assert_eq!(m.unused(), vec!["x", "y"]);
+        assert!(m.define("x", "a", false, None));
+        assert!(m.define("x", "b", false, None));
+        assert!(m.define("y", "c", false, None));
+        let names: Vec<&str> = m.unused().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["x", "y"]);
     }
 }

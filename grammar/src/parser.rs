@@ -7,7 +7,7 @@
 //! OpenBSD's `error '\n'` rule does; the next line starts afresh.
 
 use crate::ast::{Spanned, Statement, Stmt};
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, Severity, Shown};
 use crate::grammar::LineParser;
 use crate::lexer::{Lexer, Token};
 use crate::macros::Macros;
@@ -44,7 +44,9 @@ pub struct Parser<'a> {
 
 impl std::fmt::Debug for Parser<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Parser").field("files", &self.stack.len()).finish()
+        f.debug_struct("Parser")
+            .field("files", &self.stack.len())
+            .finish()
     }
 }
 
@@ -64,7 +66,7 @@ impl<'a> Parser<'a> {
 
     /// Defines a macro that the file cannot override (`-D`).
     pub fn define(&mut self, name: &str, value: &str) {
-        self.macros.define(name, value, true);
+        self.macros.define(name, value, true, None);
     }
 
     pub fn macros(&self) -> &Macros {
@@ -88,27 +90,49 @@ impl<'a> Parser<'a> {
             .iter()
             .position(|t| matches!(t.tok, Tok::Error(_)))
             .unwrap_or(tokens.len());
+        // A line starting with a keyword in capitals reads as a macro
+        // definition, and fails at its second word.
+        let shouted = match tokens.first().map(|t| &t.tok) {
+            Some(Tok::Str(word)) => crate::token::Keyword::lookup(&word.to_ascii_lowercase()),
+            _ => None,
+        };
         // From the first lexical error on, the parser sees nothing.
         let tokens_after = tokens.split_off(cut);
-        let input = tokens.into_iter().map(|t| Ok::<_, ()>((t.start, t.tok, t.end)));
+        let input = tokens
+            .into_iter()
+            .map(|t| Ok::<_, ()>((t.start, t.tok, t.end)));
         match self.grammar.parse(file, input) {
             Ok(None) => {}
             Ok(Some((stmt, span, end))) => self.statement(Statement { stmt, span, end }),
             Err(ParseError::UnrecognizedToken {
                 token: (start, tok, end),
                 expected,
-            }) => self.syntax_error(Span::new(file, start, end), Some(&tok), &expected),
-            Err(ParseError::ExtraToken { token: (start, tok, end) }) => {
-                self.syntax_error(Span::new(file, start, end), Some(&tok), &[])
+            }) => {
+                self.syntax_error(Span::new(file, start, end), Some(&tok), &expected);
+                if let (Some(k), Some(Event::Diagnostic(d))) = (shouted, self.pending.back_mut()) {
+                    d.notes = vec![format!(
+                        "keywords are lower case: did you mean `{}`?",
+                        k.as_str()
+                    )];
+                }
             }
+            Err(ParseError::ExtraToken {
+                token: (start, tok, end),
+            }) => self.syntax_error(Span::new(file, start, end), Some(&tok), &[]),
             Err(ParseError::UnrecognizedEof { expected, .. }) => {
-                let Some(bad) = tokens_after.first() else { return };
+                let Some(bad) = tokens_after.first() else {
+                    return;
+                };
                 let span = Span::new(file, bad.start, bad.end);
                 let Tok::Error(error) = &bad.tok else { return };
                 self.lex_error(span, error);
-                // The text ended inside a quote: the statement is cut short.
+                // The text ended inside a quote: the statement is cut short,
+                // which OpenBSD reports once more.
                 if *error == LexError::UnterminatedString {
                     self.syntax_error(span, None, &expected);
+                    if let Some(Event::Diagnostic(d)) = self.pending.back_mut() {
+                        d.shown = Shown::OpenbsdOnly;
+                    }
                 }
             }
             Err(ParseError::InvalidToken { location }) => {
@@ -141,7 +165,10 @@ impl<'a> Parser<'a> {
             None => d.with_label("the statement ends here"),
         };
         if let Some(Tok::Str(word)) = found {
-            let keywords = KEYWORDS.iter().map(|(k, _)| *k).filter(|k| expected.contains(k));
+            let keywords = KEYWORDS
+                .iter()
+                .map(|(k, _)| *k)
+                .filter(|k| expected.contains(k));
             if let Some(k) = suggest::closest(word, keywords) {
                 d = d.with_note(format!("did you mean `{k}`?"));
             } else if KEYWORDS.iter().any(|(k, _)| expected.contains(k)) {
@@ -161,14 +188,18 @@ impl<'a> Parser<'a> {
             }
             Stmt::Macro { name, value } => {
                 if name.node.chars().any(|c| c.is_ascii_whitespace()) {
-                    let d = Diagnostic::error(self.line_of(statement.end), "macro name cannot contain whitespace")
-                        .with_span(name.span);
+                    let d = Diagnostic::error(
+                        self.line_of(statement.end),
+                        "macro name cannot contain whitespace",
+                    )
+                    .with_span(name.span);
                     self.pending.push_back(Event::Statement(statement.clone()));
                     self.report(d);
                     return;
                 }
-                let (name, value) = (name.node.clone(), value.node.clone());
-                self.macros.define(&name, &value, false);
+                let span = name.span.to(value.span);
+                self.macros
+                    .define(&name.node, &value.node, false, Some(span));
             }
             _ => {}
         }
@@ -180,7 +211,10 @@ impl<'a> Parser<'a> {
         let name = path.node;
         // OpenBSD follows includes without limit; a file that includes
         // itself would never end.
-        let looping = self.stack.iter().any(|(id, _)| self.sources.name(*id) == name);
+        let looping = self
+            .stack
+            .iter()
+            .any(|(id, _)| self.sources.name(*id) == name);
         if looping || self.stack.len() >= MAX_INCLUDE_DEPTH {
             let why = if looping {
                 format!("{name} is already being read: includes may not loop")
@@ -200,10 +234,10 @@ impl<'a> Parser<'a> {
                 self.stack.push((id, lexer));
             }
             Err(reason) => {
-                self.report(Diagnostic {
-                    origin: crate::diag::Origin::OpenbsdOnly,
-                    ..Diagnostic::bare(crate::diag::Severity::Warning, format!("pushfile: {name}: {reason}"))
-                });
+                self.report(
+                    Diagnostic::bare(Severity::Warning, format!("pushfile: {name}: {reason}"))
+                        .shown(Shown::OpenbsdOnly),
+                );
                 let d = Diagnostic::error(line, format!("failed to include file {name}"))
                     .with_span(path.span)
                     .with_label(reason);

@@ -103,7 +103,12 @@ impl SourceMap {
     pub fn add(&mut self, name: impl Into<String>, bytes: &[u8]) -> FileId {
         let text: Arc<str> = String::from_utf8_lossy(bytes).into();
         let mut line_starts = vec![0];
-        line_starts.extend(text.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i + 1));
+        line_starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
         self.files.push(SourceFile {
             name: name.into(),
             text,
@@ -150,7 +155,11 @@ impl<'a> codespan_reporting::files::Files<'a> for SourceMap {
             .ok_or(codespan_reporting::files::Error::FileMissing)
     }
 
-    fn line_index(&'a self, id: FileId, byte_index: usize) -> Result<usize, codespan_reporting::files::Error> {
+    fn line_index(
+        &'a self,
+        id: FileId,
+        byte_index: usize,
+    ) -> Result<usize, codespan_reporting::files::Error> {
         let file = self
             .files
             .get(id.0 as usize)

@@ -110,7 +110,10 @@ pub enum LexError {
     StringTooLong,
     /// A NUL byte inside a quoted string.
     NulInString,
-    InvalidNumber { text: String, reason: &'static str },
+    InvalidNumber {
+        text: String,
+        reason: &'static str,
+    },
     UndefinedMacro(String),
 }
 
@@ -118,10 +121,14 @@ impl LexError {
     /// OpenBSD's wording.
     pub fn message(&self) -> String {
         match self {
-            LexError::UnterminatedString => "reached end of file while parsing quoted string".into(),
+            LexError::UnterminatedString => {
+                "reached end of file while parsing quoted string".into()
+            }
             LexError::StringTooLong => "string too long".into(),
             LexError::NulInString => "syntax error".into(),
-            LexError::InvalidNumber { text, reason } => format!("\"{text}\" invalid number: {reason}"),
+            LexError::InvalidNumber { text, reason } => {
+                format!("\"{text}\" invalid number: {reason}")
+            }
             LexError::UndefinedMacro(name) => format!("macro '{name}' not defined"),
         }
     }

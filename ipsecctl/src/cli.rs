@@ -109,7 +109,11 @@ pub fn parse(argv: &[String], default_socket: String) -> Parsed {
                             i += 1;
                             argv[i - 1].clone()
                         }
-                        None => return Parsed::Usage(vec!["ipsecctl: option requires an argument -- error-format".into()]),
+                        None => {
+                            return Parsed::Usage(vec![
+                                "ipsecctl: option requires an argument -- error-format".into(),
+                            ]);
+                        }
                     };
                     match ErrorFormat::from_name(&value) {
                         Some(f) => args.error_format = f,
@@ -142,12 +146,16 @@ pub fn parse(argv: &[String], default_socket: String) -> Parsed {
                     i += 1;
                     argv[i - 1].clone()
                 } else {
-                    return Parsed::Usage(vec![format!("ipsecctl: option requires an argument -- {flag}")]);
+                    return Parsed::Usage(vec![format!(
+                        "ipsecctl: option requires an argument -- {flag}"
+                    )]);
                 };
                 match flag {
                     'D' => match define(&value) {
                         Some(d) => args.defines.push(d),
-                        None => warnings.push(format!("ipsecctl: could not parse macro definition {value}")),
+                        None => warnings.push(format!(
+                            "ipsecctl: could not parse macro definition {value}"
+                        )),
                     },
                     'f' => args.file = Some(value),
                     'i' => args.fifo = value,
@@ -223,9 +231,18 @@ mod tests {
         assert_eq!(show_modifier("fl"), Some(Show::Flow));
         assert_eq!(show_modifier("x"), None);
         let argv = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(matches!(parse(&argv(&["-s", "x"]), String::new()), Parsed::Usage(_)));
-        assert!(matches!(parse(&argv(&["-n", "extra"]), String::new()), Parsed::Usage(_)));
-        assert!(matches!(parse(&argv(&["-q"]), String::new()), Parsed::Usage(_)));
+        assert!(matches!(
+            parse(&argv(&["-s", "x"]), String::new()),
+            Parsed::Usage(_)
+        ));
+        assert!(matches!(
+            parse(&argv(&["-n", "extra"]), String::new()),
+            Parsed::Usage(_)
+        ));
+        assert!(matches!(
+            parse(&argv(&["-q"]), String::new()),
+            Parsed::Usage(_)
+        ));
         assert!(matches!(parse(&[], String::new()), Parsed::Usage(_)));
         let a = run(&["--error-format=openbsd", "-n", "--error-format", "short"]);
         assert_eq!(a.error_format, ErrorFormat::Short);

@@ -26,14 +26,21 @@ pub fn open(path: &str) -> Result<std::fs::File, String> {
     // A reader is there; from now on, writes may wait for it.
     let fd = file.as_raw_fd();
     // SAFETY: fcntl on a descriptor this function owns.
-    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) & !libc::O_NONBLOCK) };
+    unsafe {
+        libc::fcntl(
+            fd,
+            libc::F_SETFL,
+            libc::fcntl(fd, libc::F_GETFL) & !libc::O_NONBLOCK,
+        )
+    };
     Ok(file)
 }
 
 /// Writes one rule's script.
 pub fn send(path: &str, script: &str) -> Result<(), String> {
     let mut fifo = open(path)?;
-    write_all(&mut fifo, script.as_bytes()).map_err(|e| format!("ike_ipsec_establish: {}", strerror(&e)))
+    write_all(&mut fifo, script.as_bytes())
+        .map_err(|e| format!("ike_ipsec_establish: {}", strerror(&e)))
 }
 
 fn write_all(fifo: &mut std::fs::File, mut bytes: &[u8]) -> io::Result<()> {

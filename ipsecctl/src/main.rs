@@ -90,7 +90,8 @@ fn read_config(file: &str) -> Result<(String, Vec<u8>, Option<std::fs::Metadata>
     }
     let fail = |e: io::Error| format!("{file}: {}", system::strerror(&e));
     let bytes = std::fs::read(file).map_err(fail)?;
-    let meta = std::fs::metadata(file).map_err(|e| format!("cannot stat {file}: {}", system::strerror(&e)))?;
+    let meta = std::fs::metadata(file)
+        .map_err(|e| format!("cannot stat {file}: {}", system::strerror(&e)))?;
     Ok((file.to_owned(), bytes, Some(meta)))
 }
 
@@ -99,7 +100,10 @@ fn insecure(name: &str, meta: &std::fs::Metadata, holds_secrets: bool) -> Option
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
     if meta.uid() != 0 && meta.uid() != uid {
-        return Some(Diagnostic::program(Severity::Error, format!("{name}: owner not root or current user")));
+        return Some(Diagnostic::program(
+            Severity::Error,
+            format!("{name}: owner not root or current user"),
+        ));
     }
     let mode = meta.mode();
     let writable = mode & (libc::S_IWGRP | libc::S_IWOTH) != 0;
@@ -111,8 +115,11 @@ fn insecure(name: &str, meta: &std::fs::Metadata, holds_secrets: bool) -> Option
             "it holds keys that others can read"
         };
         return Some(
-            Diagnostic::program(Severity::Error, format!("{name}: group writable or world read/writable"))
-                .with_note(format!("{why}; try: chmod 600 {name}")),
+            Diagnostic::program(
+                Severity::Error,
+                format!("{name}: group writable or world read/writable"),
+            )
+            .with_note(format!("{why}; try: chmod 600 {name}")),
         );
     }
     None
@@ -140,7 +147,9 @@ fn report(sources: &SourceMap, format: ErrorFormat, diagnostics: &[Diagnostic]) 
 
 fn not_loaded(format: ErrorFormat, errors: usize, name: &str) {
     match format {
-        ErrorFormat::Openbsd => eprintln!("ipsecctl: Syntax error in config file: ipsec rules not loaded"),
+        ErrorFormat::Openbsd => {
+            eprintln!("ipsecctl: Syntax error in config file: ipsec rules not loaded")
+        }
         _ => {
             let plural = if errors == 1 { "" } else { "s" };
             eprintln!("ipsecctl: {errors} error{plural} in {name}: ipsec rules not loaded");
@@ -204,16 +213,25 @@ fn print_text(text: &str) {
 /// Sends the rules on: flows, SAs and bundles to ipsecd, `ike` rules to
 /// isakmpd, in rule order.
 fn commit(args: &Args, out: &Output, _sources: &SourceMap, _main: FileId) -> bool {
-    let needs_runtime = out.rules.iter().any(|r| !matches!(r.kind, RuleKind::Ike(_)));
+    let needs_runtime = out
+        .rules
+        .iter()
+        .any(|r| !matches!(r.kind, RuleKind::Ike(_)));
     if needs_runtime {
-        let what = if args.delete { "delete rules" } else { "load rules" };
+        let what = if args.delete {
+            "delete rules"
+        } else {
+            "load rules"
+        };
         return runtime::unavailable(&args.socket, what);
     }
     let resolver = system::System::default();
     let host_name = ipsec_compiler::Resolver::host_name(&resolver);
     let mut ok = true;
     for rule in &out.rules {
-        let RuleKind::Ike(ike) = &rule.kind else { continue };
+        let RuleKind::Ike(ike) = &rule.kind else {
+            continue;
+        };
         let script = if args.delete {
             Ok(ipsec_compiler::ike::delete_script(ike))
         } else {

@@ -29,7 +29,11 @@ fn connect(path: &str) -> io::Result<()> {
     let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
     // SAFETY: addr is a valid sockaddr_un of length `len`.
     let rc = unsafe { libc::connect(fd, (&raw const addr).cast(), len) };
-    let result = if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) };
+    let result = if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    };
     // SAFETY: fd is ours and open.
     unsafe { libc::close(fd) };
     result

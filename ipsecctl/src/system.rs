@@ -32,7 +32,9 @@ impl Table {
             self.by_name.entry((*name).to_owned()).or_insert(number);
         }
         if let Some(first) = names.first() {
-            self.by_number.entry(number).or_insert_with(|| (*first).to_owned());
+            self.by_number
+                .entry(number)
+                .or_insert_with(|| (*first).to_owned());
         }
     }
 }
@@ -64,7 +66,9 @@ fn read_services(path: &str) -> HashMap<&'static str, Table> {
         if fields.len() < 2 {
             continue;
         }
-        let Some((port, proto)) = fields[1].split_once('/') else { continue };
+        let Some((port, proto)) = fields[1].split_once('/') else {
+            continue;
+        };
         let transport = match proto {
             "tcp" => "tcp",
             "udp" => "udp",
@@ -96,7 +100,9 @@ fn read_interfaces() -> HashMap<String, Vec<IpAddr>> {
             continue;
         }
         // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned();
+        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }
+            .to_string_lossy()
+            .into_owned();
         // SAFETY: ifa_addr points to a sockaddr whose family says its type.
         let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
         let ip = match family {
@@ -140,7 +146,10 @@ impl System {
 
 impl Resolver for System {
     fn interface(&self, name: &str) -> Option<Vec<IpAddr>> {
-        self.interfaces.get_or_init(read_interfaces).get(name).cloned()
+        self.interfaces
+            .get_or_init(read_interfaces)
+            .get(name)
+            .cloned()
     }
 
     fn host(&self, name: &str) -> Vec<IpAddr> {
@@ -163,12 +172,16 @@ impl Resolver for System {
     }
 
     fn protocol_number(&self, name: &str) -> Option<u8> {
-        let table = self.protocols.get_or_init(|| read_protocols("/etc/protocols"));
+        let table = self
+            .protocols
+            .get_or_init(|| read_protocols("/etc/protocols"));
         table.by_name.get(name).and_then(|&n| u8::try_from(n).ok())
     }
 
     fn protocol_name(&self, number: u8) -> Option<String> {
-        let table = self.protocols.get_or_init(|| read_protocols("/etc/protocols"));
+        let table = self
+            .protocols
+            .get_or_init(|| read_protocols("/etc/protocols"));
         table.by_number.get(&u32::from(number)).cloned()
     }
 
@@ -180,7 +193,10 @@ impl Resolver for System {
     }
 
     fn service_name(&self, port: u16, transport: Transport) -> Option<String> {
-        self.services(transport)?.by_number.get(&u32::from(port)).cloned()
+        self.services(transport)?
+            .by_number
+            .get(&u32::from(port))
+            .cloned()
     }
 
     fn key_file(&self, path: &str) -> Result<Vec<u8>, String> {
