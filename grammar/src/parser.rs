@@ -13,7 +13,7 @@ use crate::lexer::{Lexer, Token};
 use crate::macros::Macros;
 use crate::source::{FileId, SourceMap, Span};
 use crate::suggest;
-use crate::token::{KEYWORDS, LexError, Tok};
+use crate::token::{KEYWORDS, Keyword, LexError, Tok};
 use lalrpop_util::ParseError;
 use std::collections::VecDeque;
 
@@ -96,6 +96,7 @@ impl<'a> Parser<'a> {
             Some(Tok::Str(word)) => crate::token::Keyword::lookup(&word.to_ascii_lowercase()),
             _ => None,
         };
+        let include = matches!(tokens.first().map(|t| &t.tok), Some(Tok::Keyword(Keyword::Include)));
         // From the first lexical error on, the parser sees nothing.
         let tokens_after = tokens.split_off(cut);
         let input = tokens
@@ -109,11 +110,15 @@ impl<'a> Parser<'a> {
                 expected,
             }) => {
                 self.syntax_error(Span::new(file, start, end), Some(&tok), &expected);
-                if let (Some(k), Some(Event::Diagnostic(d))) = (shouted, self.pending.back_mut()) {
-                    d.notes = vec![format!(
-                        "keywords are lower case: did you mean `{}`?",
-                        k.as_str()
-                    )];
+                let note = match shouted {
+                    Some(k) => Some(format!("keywords are lower case: did you mean `{}`?", k.as_str())),
+                    None if include && tok == Tok::Slash => {
+                        Some("`/` ends a bare word: quote the path, as in include \"dir/file.conf\"".to_owned())
+                    }
+                    None => None,
+                };
+                if let (Some(note), Some(Event::Diagnostic(d))) = (note, self.pending.back_mut()) {
+                    d.notes = vec![note];
                 }
             }
             Err(ParseError::ExtraToken {
