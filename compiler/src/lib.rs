@@ -13,6 +13,7 @@ pub mod print;
 pub mod resolve;
 pub mod rule;
 mod sa;
+pub mod values;
 pub mod xform;
 
 pub use compile::{Compiler, Fatal};

@@ -96,7 +96,10 @@ impl<'a> Parser<'a> {
             Some(Tok::Str(word)) => crate::token::Keyword::lookup(&word.to_ascii_lowercase()),
             _ => None,
         };
-        let include = matches!(tokens.first().map(|t| &t.tok), Some(Tok::Keyword(Keyword::Include)));
+        let include = matches!(
+            tokens.first().map(|t| &t.tok),
+            Some(Tok::Keyword(Keyword::Include))
+        );
         // From the first lexical error on, the parser sees nothing.
         let tokens_after = tokens.split_off(cut);
         let input = tokens
@@ -111,10 +114,14 @@ impl<'a> Parser<'a> {
             }) => {
                 self.syntax_error(Span::new(file, start, end), Some(&tok), &expected);
                 let note = match shouted {
-                    Some(k) => Some(format!("keywords are lower case: did you mean `{}`?", k.as_str())),
-                    None if include && tok == Tok::Slash => {
-                        Some("`/` ends a bare word: quote the path, as in include \"dir/file.conf\"".to_owned())
-                    }
+                    Some(k) => Some(format!(
+                        "keywords are lower case: did you mean `{}`?",
+                        k.as_str()
+                    )),
+                    None if include && tok == Tok::Slash => Some(
+                        "`/` ends a bare word: quote the path, as in include \"dir/file.conf\""
+                            .to_owned(),
+                    ),
                     None => None,
                 };
                 if let (Some(note), Some(Event::Diagnostic(d))) = (note, self.pending.back_mut()) {
