@@ -1,7 +1,7 @@
 //! Shared test plumbing: a fixed resolver, includes and key files read from
 //! `tests/cases`, and a way to render a compilation as one text.
 
-use ipsec_compiler::{Fixed, Options, Output, PrintOptions};
+use ipsec_compiler::{Fixed, Options, Output};
 use ipsec_grammar::{ErrorFormat, Loader, Renderer, SourceMap};
 use std::path::{Path, PathBuf};
 
@@ -68,17 +68,7 @@ impl Flags {
     }
 
     pub fn options(self) -> Options {
-        Options {
-            echo: self.verbose > 0,
-            echo_macros: self.verbose > 0,
-            warn_unused: self.verbose > 1,
-            print: PrintOptions {
-                keys: self.keys,
-                numbers: self.verbose > 1,
-                delete: self.delete,
-            },
-            defines: Vec::new(),
-        }
+        Options::verbosity(self.verbose, self.keys, self.delete)
     }
 }
 

@@ -38,6 +38,24 @@ pub struct Options {
     pub defines: Vec<(String, String)>,
 }
 
+impl Options {
+    /// What `ipsecctl` prints at verbosity `verbose` (the number of `-v`),
+    /// with `-k` and `-d` as given.
+    pub fn verbosity(verbose: u8, keys: bool, delete: bool) -> Options {
+        Options {
+            echo: verbose > 0,
+            echo_macros: verbose > 0,
+            warn_unused: verbose > 1,
+            print: PrintOptions {
+                keys,
+                numbers: verbose > 1,
+                delete,
+            },
+            defines: Vec::new(),
+        }
+    }
+}
+
 /// Everything a compilation produced.
 #[derive(Debug, Default)]
 pub struct Output {

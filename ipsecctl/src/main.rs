@@ -7,7 +7,7 @@ mod runtime;
 mod system;
 
 use cli::{Args, Parsed};
-use ipsec_compiler::{Options, Output, PrintOptions, RuleKind};
+use ipsec_compiler::{Options, Output, RuleKind};
 use ipsec_grammar::{Diagnostic, ErrorFormat, FileId, Renderer, Severity, SourceMap};
 use std::io::{self, IsTerminal, Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -171,15 +171,10 @@ fn load(args: &Args, file: &str) -> bool {
     let main = sources.add(name.clone(), &bytes);
     let resolver = system::System::default();
     let opts = Options {
+        // With -s, OpenBSD prints the macros it reads but not the rules.
         echo: args.verbose > 0 && args.show.is_none(),
-        echo_macros: args.verbose > 0,
-        warn_unused: args.verbose > 1,
-        print: PrintOptions {
-            keys: args.keys,
-            numbers: args.verbose > 1,
-            delete: args.delete,
-        },
         defines: args.defines.clone(),
+        ..Options::verbosity(args.verbose, args.keys, args.delete)
     };
     let mut out = ipsec_compiler::compile(&mut sources, main, &mut system::Files, &resolver, &opts);
     if let Some(meta) = &meta
