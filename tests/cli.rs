@@ -250,3 +250,45 @@ fn ike_rules_go_to_the_isakmpd_fifo() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("not a fifo"));
 }
+
+#[test]
+fn write_the_pfkey_messages() {
+    let dir = TempDir::new("write");
+    let out_path = dir.0.join("load.bin");
+    let conf = format!("flow esp from 192.0.2.1 to 192.0.2.2\n{SA}");
+    let out = run(&["-nf", "-", "-w", path(&out_path)], &conf);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let meta = std::fs::metadata(&out_path).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    let messages = pfkey::decode_stream(&std::fs::read(&out_path).unwrap()).unwrap();
+    let kinds: Vec<pfkey::MsgType> = messages.iter().map(|m| m.header.msg_type).collect();
+    assert_eq!(
+        kinds,
+        [
+            pfkey::MsgType::X_ADDFLOW,
+            pfkey::MsgType::X_ADDFLOW,
+            pfkey::MsgType::ADD
+        ]
+    );
+    let seqs: Vec<u32> = messages.iter().map(|m| m.header.seq).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    for m in &messages {
+        assert_eq!(pfkey::validate::check_request(m, m.header.pid), Ok(()));
+    }
+
+    // -d writes what deleting would send; a file with errors writes nothing.
+    let out = run(&["-dnf", "-", "-w", path(&out_path)], &conf);
+    assert_eq!(out.status.code(), Some(0));
+    let messages = pfkey::decode_stream(&std::fs::read(&out_path).unwrap()).unwrap();
+    assert_eq!(messages[2].header.msg_type, pfkey::MsgType::DELETE);
+    let bad_path = dir.0.join("bad.bin");
+    let out = run(
+        &["-nf", "-", "-w", path(&bad_path)],
+        "flow from nowhere.invalid to 1.2.3.4\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!bad_path.exists());
+}

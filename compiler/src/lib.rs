@@ -9,6 +9,7 @@ pub mod addr;
 mod compile;
 pub mod hosts;
 pub mod ike;
+pub mod lower;
 pub mod print;
 pub mod resolve;
 pub mod rule;

@@ -4,7 +4,7 @@
 use ipsec_grammar::ErrorFormat;
 
 pub const USAGE: &str = "usage: ipsecctl [-cdFkmnv] [-D macro=value] [-f file] [-i fifo] [-s modifier]\n\
-\t[-S socket] [--error-format=openbsd|rich|short]";
+\t[-S socket] [-w file] [--error-format=openbsd|rich|short]";
 
 pub const DEFAULT_SOCKET: &str = "/run/ipsecd/ipsecd.sock";
 pub const DEFAULT_FIFO: &str = "/var/run/isakmpd.fifo";
@@ -31,6 +31,8 @@ pub struct Args {
     pub fifo: String,
     pub show: Option<Show>,
     pub socket: String,
+    /// `-w`: where to write the PF_KEY messages of `-f`.
+    pub write: Option<String>,
     pub error_format: ErrorFormat,
 }
 
@@ -60,6 +62,7 @@ impl Args {
             fifo: DEFAULT_FIFO.to_owned(),
             show: None,
             socket,
+            write: None,
             error_format: ErrorFormat::default(),
         }
     }
@@ -137,7 +140,7 @@ pub fn parse(argv: &[String], default_socket: String) -> Parsed {
         while j < flags.len() {
             let flag = flags[j];
             j += 1;
-            if matches!(flag, 'D' | 'f' | 'i' | 's' | 'S') {
+            if matches!(flag, 'D' | 'f' | 'i' | 's' | 'S' | 'w') {
                 let value = if j < flags.len() {
                     let rest: String = flags[j..].iter().collect();
                     j = flags.len();
@@ -160,6 +163,7 @@ pub fn parse(argv: &[String], default_socket: String) -> Parsed {
                     'f' => args.file = Some(value),
                     'i' => args.fifo = value,
                     'S' => args.socket = value,
+                    'w' => args.write = Some(value),
                     _ => match show_modifier(&value) {
                         Some(show) => args.show = Some(show),
                         None => {
@@ -222,6 +226,8 @@ mod tests {
         assert_eq!(a.file.as_deref(), Some("conf"));
         assert_eq!(a.show, Some(Show::Flow));
         assert_eq!(a.defines, vec![("x=a".to_owned(), "b".to_owned())]);
+        let a = run(&["-nf", "x.conf", "-wout.bin"]);
+        assert_eq!(a.write.as_deref(), Some("out.bin"));
     }
 
     #[test]

@@ -7,10 +7,11 @@ mod runtime;
 mod system;
 
 use cli::{Args, Parsed};
+use ipsec_compiler::lower::{self, Action, LowerError, Sequencer};
 use ipsec_compiler::{Options, Output, RuleKind};
 use ipsec_grammar::{Diagnostic, ErrorFormat, FileId, Renderer, Severity, SourceMap};
 use std::io::{self, IsTerminal, Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -55,6 +56,7 @@ const HELP: &str = "  -c            collapse flows into lists when showing them 
   -S socket     ipsecd's control socket (default /run/ipsecd/ipsecd.sock,
                 or $IPSECD_SOCKET)
   -v            print the rules as they are read; twice: with rule numbers
+  -w file       write the PF_KEY messages that -f (or -d -f) sends to file
   --error-format=openbsd|rich|short
                 how problems in the file are reported (default rich)
 
@@ -193,10 +195,53 @@ fn load(args: &Args, file: &str) -> bool {
         not_loaded(format, errors, &name);
         return false;
     }
+    if let Some(path) = &args.write
+        && !write_messages(args, &out, path)
+    {
+        return false;
+    }
     if args.noaction {
         return true;
     }
     commit(args, &out, &sources, main)
+}
+
+/// `-w`: the PF_KEY messages loading (or deleting) would send, one after
+/// another, in a file only its owner may read (it holds the keys).
+fn write_messages(args: &Args, out: &Output, path: &str) -> bool {
+    let action = if args.delete {
+        Action::Delete
+    } else {
+        Action::Add
+    };
+    let mut seq = Sequencer::new(std::process::id());
+    let mut messages = Vec::new();
+    let mut ok = true;
+    for rule in &out.rules {
+        match lower::lower(rule, action, &mut seq) {
+            Ok(m) => messages.extend(m),
+            Err(LowerError::MissingKey) => {
+                eprintln!("ipsecctl: rule {}: an SA needs a key", rule.nr);
+                let verb = if args.delete { "delete" } else { "add" };
+                eprintln!("ipsecctl: failed to {verb} rule {}", rule.nr);
+                ok = false;
+            }
+        }
+    }
+    let bytes = pfkey::encode_stream(&messages);
+    drop(messages);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(&bytes));
+    if let Err(e) = written {
+        eprintln!("ipsecctl: {path}: {}", system::strerror(&e));
+        return false;
+    }
+    ok
 }
 
 fn print_text(text: &str) {
