@@ -87,11 +87,53 @@ pub fn compile(name: &str, text: &str, flags: Flags) -> (SourceMap, Output) {
     (sources, out)
 }
 
-/// The printed rules, then the diagnostics in OpenBSD's and the rich form.
+/// The PF_KEY messages of a loadable configuration: each in hex, eight
+/// bytes a row, then as the monitor shows it (keys included).
+fn frames(out: &Output, flags: Flags) -> String {
+    use ipsec_compiler::lower::{self, Action, Sequencer};
+    let action = if flags.delete {
+        Action::Delete
+    } else {
+        Action::Add
+    };
+    let mut seq = Sequencer::new(4242);
+    let mut s = String::new();
+    for rule in &out.rules {
+        let Ok(messages) = lower::lower(rule, action, &mut seq) else {
+            s.push_str(&format!(
+                "--- rule {}: cannot be sent (an SA without a key)\n",
+                rule.nr
+            ));
+            continue;
+        };
+        for m in messages {
+            s.push_str(&format!("--- pfkey (rule {})\n", rule.nr));
+            for row in m.encode().chunks(8) {
+                let hex: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
+                s.push_str(&hex.join(" "));
+                s.push('\n');
+            }
+            s.push_str(
+                &pfkey::Monitor {
+                    message: &m,
+                    show_keys: true,
+                }
+                .to_string(),
+            );
+        }
+    }
+    s
+}
+
+/// The printed rules, the PF_KEY messages that load them, then the
+/// diagnostics in OpenBSD's and the rich form.
 pub fn render(name: &str, text: &str) -> String {
     let (sources, out) = compile(name, text, Flags::of(text));
     let mut s = String::from("--- output\n");
     s.push_str(&out.text);
+    if out.ok() {
+        s.push_str(&frames(&out, Flags::of(text)));
+    }
     if !out.diagnostics.is_empty() {
         for (title, format) in [
             ("openbsd", ErrorFormat::Openbsd),

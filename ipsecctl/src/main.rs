@@ -195,10 +195,20 @@ fn load(args: &Args, file: &str) -> bool {
         not_loaded(format, errors, &name);
         return false;
     }
-    if let Some(path) = &args.write
-        && !write_messages(args, &out, path)
-    {
-        return false;
+    let wants_messages = args.write.is_some() || (args.noaction && args.verbose > 1);
+    if wants_messages {
+        let (messages, lowered) = messages(args, &out);
+        if args.noaction && args.verbose > 1 {
+            print_messages(&messages, args.keys);
+        }
+        if let Some(path) = &args.write
+            && !write_messages(&messages, path)
+        {
+            return false;
+        }
+        if !lowered {
+            return false;
+        }
     }
     if args.noaction {
         return true;
@@ -206,9 +216,9 @@ fn load(args: &Args, file: &str) -> bool {
     commit(args, &out, &sources, main)
 }
 
-/// `-w`: the PF_KEY messages loading (or deleting) would send, one after
-/// another, in a file only its owner may read (it holds the keys).
-fn write_messages(args: &Args, out: &Output, path: &str) -> bool {
+/// The PF_KEY messages loading (or deleting) sends, numbered as one socket
+/// would number them. Rules that cannot be sent are reported.
+fn messages(args: &Args, out: &Output) -> (Vec<pfkey::Message>, bool) {
     let action = if args.delete {
         Action::Delete
     } else {
@@ -228,8 +238,13 @@ fn write_messages(args: &Args, out: &Output, path: &str) -> bool {
             }
         }
     }
-    let bytes = pfkey::encode_stream(&messages);
-    drop(messages);
+    (messages, ok)
+}
+
+/// `-w`: the messages, one after another, in a file only its owner may
+/// read (it holds the keys).
+fn write_messages(messages: &[pfkey::Message], path: &str) -> bool {
+    let bytes = pfkey::encode_stream(messages);
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -241,7 +256,16 @@ fn write_messages(args: &Args, out: &Output, path: &str) -> bool {
         eprintln!("ipsecctl: {path}: {}", system::strerror(&e));
         return false;
     }
-    ok
+    true
+}
+
+/// `-nvv`: each message as the monitor shows it.
+fn print_messages(messages: &[pfkey::Message], show_keys: bool) {
+    let mut text = String::new();
+    for message in messages {
+        text.push_str(&pfkey::Monitor { message, show_keys }.to_string());
+    }
+    print_text(&text);
 }
 
 fn print_text(text: &str) {

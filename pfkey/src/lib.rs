@@ -11,12 +11,14 @@
 
 pub mod codec;
 pub mod consts;
+pub mod display;
 pub mod ext;
 pub mod msg;
 pub mod sockaddr;
 pub mod validate;
 
 pub use consts::*;
+pub use display::Monitor;
 pub use ext::{
     Address, Alg, Body, Comb, Counter, Extension, Identity, Iface, Key, Lifetime, Proposal,
     Protocol, Sa,
