@@ -266,7 +266,8 @@ pub enum Body {
     Address(Address),
     Key(Key),
     Identity(Identity),
-    Sensitivity(Sensitivity),
+    // Large and rare: boxed, so every other extension stays small.
+    Sensitivity(Box<Sensitivity>),
     Proposal(Proposal),
     Supported(Supported),
     SpiRange(SpiRange),
@@ -281,7 +282,7 @@ pub enum Body {
     Tap {
         unit: u32,
     },
-    Counter(Counter),
+    Counter(Box<Counter>),
     /// `sadb_x_rdomain`: where the SA lives and where its traffic goes.
     Rdomain {
         dom1: u16,
@@ -592,14 +593,14 @@ impl Extension {
                 let mut words = |n: u8| (0..n).map(|_| r.u64()).collect::<Result<Vec<u64>, _>>();
                 let sens_bitmap = words(sens_len)?;
                 let integ_bitmap = words(integ_len)?;
-                Body::Sensitivity(Sensitivity {
+                Body::Sensitivity(Box::new(Sensitivity {
                     dpd,
                     sens_level,
                     integ_level,
                     reserved,
                     sens_bitmap,
                     integ_bitmap,
-                })
+                }))
             }
             Layout::Proposal => {
                 let num = r.u8()?;
@@ -671,7 +672,7 @@ impl Extension {
             }
             Layout::Counter => {
                 fixed(72)?;
-                Body::Counter(Counter {
+                Body::Counter(Box::new(Counter {
                     pad: r.u32()?,
                     ipackets: r.u64()?,
                     opackets: r.u64()?,
@@ -681,7 +682,7 @@ impl Extension {
                     odrops: r.u64()?,
                     idecompbytes: r.u64()?,
                     ouncompbytes: r.u64()?,
-                })
+                }))
             }
             Layout::Rdomain => {
                 fixed(8)?;

@@ -108,7 +108,8 @@ impl Message {
         if len != bytes.len() {
             return Err(DecodeError::MessageLength);
         }
-        let mut extensions = Vec::new();
+        // Most extensions are 8 to 40 bytes long.
+        let mut extensions = Vec::with_capacity((len / 24).min(16));
         while !r.is_empty() {
             let mut peek = r.clone();
             let ext_len = usize::from(peek.u16()?) * UNIT;

@@ -112,14 +112,14 @@ fn extension() -> impl Strategy<Value = Extension> {
             )
                 .prop_map(
                     |((dpd, sens_level, integ_level, reserved), sens_bitmap, integ_bitmap)| {
-                        Body::Sensitivity(Sensitivity {
+                        Body::Sensitivity(Box::new(Sensitivity {
                             dpd,
                             sens_level,
                             integ_level,
                             reserved,
                             sens_bitmap,
                             integ_bitmap,
-                        })
+                        }))
                     },
                 )
                 .boxed(),
@@ -174,7 +174,7 @@ fn extension() -> impl Strategy<Value = Extension> {
             ExtType::X_TAP => any::<u32>().prop_map(|unit| Body::Tap { unit }).boxed(),
             ExtType::X_COUNTER => (any::<u32>(), any::<[u64; 8]>())
                 .prop_map(|(pad, c)| {
-                    Body::Counter(Counter {
+                    Body::Counter(Box::new(Counter {
                         pad,
                         ipackets: c[0],
                         opackets: c[1],
@@ -184,7 +184,7 @@ fn extension() -> impl Strategy<Value = Extension> {
                         odrops: c[5],
                         idecompbytes: c[6],
                         ouncompbytes: c[7],
-                    })
+                    }))
                 })
                 .boxed(),
             ExtType::X_RDOMAIN => any::<(u16, u16)>()
