@@ -147,3 +147,33 @@ impl SockAddr {
         Ok(strict().unwrap_or_else(|| SockAddr::Raw(all.to_vec())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(bytes: &[u8]) -> SockAddr {
+        SockAddr::decode(&mut Reader::new(bytes)).unwrap()
+    }
+
+    #[test]
+    fn odd_lengths_stay_raw() {
+        // Found by fuzzing: an sa_len shorter than the sockaddr header.
+        let short = [1, 2, 0, 0, 0, 0, 0, 0];
+        assert_eq!(decode(&short), SockAddr::Raw(short.to_vec()));
+        let empty = [0u8; 16];
+        assert_eq!(decode(&empty), SockAddr::Raw(empty.to_vec()));
+        let v4 = [16, 2, 0, 80, 192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            decode(&v4),
+            SockAddr::V4 {
+                addr: Ipv4Addr::new(192, 0, 2, 1),
+                port: 80
+            }
+        );
+        // sin_zero that is not zero is kept as it is.
+        let mut dirty = v4;
+        dirty[15] = 1;
+        assert_eq!(decode(&dirty), SockAddr::Raw(dirty.to_vec()));
+    }
+}
