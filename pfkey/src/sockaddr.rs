@@ -115,7 +115,10 @@ impl SockAddr {
         let all = r.bytes(r.remaining())?;
         let strict = || -> Option<SockAddr> {
             let (len, fam) = (*all.first()?, *all.get(1)?);
-            if all.len() != pad_up(usize::from(len))
+            // Only the two sizes below are read as addresses; anything
+            // shorter than its own header stays raw.
+            if len < 2
+                || all.len() != pad_up(usize::from(len))
                 || all[usize::from(len)..].iter().any(|&b| b != 0)
             {
                 return None;
@@ -159,7 +162,7 @@ mod tests {
     #[test]
     fn odd_lengths_stay_raw() {
         // Found by fuzzing: an sa_len shorter than the sockaddr header.
-        let short = [1, 2, 0, 0, 0, 0, 0, 0];
+        let short = [1, 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(decode(&short), SockAddr::Raw(short.to_vec()));
         let empty = [0u8; 16];
         assert_eq!(decode(&empty), SockAddr::Raw(empty.to_vec()));
