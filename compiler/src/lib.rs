@@ -11,6 +11,7 @@ pub mod hosts;
 pub mod ike;
 pub mod lower;
 pub mod print;
+pub mod raise;
 pub mod resolve;
 pub mod rule;
 mod sa;

@@ -111,6 +111,13 @@ fn flow(out: &mut String, f: &Flow, resolver: &dyn Resolver) {
     let _ = write!(out, " type {}", flow_type_str(f.flow_type));
 }
 
+/// One SA as ipsecctl prints it, without a newline.
+pub fn sa_line(sa: &Sa, keys: bool) -> String {
+    let mut out = String::new();
+    sa_text(&mut out, sa, keys);
+    out
+}
+
 fn sa_text(out: &mut String, sa: &Sa, keys: bool) {
     let _ = write!(out, "{} ", sa.satype.as_str());
     if !matches!(sa.satype, SaType::Tcpmd5 | SaType::Ipip) {

@@ -1,0 +1,204 @@
+//! The way back: SAs read from the runtime (`SADB_DUMP` or `SADB_GET`
+//! messages) as rules, printed as `ipsecctl -s sa` prints them.
+
+use crate::addr::Address;
+use crate::print::sa_line;
+use crate::rule::*;
+use crate::xform::{Auth, Comp, Enc};
+use pfkey::{AuthAlg, Body, CompAlg, EncAlg, ExtType, Message, sa_flags};
+use std::fmt::Write as _;
+
+fn address(msg: &Message, t: ExtType) -> Address {
+    let ip = match msg.get(t) {
+        Some(Body::Address(a)) => a.addr.addr(),
+        _ => None,
+    };
+    let ip = ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    Address::host(ip, ip.to_string())
+}
+
+fn key(msg: &Message, t: ExtType) -> Option<Key> {
+    match msg.get(t) {
+        Some(Body::Key(k)) => Some(Key::new(k.material().to_vec())),
+        _ => None,
+    }
+}
+
+fn auth(a: AuthAlg) -> Option<Auth> {
+    Some(match a {
+        AuthAlg::MD5HMAC => Auth::HmacMd5,
+        AuthAlg::X_RIPEMD160HMAC => Auth::HmacRipemd160,
+        AuthAlg::SHA1HMAC => Auth::HmacSha1,
+        AuthAlg::X_SHA2_256 => Auth::HmacSha2_256,
+        AuthAlg::X_SHA2_384 => Auth::HmacSha2_384,
+        AuthAlg::X_SHA2_512 => Auth::HmacSha2_512,
+        _ => return None,
+    })
+}
+
+/// The cipher, told apart by key length where one number covers several.
+fn enc(e: EncAlg, key_len: usize) -> Option<Enc> {
+    let by_len = |k192, k256, other| match key_len {
+        28 => k192,
+        36 => k256,
+        _ => other,
+    };
+    Some(match e {
+        EncAlg::TRIPLE_DES_CBC => Enc::TripleDesCbc,
+        EncAlg::X_AES => match key_len {
+            24 => Enc::Aes192,
+            32 => Enc::Aes256,
+            _ => Enc::Aes,
+        },
+        EncAlg::X_AESCTR => by_len(Enc::Aes192Ctr, Enc::Aes256Ctr, Enc::AesCtr),
+        EncAlg::X_AESGCM16 => by_len(Enc::Aes192Gcm, Enc::Aes256Gcm, Enc::Aes128Gcm),
+        EncAlg::X_AESGMAC => by_len(Enc::Aes192Gmac, Enc::Aes256Gmac, Enc::Aes128Gmac),
+        EncAlg::X_BLF => Enc::Blowfish,
+        EncAlg::X_CAST => Enc::Cast128,
+        EncAlg::X_CHACHA20POLY1305 => Enc::Chacha20Poly1305,
+        EncAlg::NULL => Enc::Null,
+        _ => return None,
+    })
+}
+
+/// The SA a dump message describes; `None` for a message without an SA
+/// extension or of an SA type rules cannot name.
+pub fn sa(msg: &Message) -> Option<Sa> {
+    let Some(Body::Sa(ext)) = msg.get(ExtType::SA) else {
+        return None;
+    };
+    let satype = match msg.header.satype {
+        pfkey::SaType::AH => SaType::Ah,
+        pfkey::SaType::ESP => SaType::Esp,
+        pfkey::SaType::X_IPCOMP => SaType::Ipcomp,
+        pfkey::SaType::X_TCPSIGNATURE => SaType::Tcpmd5,
+        pfkey::SaType::X_IPIP => SaType::Ipip,
+        _ => return None,
+    };
+    let tunnel = satype != SaType::Tcpmd5 && ext.flags & sa_flags::TUNNEL != 0;
+    let mut transforms = Transforms::default();
+    let (mut authkey, mut enckey) = (None, None);
+    match satype {
+        SaType::Ipcomp => {
+            if CompAlg(ext.encrypt) == CompAlg::DEFLATE {
+                transforms.comp = Some(Comp::Deflate);
+            }
+        }
+        SaType::Tcpmd5 => authkey = key(msg, ExtType::KEY_AUTH),
+        _ => {
+            if ext.encrypt != 0 {
+                enckey = key(msg, ExtType::KEY_ENCRYPT);
+                let len = enckey.as_ref().map_or(0, Key::len);
+                transforms.enc = enc(EncAlg(ext.encrypt), len);
+            }
+            if ext.auth != AuthAlg::NONE {
+                authkey = key(msg, ExtType::KEY_AUTH);
+                transforms.auth = auth(ext.auth);
+            }
+        }
+    }
+    let udpencap = match msg.get(ExtType::X_UDPENCAP) {
+        Some(Body::UdpEncap(u)) => Some(u.port),
+        _ if ext.flags & sa_flags::UDPENCAP != 0 => Some(0),
+        _ => None,
+    };
+    Some(Sa {
+        satype,
+        mode: if tunnel {
+            Mode::Tunnel
+        } else {
+            Mode::Transport
+        },
+        src: address(msg, ExtType::ADDRESS_SRC),
+        dst: address(msg, ExtType::ADDRESS_DST),
+        spi: ext.spi,
+        transforms,
+        authkey,
+        enckey,
+        udpencap,
+    })
+}
+
+/// One SA as `ipsecctl -s sa` shows it: the rule, and with `verbose`
+/// every extension on a line of its own. Keys appear only with `keys`.
+pub fn sa_text(msg: &Message, keys: bool, verbose: bool) -> Option<String> {
+    let mut text = sa_line(&sa(msg)?, keys);
+    text.push('\n');
+    if verbose {
+        let mut ordered: Vec<&pfkey::Extension> = msg
+            .extensions
+            .iter()
+            .filter(|e| keys || !matches!(e.body, Body::Key(_)))
+            .collect();
+        ordered.sort_by_key(|e| e.ext_type);
+        for ext in ordered {
+            let name = ext.ext_type.name().unwrap_or("unknown");
+            let _ = writeln!(
+                text,
+                "\t{name}: {}",
+                pfkey::display::extension_text(msg, ext, keys)
+            );
+        }
+    }
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lower::{Action, Sequencer, lower};
+    use crate::{Fixed, Options, RuleKind};
+    use ipsec_grammar::{Loader, SourceMap};
+
+    struct NoFiles;
+
+    impl Loader for NoFiles {
+        fn load(&mut self, _: &str) -> Result<Vec<u8>, String> {
+            Err("no files here".into())
+        }
+    }
+
+    #[test]
+    fn dumped_sas_print_as_they_were_written() {
+        let k = |n: usize, b: &str| format!("0x{}", b.repeat(n));
+        let text = format!(
+            "esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x1000 auth hmac-sha1 enc aes-256 authkey {} enckey {}\n\
+             esp transport from 2001:db8::1 to 2001:db8::2 spi 0x1001 enc 3des-cbc authkey {} enckey {}\n\
+             ah transport from 192.0.2.1 to 192.0.2.2 spi 0x1002 auth hmac-sha2-512 authkey {}\n\
+             ipcomp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x1003\n\
+             ipip from 192.0.2.1 to 192.0.2.2 spi 0x1004\n\
+             tcpmd5 from 192.0.2.1 to 192.0.2.2 spi 0x1005 authkey 0xdeadbeef\n",
+            k(20, "aa"),
+            k(32, "bb"),
+            k(32, "cc"),
+            k(24, "dd"),
+            k(64, "ee")
+        );
+        let mut sources = SourceMap::new();
+        let main = sources.add("t.conf", text.as_bytes());
+        let out = crate::compile(
+            &mut sources,
+            main,
+            &mut NoFiles,
+            &Fixed::standard(),
+            &Options::default(),
+        );
+        assert!(out.ok(), "{:?}", out.diagnostics);
+        let mut seq = Sequencer::new(1);
+        for rule in &out.rules {
+            let RuleKind::Sa(written) = &rule.kind else {
+                continue;
+            };
+            let mut msg = lower(rule, Action::Add, &mut seq).unwrap().remove(0);
+            msg.header.msg_type = pfkey::MsgType::DUMP;
+            let back = sa(&msg).expect("an SA");
+            assert_eq!(sa_line(&back, true), sa_line(written, true));
+            let shown = sa_text(&msg, false, true).unwrap();
+            assert!(!shown.contains("key_"), "keys hidden without -k: {shown}");
+            assert!(
+                shown.contains("\tsa: spi 0x") || shown.contains("\tsa: cpi 0x"),
+                "{shown}"
+            );
+        }
+    }
+}
