@@ -23,18 +23,22 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader positioned at the start of `buf`.
     pub fn new(buf: &'a [u8]) -> Reader<'a> {
         Reader { buf, pos: 0 }
     }
 
+    /// How many bytes are left to read.
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 
+    /// Whether every byte has been read.
     pub fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
 
+    /// The next `n` bytes, or `Truncated` if fewer are left.
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
         let end = end.ok_or(DecodeError::Truncated)?;
@@ -49,26 +53,32 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// Reads one byte.
     pub fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.array::<1>()?[0])
     }
 
+    /// Reads a u16 in host byte order.
     pub fn u16(&mut self) -> Result<u16, DecodeError> {
         Ok(u16::from_ne_bytes(self.array()?))
     }
 
+    /// Reads a u32 in host byte order.
     pub fn u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_ne_bytes(self.array()?))
     }
 
+    /// Reads a u64 in host byte order.
     pub fn u64(&mut self) -> Result<u64, DecodeError> {
         Ok(u64::from_ne_bytes(self.array()?))
     }
 
+    /// Reads a u16 in network byte order (ports).
     pub fn be16(&mut self) -> Result<u16, DecodeError> {
         Ok(u16::from_be_bytes(self.array()?))
     }
 
+    /// Reads a u32 in network byte order (SPIs, IPv4 addresses).
     pub fn be32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_be_bytes(self.array()?))
     }
@@ -97,52 +107,64 @@ pub struct Mark {
 }
 
 impl Writer {
+    /// An empty writer.
     pub fn new() -> Writer {
         Writer::default()
     }
 
+    /// An empty writer with room reserved for `n` bytes.
     pub fn with_capacity(n: usize) -> Writer {
         Writer {
             buf: Vec::with_capacity(n),
         }
     }
 
+    /// How many bytes have been written so far.
     pub fn len(&self) -> usize {
         self.buf.len()
     }
 
+    /// Whether nothing has been written yet.
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
 
+    /// Writes one byte.
     pub fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
 
+    /// Writes a u16 in host byte order.
     pub fn u16(&mut self, v: u16) {
         self.buf.extend_from_slice(&v.to_ne_bytes());
     }
 
+    /// Writes a u32 in host byte order.
     pub fn u32(&mut self, v: u32) {
         self.buf.extend_from_slice(&v.to_ne_bytes());
     }
 
+    /// Writes a u64 in host byte order.
     pub fn u64(&mut self, v: u64) {
         self.buf.extend_from_slice(&v.to_ne_bytes());
     }
 
+    /// Writes a u16 in network byte order (ports).
     pub fn be16(&mut self, v: u16) {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }
 
+    /// Writes a u32 in network byte order (SPIs, IPv4 addresses).
     pub fn be32(&mut self, v: u32) {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }
 
+    /// Writes bytes as they are.
     pub fn bytes(&mut self, b: &[u8]) {
         self.buf.extend_from_slice(b);
     }
 
+    /// Writes `n` zero bytes.
     pub fn zeros(&mut self, n: usize) {
         self.buf.resize(self.buf.len() + n, 0);
     }
@@ -169,6 +191,7 @@ impl Writer {
         self.buf[offset..offset + 2].copy_from_slice(&v.to_ne_bytes());
     }
 
+    /// The bytes written, lengths filled in.
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf
     }

@@ -13,7 +13,9 @@ use std::fmt::{self, Write as _};
 /// A message to print; `show_keys` reveals key material.
 #[derive(Debug, Clone, Copy)]
 pub struct Monitor<'a> {
+    /// The message to print.
     pub message: &'a Message,
+    /// Print key material in hex instead of hiding it.
     pub show_keys: bool,
 }
 

@@ -19,19 +19,26 @@ pub struct Sa {
     pub spi: u32,
     /// Replay window size in packets; 0 turns replay protection off.
     pub replay: u8,
+    /// The SA's state; ADD and UPDATE accept only MATURE.
     pub state: SaState,
+    /// The authentication algorithm; NONE (0) for none.
     pub auth: AuthAlg,
     /// The cipher, or for IPComp the compression algorithm.
     pub encrypt: u8,
+    /// A set of `sa_flags` bits; host order on the wire.
     pub flags: u32,
 }
 
 /// `sadb_lifetime` (current, hard, soft, last use).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Lifetime {
+    /// Allocations: the count so far (CURRENT) or the limit (SOFT/HARD; 0 = none).
     pub allocations: u32,
+    /// Bytes processed: so far (CURRENT) or the limit (SOFT/HARD; 0 = none).
     pub bytes: u64,
+    /// Seconds: time added (CURRENT) or lifetime after adding (SOFT/HARD; 0 = none).
     pub addtime: u64,
+    /// Seconds: first use (CURRENT), last use (LASTUSE) or lifetime after first use (SOFT/HARD; 0 = none).
     pub usetime: u64,
 }
 
@@ -39,7 +46,9 @@ pub struct Lifetime {
 /// mask or second destination).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Address {
+    /// Reserved, 0 (OpenBSD has no protocol or prefix-length bytes here).
     pub reserved: u32,
+    /// The socket address, padded to whole 8-byte units on the wire.
     pub addr: SockAddr,
 }
 
@@ -47,7 +56,9 @@ pub struct Address {
 /// never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Key {
+    /// The key length in bits; the data is padded to whole 64-bit units.
     pub bits: u16,
+    /// Reserved, 0.
     pub reserved: u16,
     /// The key padded to whole units, as on the wire.
     data: Zeroizing<Vec<u8>>,
@@ -86,14 +97,18 @@ impl fmt::Debug for Key {
 /// `sadb_ident`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Identity {
+    /// How to read the string: prefix, FQDN, user FQDN or ASN.1 DN.
     pub ident_type: IdentType,
+    /// Reserved, 0.
     pub reserved: u16,
+    /// A numeric identity; ipsecctl leaves it 0.
     pub id: u64,
     /// The NUL-terminated string with its padding, as on the wire.
     data: Vec<u8>,
 }
 
 impl Identity {
+    /// An identity with id 0 whose `text` is NUL-terminated and padded to whole 8-byte units.
     pub fn new(ident_type: IdentType, text: &str) -> Identity {
         let mut data = text.as_bytes().to_vec();
         data.push(0);
@@ -116,6 +131,7 @@ impl Identity {
         String::from_utf8_lossy(&self.data[..end]).into_owned()
     }
 
+    /// The string with its NUL and padding, as on the wire.
     pub fn padded(&self) -> &[u8] {
         &self.data
     }
@@ -124,9 +140,13 @@ impl Identity {
 /// `sadb_sens`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Sensitivity {
+    /// The domain of protection the levels belong to.
     pub dpd: u32,
+    /// The sensitivity level.
     pub sens_level: u8,
+    /// The integrity level.
     pub integ_level: u8,
+    /// Reserved, 0.
     pub reserved: u32,
     /// `sens_len` bitmap words.
     pub sens_bitmap: Vec<u64>,
@@ -137,56 +157,85 @@ pub struct Sensitivity {
 /// `sadb_comb`: one acceptable combination in a proposal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Comb {
+    /// The authentication algorithm.
     pub auth: AuthAlg,
+    /// The cipher, or for IPComp the compression algorithm.
     pub encrypt: u8,
+    /// The `sa_flags` bits asked for, such as PFS.
     pub flags: u16,
+    /// The shortest acceptable authentication key, in bits.
     pub auth_minbits: u16,
+    /// The longest acceptable authentication key, in bits.
     pub auth_maxbits: u16,
+    /// The shortest acceptable encryption key, in bits.
     pub encrypt_minbits: u16,
+    /// The longest acceptable encryption key, in bits.
     pub encrypt_maxbits: u16,
+    /// Reserved, 0.
     pub reserved: u32,
+    /// The soft limit on allocations (0 = no limit).
     pub soft_allocations: u32,
+    /// The hard limit on allocations (0 = no limit).
     pub hard_allocations: u32,
+    /// The soft limit on bytes processed (0 = no limit).
     pub soft_bytes: u64,
+    /// The hard limit on bytes processed (0 = no limit).
     pub hard_bytes: u64,
+    /// The soft lifetime in seconds after the SA is added (0 = no limit).
     pub soft_addtime: u64,
+    /// The hard lifetime in seconds after the SA is added (0 = no limit).
     pub hard_addtime: u64,
+    /// The soft lifetime in seconds after first use (0 = no limit).
     pub soft_usetime: u64,
+    /// The hard lifetime in seconds after first use (0 = no limit).
     pub hard_usetime: u64,
 }
 
 /// `sadb_prop`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Proposal {
+    /// The proposal's number.
     pub num: u8,
+    /// The replay window asked for, in packets (0 = no replay protection).
     pub replay: u8,
+    /// Reserved, 0.
     pub reserved: u16,
+    /// The acceptable combinations, 72 bytes each on the wire.
     pub combs: Vec<Comb>,
 }
 
 /// `sadb_alg`: one algorithm in a supported list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Alg {
+    /// The algorithm number, read as auth, cipher or compression by the extension type.
     pub id: u8,
     /// IV length in bits.
     pub ivlen: u8,
+    /// The shortest key, in bits.
     pub minbits: u16,
+    /// The longest key, in bits.
     pub maxbits: u16,
+    /// Reserved, 0.
     pub reserved: u16,
 }
 
 /// `sadb_supported`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Supported {
+    /// Reserved, 0.
     pub reserved: u32,
+    /// The algorithms, 8 bytes each on the wire.
     pub algs: Vec<Alg>,
 }
 
 /// `sadb_spirange`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SpiRange {
+    /// The lowest SPI GETSPI may pick; host order on the wire.
     pub min: u32,
+    /// The highest SPI GETSPI may pick (at least `min`); host order on the wire.
     pub max: u32,
+    /// Reserved, 0.
     pub reserved: u32,
 }
 
@@ -195,9 +244,13 @@ pub struct SpiRange {
 /// flags) and `X_SATYPE2` (the type of a bundle's second SA).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Protocol {
+    /// Transport protocol (X_PROTOCOL, 0 = any), flow type (X_FLOW_TYPE) or SA type (X_SATYPE2).
     pub proto: u8,
+    /// In X_FLOW_TYPE, the flow's direction (1 = in, 2 = out); 0 otherwise.
     pub direction: u8,
+    /// In X_FLOW_TYPE, `POLICY_FLAG_STATIC` marks a static policy; 0 otherwise.
     pub flags: u8,
+    /// Reserved, 0.
     pub reserved: u8,
 }
 
@@ -206,18 +259,21 @@ pub struct Protocol {
 pub struct UdpEncap {
     /// In host order here; network order on the wire.
     pub port: u16,
+    /// Reserved, 0.
     pub reserved: u16,
 }
 
 /// `sadb_x_tag`: a pf tag name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Tag {
+    /// The name's length in bytes, its NUL included.
     pub taglen: u32,
     /// The NUL-terminated name with its padding.
     data: Vec<u8>,
 }
 
 impl Tag {
+    /// A tag whose `name` is NUL-terminated and padded to whole 8-byte units.
     pub fn new(name: &str) -> Tag {
         let mut data = name.as_bytes().to_vec();
         data.push(0);
@@ -226,6 +282,7 @@ impl Tag {
         Tag { taglen, data }
     }
 
+    /// The tag name, up to its terminating NUL.
     pub fn name(&self) -> String {
         let end = self
             .data
@@ -239,63 +296,97 @@ impl Tag {
 /// `sadb_x_counter`: an SA's traffic counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Counter {
+    /// Padding, 0.
     pub pad: u32,
+    /// Packets received on the SA.
     pub ipackets: u64,
+    /// Packets sent on the SA.
     pub opackets: u64,
+    /// Bytes received on the SA.
     pub ibytes: u64,
+    /// Bytes sent on the SA.
     pub obytes: u64,
+    /// Inbound packets dropped.
     pub idrops: u64,
+    /// Outbound packets dropped.
     pub odrops: u64,
+    /// Inbound bytes after decompression.
     pub idecompbytes: u64,
+    /// Outbound bytes before compression.
     pub ouncompbytes: u64,
 }
 
 /// `sadb_x_iface`: the sec(4) interface an SA belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Iface {
+    /// The sec(4) unit number, as in `secN`.
     pub unit: u32,
+    /// The direction the SA serves (1 = in, 2 = out).
     pub direction: u8,
+    /// Reserved, 0.
     pub reserved: [u8; 7],
 }
 
 /// The body of an extension; which one is decided by its type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
+    /// `SA` or `X_SA2`.
     Sa(Sa),
+    /// `LIFETIME_CURRENT`, `LIFETIME_HARD`, `LIFETIME_SOFT` or `X_LIFETIME_LASTUSE`.
     Lifetime(Lifetime),
+    /// Any of the eight address extensions.
     Address(Address),
+    /// `KEY_AUTH` or `KEY_ENCRYPT`.
     Key(Key),
+    /// `IDENTITY_SRC` or `IDENTITY_DST`.
     Identity(Identity),
     // Large and rare: boxed, so every other extension stays small.
+    /// `SENSITIVITY`.
     Sensitivity(Box<Sensitivity>),
+    /// `PROPOSAL`.
     Proposal(Proposal),
+    /// `SUPPORTED_AUTH`, `SUPPORTED_ENCRYPT` or `X_SUPPORTED_COMP`.
     Supported(Supported),
+    /// `SPIRANGE`.
     SpiRange(SpiRange),
+    /// `X_PROTOCOL`, `X_FLOW_TYPE` or `X_SATYPE2`.
     Protocol(Protocol),
     /// `sadb_x_policy`: the sequence number of a pending acquire.
     Policy {
+        /// The acquire's sequence number, as its ACQUIRE message carried it.
         seq: u32,
     },
+    /// `X_UDPENCAP`.
     UdpEncap(UdpEncap),
+    /// `X_TAG`.
     Tag(Tag),
     /// `sadb_x_tap`: the enc(4) unit.
     Tap {
+        /// The enc(4) unit number, as in `encN`.
         unit: u32,
     },
+    /// `X_COUNTER`.
     Counter(Box<Counter>),
     /// `sadb_x_rdomain`: where the SA lives and where its traffic goes.
     Rdomain {
+        /// The routing domain the SA lives in.
         dom1: u16,
+        /// The routing domain of the inner traffic, after decapsulation or before encapsulation.
         dom2: u16,
     },
+    /// `sadb_x_mtu`: the path MTU known for the SA.
     Mtu {
+        /// The path MTU in bytes.
         mtu: u32,
     },
     /// `sadb_x_replay`: the current replay counter.
     Replay {
+        /// Reserved, 0.
         reserved: u32,
+        /// The SA's current 64-bit replay counter.
         count: u64,
     },
+    /// `X_IFACE`.
     Iface(Iface),
     /// An extension type this crate does not know (or an obsolete one):
     /// the bytes after its length and type, kept as they are.
@@ -394,7 +485,9 @@ impl Body {
 /// One extension of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extension {
+    /// The extension type, which fixes the body's layout.
     pub ext_type: ExtType,
+    /// What follows the length and type fields.
     pub body: Body,
 }
 

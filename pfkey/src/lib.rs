@@ -9,6 +9,8 @@
 //!
 //! The crate does no I/O.
 
+#![warn(missing_docs)]
+
 pub mod codec;
 pub mod consts;
 pub mod display;

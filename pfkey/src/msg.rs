@@ -8,17 +8,24 @@ use crate::ext::{Body, Extension};
 /// `sadb_msg`, without its length (which encoding computes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Header {
+    /// The protocol version, `PF_KEY_V2`; the kernel does not check it.
     pub version: u8,
+    /// What the message asks for or reports.
     pub msg_type: MsgType,
     /// Set in replies that report an error; 0 otherwise.
     pub errno: u8,
+    /// The SA type the message concerns; UNSPEC (0) for all or none.
     pub satype: SaType,
+    /// Reserved, 0.
     pub reserved: u16,
+    /// A sequence number, echoed in the reply; the last DUMP record has 0.
     pub seq: u32,
+    /// The sender's process id, echoed in the reply; the kernel requires the sender's own.
     pub pid: u32,
 }
 
 impl Header {
+    /// A header with version 2, errno 0 and reserved 0.
     pub fn new(msg_type: MsgType, satype: SaType, seq: u32, pid: u32) -> Header {
         Header {
             version: PF_KEY_V2,
@@ -35,11 +42,14 @@ impl Header {
 /// A PF_KEY message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// The 16-byte `sadb_msg` header.
     pub header: Header,
+    /// The extensions, in the order they appear on the wire.
     pub extensions: Vec<Extension>,
 }
 
 impl Message {
+    /// A message with no extensions.
     pub fn new(header: Header) -> Message {
         Message {
             header,
@@ -61,6 +71,7 @@ impl Message {
             .map(|e| &e.body)
     }
 
+    /// The message as bytes, its length fields filled in (in 8-byte units).
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(256);
         self.encode_into(&mut w);

@@ -7,20 +7,30 @@ use crate::codec::{Reader, Writer, pad_up};
 use crate::consts::family;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// `sizeof(struct sockaddr_in)` and `sizeof(struct sockaddr_in6)`.
+/// `sizeof(struct sockaddr_in)`: 16 bytes.
 pub const SIN_LEN: u8 = 16;
+/// `sizeof(struct sockaddr_in6)`: 28 bytes, padded to 32 on the wire.
 pub const SIN6_LEN: u8 = 28;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A socket address, read as IPv4 or IPv6 when it is exactly one of them.
 pub enum SockAddr {
+    /// A `sockaddr_in`: 16 bytes.
     V4 {
+        /// The IPv4 address; network order on the wire.
         addr: Ipv4Addr,
+        /// The port, host order here and network order on the wire; 0 = any.
         port: u16,
     },
+    /// A `sockaddr_in6`: 28 bytes, padded to 32.
     V6 {
+        /// The IPv6 address; network order on the wire.
         addr: Ipv6Addr,
+        /// The port, host order here and network order on the wire; 0 = any.
         port: u16,
+        /// The flow label, host order here and network order on the wire; the kernel requires 0.
         flowinfo: u32,
+        /// The scope (interface) id; host order on the wire.
         scope_id: u32,
     },
     /// Anything else, kept byte for byte (padding included): another
@@ -30,6 +40,7 @@ pub enum SockAddr {
 }
 
 impl SockAddr {
+    /// The sockaddr for an IP address and a port in host order; flowinfo and scope 0.
     pub fn ip(addr: IpAddr, port: u16) -> SockAddr {
         match addr {
             IpAddr::V4(addr) => SockAddr::V4 { addr, port },
@@ -42,6 +53,7 @@ impl SockAddr {
         }
     }
 
+    /// The IP address, or `None` for a raw sockaddr.
     pub fn addr(&self) -> Option<IpAddr> {
         match self {
             SockAddr::V4 { addr, .. } => Some(IpAddr::V4(*addr)),
@@ -50,6 +62,7 @@ impl SockAddr {
         }
     }
 
+    /// The port in host order; 0 for a raw sockaddr.
     pub fn port(&self) -> u16 {
         match self {
             SockAddr::V4 { port, .. } | SockAddr::V6 { port, .. } => *port,

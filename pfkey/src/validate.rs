@@ -14,16 +14,26 @@ use std::fmt;
 pub struct Errno(pub u8);
 
 impl Errno {
+    /// A reply did not fit its message type, or a sysctl write was tried.
     pub const EPERM: Errno = Errno(1);
+    /// No such SA, flow or pending acquire.
     pub const ESRCH: Errno = Errno(3);
+    /// Out of memory.
     pub const ENOMEM: Errno = Errno(12);
+    /// Opening a PF_KEY socket without privilege.
     pub const EACCES: Errno = Errno(13);
+    /// The SA already exists, or no free SPI is left in the range.
     pub const EEXIST: Errno = Errno(17);
+    /// A malformed or inconsistent message; every parse failure.
     pub const EINVAL: Errno = Errno(22);
+    /// A message longer than 4096 bytes.
     pub const EMSGSIZE: Errno = Errno(40);
+    /// An SA type that is unsupported or turned off.
     pub const EOPNOTSUPP: Errno = Errno(45);
+    /// Out of buffer space.
     pub const ENOBUFS: Errno = Errno(55);
 
+    /// The symbolic name, such as `EINVAL`.
     pub fn name(self) -> &'static str {
         match self {
             Errno::EPERM => "EPERM",
@@ -73,6 +83,7 @@ impl fmt::Display for Errno {
 pub struct ExtSet(u64);
 
 impl ExtSet {
+    /// The set with no types.
     pub const EMPTY: ExtSet = ExtSet(0);
 
     const fn of(types: &[ExtType]) -> ExtSet {
@@ -89,6 +100,7 @@ impl ExtSet {
         ExtSet(self.0 | other.0)
     }
 
+    /// Whether the set holds `t`.
     pub fn contains(self, t: ExtType) -> bool {
         t.0 < 64 && self.0 & (1 << t.0) != 0
     }
