@@ -8,6 +8,9 @@ use libfuzzer_sys::fuzz_target;
 use pfkey::{Message, Monitor, decode_stream, validate};
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(m) = validate::parse_request(data, 1) {
+        assert_eq!(m.encode(), data);
+    }
     if let Ok(m) = Message::decode(data) {
         assert_eq!(m.encode(), data, "a decoded frame must encode to the same bytes");
         let _ = validate::check_request(&m, m.header.pid);

@@ -222,6 +222,17 @@ pub fn rules(msg_type: MsgType, dir: Direction) -> (ExtSet, ExtSet) {
     }
 }
 
+/// Reads and checks a message a process wrote, as the kernel does before
+/// acting on it: too long is `EMSGSIZE`, anything malformed `EINVAL`.
+pub fn parse_request(bytes: &[u8], pid: u32) -> Result<Message, Errno> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err(Errno::EMSGSIZE);
+    }
+    let msg = Message::decode(bytes).map_err(|_| Errno::EINVAL)?;
+    check_request(&msg, pid)?;
+    Ok(msg)
+}
+
 /// Checks a message a process sent, as the kernel's parser does; `pid` is
 /// the sender's. Every failure is `EINVAL`, as in OpenBSD.
 pub fn check_request(msg: &Message, pid: u32) -> Result<(), Errno> {
@@ -377,6 +388,21 @@ mod tests {
     #[test]
     fn a_good_add_passes() {
         assert_eq!(check_request(&add(), PID), Ok(()));
+        assert_eq!(parse_request(&add().encode(), PID), Ok(add()));
+    }
+
+    #[test]
+    fn raw_requests() {
+        let bytes = add().encode();
+        assert_eq!(
+            parse_request(&bytes[..bytes.len() - 8], PID),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(parse_request(&[0; 8], PID), Err(Errno::EINVAL));
+        let mut big = add();
+        big.push(ExtType::KEY_ENCRYPT, Body::Key(Key::new(&[1; 4096])))
+            .unwrap();
+        assert_eq!(parse_request(&big.encode(), PID), Err(Errno::EMSGSIZE));
     }
 
     #[test]
