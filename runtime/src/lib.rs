@@ -3,4 +3,5 @@
 //! I/O; the daemon's shell will live under `sys/`.
 
 mod hash;
+pub mod sad;
 pub mod spd;
