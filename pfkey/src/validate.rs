@@ -238,7 +238,8 @@ pub fn parse_request(bytes: &[u8], pid: u32) -> Result<Message, Errno> {
 pub fn check_request(msg: &Message, pid: u32) -> Result<(), Errno> {
     let h = &msg.header;
     let in_range = (1..=MsgType::X_SPDDUMP.0).contains(&h.msg_type.0);
-    if h.reserved != 0 || !in_range || h.pid != pid || h.errno != 0 {
+    // OpenBSD does not look at the version; RFC 2367 asks for PF_KEY_V2.
+    if h.version != PF_KEY_V2 || h.reserved != 0 || !in_range || h.pid != pid || h.errno != 0 {
         return Err(Errno::EINVAL);
     }
     let (allowed, required) = rules(h.msg_type, Direction::ToKernel);
@@ -416,6 +417,9 @@ mod tests {
         assert_eq!(check_request(&m, PID), Err(Errno::EINVAL));
         let mut m = add();
         m.header.reserved = 1;
+        assert_eq!(check_request(&m, PID), Err(Errno::EINVAL));
+        let mut m = add();
+        m.header.version = 1;
         assert_eq!(check_request(&m, PID), Err(Errno::EINVAL));
     }
 

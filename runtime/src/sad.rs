@@ -64,8 +64,12 @@ pub struct SecurityAssociation {
 /// What an SA has done so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
+    /// Bytes both ways: what byte lifetimes count.
     pub bytes: u64,
-    pub packets: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
     /// When it was added (seconds).
     pub added: u64,
     pub first_use: Option<u64>,
@@ -357,10 +361,10 @@ impl Sad {
         Ok(())
     }
 
-    /// Counts a packet of `bytes` through an SA. Returns the expiry it
-    /// caused: a hard byte limit deletes the SA, a soft one is reported
-    /// once. The first use arms the first-use timers.
-    pub fn account(&mut self, id: &SaId, bytes: u64, now: u64) -> Option<Expiry> {
+    /// Counts a packet of `bytes` through an SA, in or out. Returns the
+    /// expiry it caused: a hard byte limit deletes the SA, a soft one is
+    /// reported once. The first use arms the first-use timers.
+    pub fn account(&mut self, id: &SaId, bytes: u64, inbound: bool, now: u64) -> Option<Expiry> {
         let sa = self.sas.get_mut(id)?;
         if sa.state != State::Mature {
             return None;
@@ -368,8 +372,14 @@ impl Sad {
         let first = sa.usage.first_use.is_none();
         sa.usage.first_use.get_or_insert(now);
         sa.usage.last_use = Some(now);
-        sa.usage.packets += 1;
         sa.usage.bytes = sa.usage.bytes.saturating_add(bytes);
+        if inbound {
+            sa.usage.packets_in += 1;
+            sa.usage.bytes_in = sa.usage.bytes_in.saturating_add(bytes);
+        } else {
+            sa.usage.packets_out += 1;
+            sa.usage.bytes_out = sa.usage.bytes_out.saturating_add(bytes);
+        }
         let used = sa.usage.bytes;
         let hard_bytes = sa.hard.map_or(0, |l| l.bytes);
         let soft_bytes = sa.soft.map_or(0, |l| l.bytes);
@@ -600,12 +610,12 @@ mod tests {
         a.soft = life(1000, 50, 0);
         a.hard = life(2000, 100, 0);
         sad.add(a, 0).unwrap();
-        assert_eq!(sad.account(&id(0x1000), 600, 1), None);
-        assert_eq!(sad.account(&id(0x1000), 600, 2), Some(Expiry::Soft));
+        assert_eq!(sad.account(&id(0x1000), 600, false, 1), None);
+        assert_eq!(sad.account(&id(0x1000), 600, false, 2), Some(Expiry::Soft));
         // Soft is reported once, by bytes or by time.
-        assert_eq!(sad.account(&id(0x1000), 10, 3), None);
+        assert_eq!(sad.account(&id(0x1000), 10, false, 3), None);
         assert!(sad.expire(60).is_empty());
-        assert_eq!(sad.account(&id(0x1000), 1000, 4), Some(Expiry::Hard));
+        assert_eq!(sad.account(&id(0x1000), 1000, false, 4), Some(Expiry::Hard));
         assert!(sad.get(&id(0x1000)).is_none());
 
         let mut b = sa(0x2000);
@@ -614,7 +624,7 @@ mod tests {
         sad.add(b, 0).unwrap();
         // First-use timers start at first use.
         assert!(sad.expire(50).is_empty());
-        sad.account(&id(0x2000), 1, 50);
+        sad.account(&id(0x2000), 1, false, 50);
         let soft = sad.expire(80);
         assert_eq!(soft.len(), 1);
         assert_eq!(soft[0].1, Expiry::Soft);

@@ -1,0 +1,287 @@
+//! Flow messages: X_ADDFLOW, X_DELFLOW, X_ASKPOLICY, the flow dump, and
+//! the ACQUIRE a flow without an SA causes.
+
+use super::*;
+use crate::spd::Direction;
+use pfkey::{FlowDirection, FlowType, Protocol};
+
+/// What a flow does with the packets it selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub flow_type: FlowType,
+    /// The SA type its packets need.
+    pub satype: SaType,
+    /// This host's address for the SAs (`local`), if given.
+    pub local: Option<IpAddr>,
+    /// The peer to send protected packets to; none means the packet's own
+    /// destination.
+    pub peer: Option<IpAddr>,
+    pub src_id: Option<Identity>,
+    pub dst_id: Option<Identity>,
+    pub flags: u8,
+}
+
+impl Policy {
+    /// Whether the flow asks for an SA (as opposed to passing or dropping
+    /// packets as they are).
+    pub fn wants_sa(&self) -> bool {
+        matches!(
+            self.flow_type,
+            FlowType::USE | FlowType::ACQUIRE | FlowType::REQUIRE | FlowType::DONTACQ
+        )
+    }
+}
+
+/// The selector of a flow message; `EINVAL` for a direction other than
+/// in or out, or addresses of mixed families.
+fn selector(msg: &Message) -> Result<(Selector, Protocol), Errno> {
+    let Some(Body::Protocol(kind)) = msg.get(ExtType::X_FLOW_TYPE) else {
+        return Err(Errno::EINVAL);
+    };
+    let direction = match FlowDirection(kind.direction) {
+        FlowDirection::IN => Direction::In,
+        FlowDirection::OUT => Direction::Out,
+        _ => return Err(Errno::EINVAL),
+    };
+    let part = |t| {
+        address(msg, t)
+            .filter(|a| a.addr().is_some())
+            .ok_or(Errno::EINVAL)
+    };
+    let (src, src_mask) = (part(ExtType::X_SRC_FLOW)?, part(ExtType::X_SRC_MASK)?);
+    let (dst, dst_mask) = (part(ExtType::X_DST_FLOW)?, part(ExtType::X_DST_MASK)?);
+    let v6 = src.addr().is_some_and(|a| a.is_ipv6());
+    if [src_mask, dst, dst_mask]
+        .iter()
+        .any(|a| a.addr().is_some_and(|a| a.is_ipv6()) != v6)
+    {
+        return Err(Errno::EINVAL);
+    }
+    let proto = match msg.get(ExtType::X_PROTOCOL) {
+        Some(Body::Protocol(p)) => p.proto,
+        _ => 0,
+    };
+    let unwrap = |a: &SockAddr| {
+        a.addr()
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    };
+    let sel = Selector {
+        direction,
+        src: unwrap(src),
+        src_mask: unwrap(src_mask),
+        dst: unwrap(dst),
+        dst_mask: unwrap(dst_mask),
+        proto,
+        sport: src.port(),
+        sport_mask: src_mask.port(),
+        dport: dst.port(),
+        dport_mask: dst_mask.port(),
+    };
+    Ok((sel, *kind))
+}
+
+fn flow_sockaddr(ip: IpAddr, port: u16) -> Body {
+    Body::Address(pfkey::Address {
+        reserved: 0,
+        addr: SockAddr::ip(ip, port),
+    })
+}
+
+/// A flow as the flow dump and ASKPOLICY describe it.
+fn describe(msg: &mut Message, sel: &Selector, policy: Option<&Policy>) {
+    if let Some(p) = policy {
+        if let Some(local) = p.local {
+            push(msg, ExtType::ADDRESS_SRC, sockaddr(local));
+        }
+        if let Some(peer) = p.peer {
+            push(msg, ExtType::ADDRESS_DST, sockaddr(peer));
+        }
+    }
+    let kind = Protocol {
+        proto: policy.map_or(0, |p| p.flow_type.0),
+        direction: match sel.direction {
+            Direction::In => FlowDirection::IN.0,
+            Direction::Out => FlowDirection::OUT.0,
+        },
+        flags: policy.map_or(0, |p| p.flags),
+        reserved: 0,
+    };
+    push(msg, ExtType::X_FLOW_TYPE, Body::Protocol(kind));
+    let proto = Protocol {
+        proto: sel.proto,
+        ..Protocol::default()
+    };
+    push(msg, ExtType::X_PROTOCOL, Body::Protocol(proto));
+    push(msg, ExtType::X_SRC_FLOW, flow_sockaddr(sel.src, sel.sport));
+    push(
+        msg,
+        ExtType::X_SRC_MASK,
+        flow_sockaddr(sel.src_mask, sel.sport_mask),
+    );
+    push(msg, ExtType::X_DST_FLOW, flow_sockaddr(sel.dst, sel.dport));
+    push(
+        msg,
+        ExtType::X_DST_MASK,
+        flow_sockaddr(sel.dst_mask, sel.dport_mask),
+    );
+    if let Some(p) = policy {
+        if let Some(id) = &p.src_id {
+            push(msg, ExtType::IDENTITY_SRC, Body::Identity(id.clone()));
+        }
+        if let Some(id) = &p.dst_id {
+            push(msg, ExtType::IDENTITY_DST, Body::Identity(id.clone()));
+        }
+    }
+}
+
+/// The ACQUIRE for a flow that has no SA toward `gateway`.
+pub(super) fn acquire_message(seq: u32, policy: Option<&Policy>, gateway: IpAddr) -> Message {
+    let satype = policy.map_or(SaType::ESP, |p| p.satype);
+    let mut msg = Message::new(Header::new(MsgType::ACQUIRE, satype, seq, 0));
+    if let Some(local) = policy.and_then(|p| p.local) {
+        push(&mut msg, ExtType::ADDRESS_SRC, sockaddr(local));
+    }
+    push(&mut msg, ExtType::ADDRESS_DST, sockaddr(gateway));
+    if let Some(p) = policy {
+        if let Some(id) = &p.src_id {
+            push(&mut msg, ExtType::IDENTITY_SRC, Body::Identity(id.clone()));
+        }
+        if let Some(id) = &p.dst_id {
+            push(&mut msg, ExtType::IDENTITY_DST, Body::Identity(id.clone()));
+        }
+    }
+    // One combination: OpenBSD's defaults, PFS asked for.
+    let (encrypt, enc_bits) = if satype == SaType::X_IPCOMP {
+        (pfkey::CompAlg::DEFLATE.0, (0, 0))
+    } else if satype == SaType::ESP {
+        (pfkey::EncAlg::X_AES.0, (128, 256))
+    } else {
+        (0, (0, 0))
+    };
+    let comb = pfkey::Comb {
+        auth: if satype == SaType::X_IPCOMP {
+            pfkey::AuthAlg::NONE
+        } else {
+            pfkey::AuthAlg::SHA1HMAC
+        },
+        encrypt,
+        flags: pfkey::sa_flags::PFS as u16,
+        auth_minbits: 160,
+        auth_maxbits: 160,
+        encrypt_minbits: enc_bits.0,
+        encrypt_maxbits: enc_bits.1,
+        soft_addtime: 80_000,
+        hard_addtime: 86_400,
+        soft_usetime: 3_600,
+        hard_usetime: 7_200,
+        ..pfkey::Comb::default()
+    };
+    let prop = pfkey::Proposal {
+        num: 0,
+        replay: 0,
+        reserved: 0,
+        combs: vec![comb],
+    };
+    push(&mut msg, ExtType::PROPOSAL, Body::Proposal(prop));
+    msg
+}
+
+impl Engine {
+    pub(super) fn addflow(&mut self, msg: &Message) -> Handled {
+        let (sel, kind) = selector(msg)?;
+        let flow_type = FlowType(kind.proto);
+        if !FlowType::KNOWN.contains(&flow_type) {
+            self.spd.remove(&sel);
+            return Err(Errno::EINVAL);
+        }
+        let satype = match msg.header.satype {
+            SaType::UNSPEC => SaType::ESP,
+            t => t,
+        };
+        let (src_id, dst_id) = match (
+            identity(msg, ExtType::IDENTITY_SRC),
+            identity(msg, ExtType::IDENTITY_DST),
+        ) {
+            (Some(s), Some(d)) => (Some(s), Some(d)),
+            _ => (None, None),
+        };
+        let policy = Policy {
+            flow_type,
+            satype,
+            local: ip(msg, ExtType::ADDRESS_SRC),
+            peer: ip(msg, ExtType::ADDRESS_DST),
+            src_id,
+            dst_id,
+            flags: kind.flags,
+        };
+        // A static flow stays unless the request is static too.
+        if let Some(existing) = self.spd.get(&sel)
+            && existing.flags & pfkey::POLICY_FLAG_STATIC != 0
+            && policy.flags & pfkey::POLICY_FLAG_STATIC == 0
+        {
+            return Ok(Outcome::Reply(msg.clone(), Mode::Broadcast));
+        }
+        self.spd.insert(sel, policy);
+        Ok(Outcome::Reply(msg.clone(), Mode::Broadcast))
+    }
+
+    pub(super) fn delflow(&mut self, msg: &Message) -> Handled {
+        let (sel, _) = selector(msg)?;
+        self.spd.remove(&sel).ok_or(Errno::ESRCH)?;
+        Ok(Outcome::Reply(msg.clone(), Mode::Broadcast))
+    }
+
+    pub(super) fn askpolicy(&mut self, msg: &Message) -> Handled {
+        let Some(Body::Policy { seq }) = msg.get(ExtType::X_POLICY) else {
+            return Err(Errno::EINVAL);
+        };
+        let pending = self
+            .acquires
+            .iter()
+            .find(|a| a.seq == *seq)
+            .ok_or(Errno::ESRCH)?;
+        let sel = pending.selector;
+        let mut reply = Message::new(msg.header);
+        describe(&mut reply, &sel, self.spd.get(&sel));
+        reply.extensions.retain(|e| {
+            !matches!(
+                e.ext_type,
+                ExtType::ADDRESS_SRC | ExtType::ADDRESS_DST | ExtType::X_PROTOCOL
+            ) && !matches!(e.body, Body::Identity(_))
+        });
+        push(&mut reply, ExtType::X_POLICY, Body::Policy { seq: *seq });
+        Ok(Outcome::Reply(reply, Mode::Unicast))
+    }
+
+    /// Every flow to the requester alone, as X_SPDDUMP messages, the last
+    /// with sequence number 0; `ENOENT` when there is none.
+    pub(super) fn spddump(&mut self, from: ClientId, msg: &Message) -> Handled {
+        let flows: Vec<(&Selector, &Policy)> = self.spd.iter().collect();
+        let count = flows.len();
+        let sends: Vec<Send> = flows
+            .into_iter()
+            .enumerate()
+            .map(|(i, (sel, policy))| {
+                let mut header = msg.header;
+                header.satype = policy.satype;
+                if i + 1 == count {
+                    header.seq = 0;
+                }
+                let mut record = Message::new(header);
+                describe(&mut record, sel, Some(policy));
+                Send {
+                    to: from,
+                    bytes: record.encode(),
+                }
+            })
+            .collect();
+        if sends.is_empty() {
+            return Ok(Outcome::Done(vec![self.errno_reply(
+                from,
+                &msg.encode(),
+                Errno(2),
+            )]));
+        }
+        Ok(Outcome::Done(sends))
+    }
+}

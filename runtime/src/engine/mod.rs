@@ -1,0 +1,366 @@
+//! The PF_KEY engine: the kernel's half of PF_KEY v2, as OpenBSD plays it.
+//! Messages from clients come in as bytes; what goes out is a list of
+//! messages, each for one client. The SAD and SPD change as the messages
+//! say; time is passed in.
+//!
+//! Where OpenBSD's kernel would fail a write (`EINVAL`, `EMSGSIZE`, a
+//! reply that breaks its own rules), there is no write to fail here: the
+//! sender alone gets its header back with the errno set and nothing else.
+//! Other errors are echoed to every client, as OpenBSD does.
+
+mod flows;
+mod sas;
+
+use crate::sad::{Expiry, Sad, SecurityAssociation};
+use crate::spd::{PacketKey, Selector, Spd};
+use pfkey::validate::{self, Errno};
+use pfkey::{Body, ExtType, Header, Identity, Message, MsgType, SaType, SockAddr};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+pub use flows::Policy;
+
+/// A client connection, as the shell numbers them.
+pub type ClientId = u64;
+
+/// One message for one client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Send {
+    pub to: ClientId,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Client {
+    /// Bit `1 << satype` for each SA type it registered for.
+    registered: u32,
+    promiscuous: bool,
+}
+
+/// Who a reply goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Every client (OpenBSD's default).
+    Broadcast,
+    /// The sender alone (and promiscuous clients, wrapped).
+    Unicast,
+    /// Clients registered for an SA type (all registered ones for 0).
+    Registered(SaType),
+}
+
+/// An acquire sent to the key managers, not yet answered.
+#[derive(Debug, Clone)]
+struct PendingAcquire {
+    seq: u32,
+    selector: Selector,
+    gateway: IpAddr,
+    expires: u64,
+}
+
+/// How long an acquire is remembered (OpenBSD's `expire_acquire`).
+pub const ACQUIRE_LIFETIME: u64 = 30;
+
+/// The engine: tables, clients and pending acquires.
+#[derive(Debug)]
+pub struct Engine {
+    pub sad: Sad,
+    pub spd: Spd<Policy>,
+    clients: BTreeMap<ClientId, Client>,
+    /// Sequence numbers of kernel-originated messages.
+    seq: u32,
+    acquires: Vec<PendingAcquire>,
+    random: Rng,
+}
+
+/// xorshift64*: SPIs only need to be spread out, not secret.
+#[derive(Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn next_u32(&mut self) -> u32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+    }
+}
+
+/// What a handler produced: the reply and who gets it, or nothing more
+/// (dumps send their records themselves).
+enum Outcome {
+    Reply(Message, Mode),
+    Done(Vec<Send>),
+}
+
+type Handled = Result<Outcome, Errno>;
+
+impl Engine {
+    /// An engine with empty tables; `seed` drives SPI choice.
+    pub fn new(seed: u64) -> Engine {
+        Engine {
+            sad: Sad::new(),
+            spd: Spd::new(),
+            clients: BTreeMap::new(),
+            seq: 0,
+            acquires: Vec::new(),
+            random: Rng(seed | 1),
+        }
+    }
+
+    pub fn connect(&mut self, id: ClientId) {
+        self.clients.insert(id, Client::default());
+    }
+
+    pub fn disconnect(&mut self, id: ClientId) {
+        self.clients.remove(&id);
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        self.seq
+    }
+
+    /// Handles one message a client wrote; `pid` is the client's process.
+    pub fn handle(&mut self, from: ClientId, pid: u32, bytes: &[u8], now: u64) -> Vec<Send> {
+        let mut out = self.promiscuous_copies(from, pid, bytes);
+        if bytes.get(1) == Some(&MsgType::X_PROMISC.0) && bytes.len() > 16 {
+            out.extend(self.forward(from, pid, bytes));
+            return out;
+        }
+        let msg = match validate::parse_request(bytes, pid) {
+            Ok(msg) => msg,
+            Err(e) => {
+                out.push(self.errno_reply(from, bytes, e));
+                return out;
+            }
+        };
+        let result = self.dispatch(from, &msg, now);
+        match result {
+            Ok(Outcome::Done(sends)) => out.extend(sends),
+            Ok(Outcome::Reply(reply, mode)) => match validate::check_reply(&reply) {
+                Ok(()) => out.extend(self.deliver(from, &reply.encode(), mode)),
+                Err(e) => out.push(self.errno_reply(from, bytes, e)),
+            },
+            Err(e) if matches!(e, Errno::EINVAL | Errno::ENOMEM | Errno::ENOBUFS) => {
+                out.push(self.errno_reply(from, bytes, e))
+            }
+            Err(e) => {
+                let mut header = msg.header;
+                header.errno = e.0;
+                let echo = Message::new(header).encode();
+                out.extend(self.deliver(from, &echo, Mode::Broadcast));
+            }
+        }
+        out
+    }
+
+    fn dispatch(&mut self, from: ClientId, msg: &Message, now: u64) -> Handled {
+        match msg.header.msg_type {
+            MsgType::GETSPI => self.getspi(msg, now),
+            MsgType::ADD => self.add(msg, now),
+            MsgType::UPDATE => self.update(msg, now),
+            MsgType::DELETE => self.delete(msg),
+            MsgType::GET => self.get(msg),
+            MsgType::REGISTER => self.register(from, msg),
+            MsgType::ACQUIRE | MsgType::EXPIRE => Ok(Outcome::Reply(msg.clone(), Mode::Broadcast)),
+            MsgType::FLUSH => self.flush(msg),
+            MsgType::DUMP => self.dump(from, msg),
+            MsgType::X_PROMISC => {
+                if let Some(client) = self.clients.get_mut(&from) {
+                    client.promiscuous = msg.header.satype != SaType::UNSPEC;
+                }
+                Ok(Outcome::Reply(msg.clone(), Mode::Broadcast))
+            }
+            MsgType::X_ADDFLOW => self.addflow(msg),
+            MsgType::X_DELFLOW => self.delflow(msg),
+            MsgType::X_GRPSPIS => self.grpspis(msg),
+            MsgType::X_ASKPOLICY => self.askpolicy(msg),
+            MsgType::X_SPDDUMP => self.spddump(from, msg),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// The sender's header with `errno` set, or a bare header when there
+    /// was not even one.
+    fn errno_reply(&self, to: ClientId, bytes: &[u8], e: Errno) -> Send {
+        let mut header = [0u8; 16];
+        let n = bytes.len().min(16);
+        header[..n].copy_from_slice(&bytes[..n]);
+        header[0] = pfkey::PF_KEY_V2;
+        header[2] = e.0;
+        header[4..6].copy_from_slice(&2u16.to_ne_bytes());
+        Send {
+            to,
+            bytes: header.to_vec(),
+        }
+    }
+
+    /// Copies of what a client sent, for promiscuous clients: wrapped in a
+    /// header of type X_PROMISC whose sequence number is the sender's pid.
+    fn promiscuous_copies(&self, from: ClientId, pid: u32, bytes: &[u8]) -> Vec<Send> {
+        let watchers: Vec<ClientId> = self
+            .clients
+            .iter()
+            .filter(|(id, c)| c.promiscuous && **id != from)
+            .map(|(id, _)| *id)
+            .collect();
+        if watchers.is_empty() || bytes.len() > pfkey::MAX_MESSAGE || !bytes.len().is_multiple_of(8)
+        {
+            return Vec::new();
+        }
+        let wrapped = wrap(bytes, SaType::UNSPEC, pid);
+        watchers
+            .into_iter()
+            .map(|to| Send {
+                to,
+                bytes: wrapped.clone(),
+            })
+            .collect()
+    }
+
+    /// A promiscuous message holding another message: passed on verbatim
+    /// to every other client when its sequence number is 0 or the
+    /// sender's pid.
+    fn forward(&self, from: ClientId, pid: u32, bytes: &[u8]) -> Vec<Send> {
+        let seq = bytes
+            .get(8..12)
+            .map_or(u32::MAX, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+        if Message::peek_len(bytes) != Some(bytes.len()) || (seq != 0 && seq != pid) {
+            return vec![self.errno_reply(from, bytes, Errno::EINVAL)];
+        }
+        self.clients
+            .keys()
+            .filter(|&&id| id != from)
+            .map(|&to| Send {
+                to,
+                bytes: bytes.to_vec(),
+            })
+            .collect()
+    }
+
+    fn deliver(&self, from: ClientId, bytes: &[u8], mode: Mode) -> Vec<Send> {
+        let mut out = Vec::new();
+        let wrapped = || wrap(bytes, SaType::UNSPEC, 0);
+        for (&id, client) in &self.clients {
+            let direct = match mode {
+                Mode::Broadcast => true,
+                Mode::Unicast => id == from,
+                Mode::Registered(t) => {
+                    client.registered != 0
+                        && (t == SaType::UNSPEC || client.registered & (1 << t.0) != 0)
+                }
+            };
+            if direct {
+                out.push(Send {
+                    to: id,
+                    bytes: bytes.to_vec(),
+                });
+            } else if client.promiscuous {
+                out.push(Send {
+                    to: id,
+                    bytes: wrapped(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Time passes: expired SAs are reported (and removed), as are
+    /// forgotten acquires.
+    pub fn tick(&mut self, now: u64) -> Vec<Send> {
+        self.acquires.retain(|a| a.expires > now);
+        let mut out = Vec::new();
+        for (sa, expiry) in self.sad.expire(now) {
+            if expiry == Expiry::Larval {
+                continue;
+            }
+            let msg = self.expire_message(&sa, expiry);
+            out.extend(self.deliver(0, &msg.encode(), Mode::Broadcast));
+        }
+        out
+    }
+
+    /// Reports an expiry the data path found (a byte limit).
+    pub fn expired(&mut self, sa: &SecurityAssociation, expiry: Expiry) -> Vec<Send> {
+        if expiry == Expiry::Larval {
+            return Vec::new();
+        }
+        let msg = self.expire_message(sa, expiry);
+        self.deliver(0, &msg.encode(), Mode::Broadcast)
+    }
+
+    /// A packet needs an SA its flow asks for and none exists: tell the
+    /// key managers, unless they were told already for this flow and peer.
+    pub fn acquire(&mut self, packet: &PacketKey, now: u64) -> Vec<Send> {
+        let Some((selector, policy)) = self.spd.lookup(packet) else {
+            return Vec::new();
+        };
+        if !policy.wants_sa() {
+            return Vec::new();
+        }
+        let gateway = policy.peer.unwrap_or(packet.dst);
+        if self.sad.by_dst(gateway, policy.satype).next().is_some() {
+            return Vec::new();
+        }
+        let selector = *selector;
+        if self
+            .acquires
+            .iter()
+            .any(|a| a.gateway == gateway && a.selector.mask_eq(&selector) && a.expires > now)
+        {
+            return Vec::new();
+        }
+        let seq = self.next_seq();
+        let msg = flows::acquire_message(seq, self.spd.get(&selector), gateway);
+        self.acquires.push(PendingAcquire {
+            seq,
+            selector,
+            gateway,
+            expires: now + ACQUIRE_LIFETIME,
+        });
+        let satype = msg.header.satype;
+        self.deliver(0, &msg.encode(), Mode::Registered(satype))
+    }
+}
+
+/// `inner` behind an outer header of type X_PROMISC.
+fn wrap(inner: &[u8], satype: SaType, seq: u32) -> Vec<u8> {
+    let mut out = Message::new(Header::new(MsgType::X_PROMISC, satype, seq, 0)).encode();
+    let units = ((out.len() + inner.len()) / 8) as u16;
+    out[4..6].copy_from_slice(&units.to_ne_bytes());
+    out.extend_from_slice(inner);
+    out
+}
+
+/// The address an address extension holds, if any.
+fn address(msg: &Message, t: ExtType) -> Option<&SockAddr> {
+    match msg.get(t) {
+        Some(Body::Address(a)) => Some(&a.addr),
+        _ => None,
+    }
+}
+
+fn ip(msg: &Message, t: ExtType) -> Option<IpAddr> {
+    address(msg, t).and_then(SockAddr::addr)
+}
+
+fn identity(msg: &Message, t: ExtType) -> Option<Identity> {
+    match msg.get(t) {
+        Some(Body::Identity(i)) => Some(i.clone()),
+        _ => None,
+    }
+}
+
+fn push(m: &mut Message, t: ExtType, body: Body) {
+    m.extensions.push(pfkey::Extension { ext_type: t, body });
+}
+
+fn sockaddr(ip: IpAddr) -> Body {
+    Body::Address(pfkey::Address {
+        reserved: 0,
+        addr: SockAddr::ip(ip, 0),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,313 @@
+//! The engine driven by the messages ipsecctl sends for real
+//! configurations, and by a key manager.
+
+use super::*;
+use crate::spd::Direction;
+use ipsec_compiler::lower::{Action, Sequencer, lower};
+use ipsec_compiler::{Fixed, Options};
+use ipsec_grammar::{Loader, SourceMap};
+use pfkey::{Lifetime, SpiRange};
+
+const CTL: ClientId = 1;
+const KEYMGR: ClientId = 2;
+const WATCHER: ClientId = 3;
+const PID: u32 = 4242;
+
+struct NoFiles;
+
+impl Loader for NoFiles {
+    fn load(&mut self, _: &str) -> Result<Vec<u8>, String> {
+        Err("no files".into())
+    }
+}
+
+const CONFIG: &str = "\
+flow esp from 10.1.0.0/16 to 10.2.0.0/16 peer 192.0.2.2
+flow ah out proto tcp from 192.0.2.1 to 192.0.2.2 port 179
+esp transport from 192.0.2.1 to 192.0.2.2 spi 0x1000:0x1001 \
+  authkey 0x11111111111111111111111111111111111111111111111111111111111111111:0x2222222222222222222222222222222222222222222222222222222222222222 \
+  enckey 0x33333333333333333333333333333333:0x44444444444444444444444444444444 bundle b
+ipcomp transport from 192.0.2.1 to 192.0.2.2 spi 0x2000 bundle b
+";
+
+fn messages(action: Action) -> Vec<Vec<u8>> {
+    let mut sources = SourceMap::new();
+    let main = sources.add("t.conf", CONFIG.as_bytes());
+    let out = ipsec_compiler::compile(
+        &mut sources,
+        main,
+        &mut NoFiles,
+        &Fixed::standard(),
+        &Options::default(),
+    );
+    assert!(out.ok(), "{:?}", out.diagnostics);
+    let mut seq = Sequencer::new(PID);
+    out.rules
+        .iter()
+        .flat_map(|r| lower(r, action, &mut seq).unwrap())
+        .map(|m| m.encode())
+        .collect()
+}
+
+fn engine() -> Engine {
+    let mut e = Engine::new(7);
+    for c in [CTL, KEYMGR, WATCHER] {
+        e.connect(c);
+    }
+    e
+}
+
+fn errno(bytes: &[u8]) -> u8 {
+    bytes[2]
+}
+
+/// Sends `bytes` from `from`; returns what each client got.
+fn send(e: &mut Engine, from: ClientId, bytes: &[u8], now: u64) -> Vec<Send> {
+    e.handle(from, PID, bytes, now)
+}
+
+fn replies_to(sends: &[Send], who: ClientId) -> Vec<Message> {
+    sends
+        .iter()
+        .filter(|s| s.to == who)
+        .map(|s| Message::decode(&s.bytes).expect("the engine writes valid messages"))
+        .collect()
+}
+
+#[test]
+fn a_configuration_loads_dumps_and_deletes() {
+    let mut e = engine();
+    for m in messages(Action::Add) {
+        let out = send(&mut e, CTL, &m, 0);
+        let mine = replies_to(&out, CTL);
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].header.errno, 0, "{:?}", mine[0]);
+        // Replies go to every client, without the keys.
+        assert_eq!(replies_to(&out, KEYMGR), mine);
+        assert!(mine[0].get(ExtType::KEY_AUTH).is_none());
+    }
+    assert_eq!((e.spd.len(), e.sad.len()), (3, 3));
+    let esp = crate::sad::SaId {
+        dst: "192.0.2.2".parse().unwrap(),
+        spi: 0x1000,
+        satype: SaType::ESP,
+    };
+    assert!(
+        e.sad.get(&esp).unwrap().next.is_some(),
+        "the bundle is linked"
+    );
+
+    // The flow dump, to the requester alone.
+    let ask = Message::new(Header::new(MsgType::X_SPDDUMP, SaType::UNSPEC, 9, PID)).encode();
+    let out = send(&mut e, CTL, &ask, 0);
+    assert!(out.iter().all(|s| s.to == CTL));
+    let flows = replies_to(&out, CTL);
+    assert_eq!(flows.len(), 3);
+    assert_eq!(flows.iter().filter(|m| m.header.seq == 0).count(), 1);
+    assert_eq!(flows[2].header.seq, 0);
+
+    // The SA dump: sorted by SPI, keys included.
+    let ask = Message::new(Header::new(MsgType::DUMP, SaType::UNSPEC, 10, PID)).encode();
+    let sas = replies_to(&send(&mut e, CTL, &ask, 0), CTL);
+    let spis: Vec<u32> = sas
+        .iter()
+        .map(|m| match m.get(ExtType::SA) {
+            Some(Body::Sa(sa)) => sa.spi,
+            _ => 0,
+        })
+        .collect();
+    assert_eq!(spis, [0x1000, 0x1001, 0x2000]);
+    assert!(sas[0].get(ExtType::KEY_ENCRYPT).is_some());
+    assert!(sas[0].get(ExtType::X_SA2).is_some());
+
+    for m in messages(Action::Delete) {
+        let out = send(&mut e, CTL, &m, 0);
+        assert_eq!(errno(&out[0].bytes), 0);
+    }
+    assert!(e.spd.is_empty() && e.sad.is_empty());
+    let out = send(&mut e, CTL, &ask, 0);
+    assert_eq!(out.len(), 1);
+    assert_eq!(errno(&out[0].bytes), 2, "an empty dump says ENOENT");
+}
+
+#[test]
+fn flush_and_errors() {
+    let mut e = engine();
+    let add = messages(Action::Add);
+    for m in &add {
+        send(&mut e, CTL, m, 0);
+    }
+    // Adding again: EEXIST for SAs, echoed without extensions to all.
+    let again = send(&mut e, CTL, &add[3], 0);
+    assert_eq!(again.len(), 3);
+    assert!(
+        again
+            .iter()
+            .all(|s| errno(&s.bytes) == Errno::EEXIST.0 && s.bytes.len() == 16)
+    );
+    let flush = Message::new(Header::new(MsgType::FLUSH, SaType::UNSPEC, 1, PID)).encode();
+    send(&mut e, CTL, &flush, 0);
+    assert!(e.spd.is_empty() && e.sad.is_empty());
+    let delete = messages(Action::Delete);
+    let gone = send(&mut e, CTL, &delete[0], 0);
+    assert!(gone.iter().all(|s| errno(&s.bytes) == Errno::ESRCH.0));
+}
+
+#[test]
+fn malformed_messages_get_einval_and_the_engine_goes_on() {
+    let mut e = engine();
+    let good = messages(Action::Add).remove(0);
+    let mut duplicate = Message::decode(&good).unwrap();
+    let first = duplicate.extensions[0].clone();
+    duplicate.extensions.push(first);
+    let mut overrun = good.clone();
+    overrun[16] = 0xff;
+    let mut version = good.clone();
+    version[0] = 1;
+    let mut long = good.clone();
+    long.extend_from_slice(&[0; 8]);
+    for bad in [
+        &good[..5],
+        &good[..good.len() - 8],
+        &long,
+        &version,
+        &overrun,
+        &duplicate.encode(),
+    ] {
+        let out = send(&mut e, CTL, bad, 0);
+        assert_eq!(out.len(), 1, "only the sender hears of it");
+        assert_eq!(out[0].to, CTL);
+        assert_eq!(errno(&out[0].bytes), Errno::EINVAL.0);
+    }
+    let wrong_pid = e.handle(CTL, PID + 1, &good, 0);
+    assert_eq!(errno(&wrong_pid[0].bytes), Errno::EINVAL.0);
+    assert_eq!(errno(&send(&mut e, CTL, &good, 0)[0].bytes), 0);
+    assert_eq!(e.spd.len(), 1);
+}
+
+#[test]
+fn a_key_manager_acquires_keys_and_sees_expiry() {
+    let mut e = engine();
+    let register = Message::new(Header::new(MsgType::REGISTER, SaType::ESP, 1, PID)).encode();
+    let out = send(&mut e, KEYMGR, &register, 0);
+    let reply = &replies_to(&out, KEYMGR)[0];
+    assert!(reply.get(ExtType::SUPPORTED_ENCRYPT).is_some());
+
+    // A flow that requires an SA, and none yet.
+    let flow = messages(Action::Add).remove(0);
+    send(&mut e, CTL, &flow, 0);
+    let packet = PacketKey {
+        direction: Direction::Out,
+        src: "10.1.0.5".parse().unwrap(),
+        dst: "10.2.0.9".parse().unwrap(),
+        proto: 6,
+        sport: 1234,
+        dport: 80,
+    };
+    let out = e.acquire(&packet, 1);
+    assert_eq!(out.len(), 1, "only the registered key manager hears");
+    assert_eq!(out[0].to, KEYMGR);
+    let acquire = Message::decode(&out[0].bytes).unwrap();
+    assert_eq!(acquire.header.msg_type, MsgType::ACQUIRE);
+    assert!(
+        matches!(acquire.get(ExtType::PROPOSAL), Some(Body::Proposal(p)) if p.combs.len() == 1)
+    );
+    assert!(
+        e.acquire(&packet, 2).is_empty(),
+        "asked once until it expires"
+    );
+
+    // The key manager reserves an SPI toward the peer and keys it.
+    let mut getspi = Message::new(Header::new(MsgType::GETSPI, SaType::ESP, 2, PID));
+    getspi
+        .push(ExtType::ADDRESS_SRC, sockaddr("192.0.2.1".parse().unwrap()))
+        .unwrap();
+    getspi
+        .push(ExtType::ADDRESS_DST, sockaddr("192.0.2.2".parse().unwrap()))
+        .unwrap();
+    let range = SpiRange {
+        min: 0x1000,
+        max: 0xffff_ffff,
+        reserved: 0,
+    };
+    getspi
+        .push(ExtType::SPIRANGE, Body::SpiRange(range))
+        .unwrap();
+    let reply = replies_to(&send(&mut e, KEYMGR, &getspi.encode(), 3), KEYMGR).remove(0);
+    let Some(Body::Sa(larval)) = reply.get(ExtType::SA) else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(larval.state, pfkey::SaState::LARVAL);
+
+    let mut update = Message::new(Header::new(MsgType::UPDATE, SaType::ESP, 3, PID));
+    let sa = pfkey::Sa {
+        spi: larval.spi,
+        state: pfkey::SaState::MATURE,
+        auth: pfkey::AuthAlg::X_SHA2_256,
+        encrypt: pfkey::EncAlg::X_AESGCM16.0,
+        replay: 64,
+        flags: 0,
+    };
+    update.push(ExtType::SA, Body::Sa(sa)).unwrap();
+    update
+        .push(ExtType::ADDRESS_SRC, sockaddr("192.0.2.1".parse().unwrap()))
+        .unwrap();
+    update
+        .push(ExtType::ADDRESS_DST, sockaddr("192.0.2.2".parse().unwrap()))
+        .unwrap();
+    update
+        .push(ExtType::KEY_AUTH, Body::Key(pfkey::Key::new(&[9; 32])))
+        .unwrap();
+    update
+        .push(ExtType::KEY_ENCRYPT, Body::Key(pfkey::Key::new(&[8; 20])))
+        .unwrap();
+    let soft = Lifetime {
+        addtime: 100,
+        ..Lifetime::default()
+    };
+    update
+        .push(ExtType::LIFETIME_SOFT, Body::Lifetime(soft))
+        .unwrap();
+    let out = send(&mut e, KEYMGR, &update.encode(), 4);
+    assert_eq!(
+        errno(&out[0].bytes),
+        0,
+        "{:?}",
+        Message::decode(&out[0].bytes)
+    );
+    assert!(e.acquire(&packet, 40).is_empty(), "an SA exists now");
+
+    // Its soft lifetime runs out: every client hears, once.
+    assert!(e.tick(103).is_empty());
+    let out = e.tick(104);
+    assert_eq!(out.len(), 3);
+    let expire = Message::decode(&out[0].bytes).unwrap();
+    assert_eq!(expire.header.msg_type, MsgType::EXPIRE);
+    assert!(expire.get(ExtType::LIFETIME_SOFT).is_some());
+    assert!(e.tick(500).is_empty());
+}
+
+#[test]
+fn a_monitor_sees_every_message() {
+    let mut e = engine();
+    let promisc = Message::new(Header::new(MsgType::X_PROMISC, SaType::AH, 1, PID)).encode();
+    send(&mut e, WATCHER, &promisc, 0);
+    let flow = messages(Action::Add).remove(0);
+    let out = send(&mut e, CTL, &flow, 0);
+    let seen: Vec<&Send> = out.iter().filter(|s| s.to == WATCHER).collect();
+    // A wrapped copy of the request, and the broadcast reply.
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].bytes[1], MsgType::X_PROMISC.0);
+    assert_eq!(&seen[0].bytes[16..], &flow[..]);
+    assert_eq!(
+        u32::from_ne_bytes(seen[0].bytes[8..12].try_into().unwrap()),
+        PID
+    );
+    // Unicast replies reach a monitor wrapped.
+    let ask = Message::new(Header::new(MsgType::X_SPDDUMP, SaType::UNSPEC, 2, PID)).encode();
+    let out = send(&mut e, CTL, &ask, 0);
+    assert!(
+        out.iter()
+            .any(|s| s.to == WATCHER && s.bytes[1] == MsgType::X_PROMISC.0)
+    );
+}
