@@ -16,6 +16,8 @@ pub struct Errno(pub u8);
 impl Errno {
     /// A reply did not fit its message type, or a sysctl write was tried.
     pub const EPERM: Errno = Errno(1);
+    /// No such entry: what an empty dump answers.
+    pub const ENOENT: Errno = Errno(2);
     /// No such SA, flow or pending acquire.
     pub const ESRCH: Errno = Errno(3);
     /// Out of memory.
@@ -37,6 +39,7 @@ impl Errno {
     pub fn name(self) -> &'static str {
         match self {
             Errno::EPERM => "EPERM",
+            Errno::ENOENT => "ENOENT",
             Errno::ESRCH => "ESRCH",
             Errno::ENOMEM => "ENOMEM",
             Errno::EACCES => "EACCES",
@@ -53,6 +56,7 @@ impl Errno {
     pub fn description(self) -> &'static str {
         match self {
             Errno::EPERM => "Operation not permitted",
+            Errno::ENOENT => "No such file or directory",
             Errno::ESRCH => "No such process",
             Errno::ENOMEM => "Cannot allocate memory",
             Errno::EACCES => "Permission denied",

@@ -253,35 +253,20 @@ impl Engine {
         Ok(Outcome::Reply(reply, Mode::Unicast))
     }
 
-    /// Every flow to the requester alone, as X_SPDDUMP messages, the last
-    /// with sequence number 0; `ENOENT` when there is none.
+    /// Every flow, in the order they were added, as X_SPDDUMP records.
     pub(super) fn spddump(&mut self, from: ClientId, msg: &Message) -> Handled {
-        let flows: Vec<(&Selector, &Policy)> = self.spd.iter().collect();
-        let count = flows.len();
-        let sends: Vec<Send> = flows
-            .into_iter()
-            .enumerate()
-            .map(|(i, (sel, policy))| {
-                let mut header = msg.header;
-                header.satype = policy.satype;
-                if i + 1 == count {
-                    header.seq = 0;
-                }
-                let mut record = Message::new(header);
+        let records = self
+            .spd
+            .iter()
+            .map(|(sel, policy)| {
+                let mut record = Message::new(Header {
+                    satype: policy.satype,
+                    ..msg.header
+                });
                 describe(&mut record, sel, Some(policy));
-                Send {
-                    to: from,
-                    bytes: record.encode(),
-                }
+                record
             })
             .collect();
-        if sends.is_empty() {
-            return Ok(Outcome::Done(vec![self.errno_reply(
-                from,
-                &msg.encode(),
-                Errno(2),
-            )]));
-        }
-        Ok(Outcome::Done(sends))
+        self.records(from, msg, records)
     }
 }

@@ -180,6 +180,28 @@ impl Engine {
         }
     }
 
+    /// Dump records, to the requester alone, the last with sequence number
+    /// 0; with none, the requester gets its header back with `ENOENT`.
+    fn records(&self, from: ClientId, request: &Message, mut records: Vec<Message>) -> Handled {
+        if let Some(last) = records.last_mut() {
+            last.header.seq = 0;
+        } else {
+            return Ok(Outcome::Done(vec![self.errno_reply(
+                from,
+                &request.encode(),
+                Errno::ENOENT,
+            )]));
+        }
+        let sends = records
+            .iter()
+            .map(|r| Send {
+                to: from,
+                bytes: r.encode(),
+            })
+            .collect();
+        Ok(Outcome::Done(sends))
+    }
+
     /// The sender's header with `errno` set, or a bare header when there
     /// was not even one.
     fn errno_reply(&self, to: ClientId, bytes: &[u8], e: Errno) -> Send {

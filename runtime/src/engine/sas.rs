@@ -281,9 +281,8 @@ impl Engine {
         Ok(Outcome::Reply(msg.clone(), Mode::Broadcast))
     }
 
-    /// Every SA (of the message's type, or all) to the requester alone,
-    /// the last with sequence number 0. With none to send, the requester
-    /// gets its header back with `ENOENT`.
+    /// Every SA of the message's type (or all), sorted by SPI, as dump
+    /// records with their keys.
     pub(super) fn dump(&mut self, from: ClientId, msg: &Message) -> Handled {
         let satype = msg.header.satype;
         let mut sas: Vec<&SecurityAssociation> = self
@@ -292,32 +291,18 @@ impl Engine {
             .filter(|sa| satype == SaType::UNSPEC || sa.id.satype == satype)
             .collect();
         sas.sort_by_key(|sa| (sa.id.spi, sa.id.dst, sa.id.satype));
-        let count = sas.len();
-        let sends: Vec<Send> = sas
+        let records = sas
             .into_iter()
-            .enumerate()
-            .map(|(i, sa)| {
-                let mut header = msg.header;
-                header.satype = sa.id.satype;
-                if i + 1 == count {
-                    header.seq = 0;
-                }
-                let mut record = Message::new(header);
+            .map(|sa| {
+                let mut record = Message::new(Header {
+                    satype: sa.id.satype,
+                    ..msg.header
+                });
                 export(&mut record, sa, true);
-                Send {
-                    to: from,
-                    bytes: record.encode(),
-                }
+                record
             })
             .collect();
-        if sends.is_empty() {
-            return Ok(Outcome::Done(vec![self.errno_reply(
-                from,
-                &msg.encode(),
-                Errno(2),
-            )]));
-        }
-        Ok(Outcome::Done(sends))
+        self.records(from, msg, records)
     }
 
     pub(super) fn grpspis(&mut self, msg: &Message) -> Handled {
