@@ -75,6 +75,13 @@ fn port_name(port: u16, proto: u8, resolver: &dyn Resolver) -> String {
         .unwrap_or_else(|| port.to_string())
 }
 
+/// One flow as ipsecctl prints it, without a newline.
+pub fn flow_line(f: &Flow, resolver: &dyn Resolver) -> String {
+    let mut out = String::new();
+    flow(&mut out, f, resolver);
+    out
+}
+
 fn flow(out: &mut String, f: &Flow, resolver: &dyn Resolver) {
     let _ = write!(
         out,

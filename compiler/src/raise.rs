@@ -1,5 +1,6 @@
-//! The way back: SAs read from the runtime (`SADB_DUMP` or `SADB_GET`
-//! messages) as rules, printed as `ipsecctl -s sa` prints them.
+//! The way back: flows and SAs read from the runtime (its flow dump, and
+//! `SADB_DUMP` or `SADB_GET` messages) as rules, printed as `ipsecctl -s`
+//! prints them.
 
 use crate::addr::Address;
 use crate::print::sa_line;
@@ -143,6 +144,80 @@ pub fn sa_text(msg: &Message, keys: bool, verbose: bool) -> Option<String> {
     Some(text)
 }
 
+/// The address and prefix of a flow and its mask.
+fn flow_address(msg: &Message, flow: ExtType, mask: ExtType) -> Option<(Address, u16)> {
+    let (Some(Body::Address(a)), Some(Body::Address(m))) = (msg.get(flow), msg.get(mask)) else {
+        return None;
+    };
+    let ip = a.addr.addr()?;
+    let bits = match m.addr.addr()? {
+        std::net::IpAddr::V4(v4) => u32::from(v4).leading_ones() as u8,
+        std::net::IpAddr::V6(v6) => u128::from(v6).leading_ones() as u8,
+    };
+    let mut address = Address::host(ip, ip.to_string());
+    address.bits = bits;
+    address.network = bits < crate::addr::max_bits(ip);
+    Some((address, a.addr.port()))
+}
+
+/// A flow from the runtime's flow dump, as a rule; `None` for a record
+/// that does not describe one.
+pub fn flow(msg: &Message) -> Option<Flow> {
+    let Some(Body::Protocol(kind)) = msg.get(ExtType::X_FLOW_TYPE) else {
+        return None;
+    };
+    let satype = match msg.header.satype {
+        pfkey::SaType::AH => SaType::Ah,
+        pfkey::SaType::ESP | pfkey::SaType::UNSPEC => SaType::Esp,
+        pfkey::SaType::X_IPCOMP => SaType::Ipcomp,
+        pfkey::SaType::X_TCPSIGNATURE => SaType::Tcpmd5,
+        pfkey::SaType::X_IPIP => SaType::Ipip,
+        _ => return None,
+    };
+    let direction = match pfkey::FlowDirection(kind.direction) {
+        pfkey::FlowDirection::IN => Direction::In,
+        pfkey::FlowDirection::OUT => Direction::Out,
+        _ => return None,
+    };
+    let flow_type = match pfkey::FlowType(kind.proto) {
+        pfkey::FlowType::USE => FlowType::Use,
+        pfkey::FlowType::ACQUIRE => FlowType::Acquire,
+        pfkey::FlowType::REQUIRE => FlowType::Require,
+        pfkey::FlowType::BYPASS => FlowType::Bypass,
+        pfkey::FlowType::DENY => FlowType::Deny,
+        pfkey::FlowType::DONTACQ => FlowType::Dontacq,
+        _ => return None,
+    };
+    let (src, sport) = flow_address(msg, ExtType::X_SRC_FLOW, ExtType::X_SRC_MASK)?;
+    let (dst, dport) = flow_address(msg, ExtType::X_DST_FLOW, ExtType::X_DST_MASK)?;
+    let proto = match msg.get(ExtType::X_PROTOCOL) {
+        Some(Body::Protocol(p)) => p.proto,
+        _ => 0,
+    };
+    let host = |t| match msg.get(t) {
+        Some(Body::Address(a)) => a.addr.addr().map(|ip| Address::host(ip, ip.to_string())),
+        _ => None,
+    };
+    let id = |t| match msg.get(t) {
+        Some(Body::Identity(i)) => Some(Identity::new(i.text())),
+        _ => None,
+    };
+    Some(Flow {
+        satype,
+        direction,
+        proto,
+        src,
+        sport,
+        dst,
+        dport,
+        local: host(ExtType::ADDRESS_SRC),
+        peer: host(ExtType::ADDRESS_DST),
+        srcid: id(ExtType::IDENTITY_SRC),
+        dstid: id(ExtType::IDENTITY_DST),
+        flow_type,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +273,37 @@ mod tests {
             assert!(
                 shown.contains("\tsa: spi 0x") || shown.contains("\tsa: cpi 0x"),
                 "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn dumped_flows_print_as_they_were_written() {
+        let text = "flow esp from 10.1.0.0/16 to 10.2.0.0/24 local 192.0.2.1 peer 192.0.2.2 srcid a@example.org dstid b.example.org\n\
+                    flow ah in proto tcp from 2001:db8::/32 port 22 to 2001:db8:1::1 peer 2001:db8:1::1 type acquire\n\
+                    flow ipip out from 0.0.0.0/0 to 198.51.100.0/24 peer any type use\n";
+        let mut sources = SourceMap::new();
+        let main = sources.add("t.conf", text.as_bytes());
+        let resolver = Fixed::standard();
+        let out = crate::compile(
+            &mut sources,
+            main,
+            &mut NoFiles,
+            &resolver,
+            &Options::default(),
+        );
+        assert!(out.ok(), "{:?}", out.diagnostics);
+        let mut seq = Sequencer::new(1);
+        for rule in &out.rules {
+            let RuleKind::Flow(written) = &rule.kind else {
+                continue;
+            };
+            let mut msg = lower(rule, Action::Add, &mut seq).unwrap().remove(0);
+            msg.header.msg_type = pfkey::MsgType::X_SPDDUMP;
+            let back = flow(&msg).expect("a flow");
+            assert_eq!(
+                crate::print::flow_line(&back, &resolver),
+                crate::print::flow_line(written, &resolver)
             );
         }
     }

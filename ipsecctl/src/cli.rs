@@ -4,7 +4,7 @@
 use ipsec_grammar::ErrorFormat;
 
 pub const USAGE: &str = "usage: ipsecctl [-cdFkmnv] [-D macro=value] [-f file] [-i fifo] [-s modifier]\n\
-\t[-S socket] [-w file] [--error-format=openbsd|rich|short]";
+\t[-S socket] [-w file] [--error-format=openbsd|rich|short] [--json]";
 
 pub const DEFAULT_SOCKET: &str = "/run/ipsecd/ipsecd.sock";
 pub const DEFAULT_FIFO: &str = "/var/run/isakmpd.fifo";
@@ -34,6 +34,8 @@ pub struct Args {
     /// `-w`: where to write the PF_KEY messages of `-f`.
     pub write: Option<String>,
     pub error_format: ErrorFormat,
+    /// `--json`: `-s` prints JSON.
+    pub json: bool,
 }
 
 /// The outcome of reading the command line.
@@ -64,6 +66,7 @@ impl Args {
             socket,
             write: None,
             error_format: ErrorFormat::default(),
+            json: false,
         }
     }
 }
@@ -105,6 +108,7 @@ pub fn parse(argv: &[String], default_socket: String) -> Parsed {
             match name {
                 "help" => return Parsed::Help,
                 "version" => return Parsed::Version,
+                "json" => args.json = true,
                 "error-format" => {
                     let value = match inline {
                         Some(v) => v,

@@ -2,14 +2,15 @@
 //! the runtime (`ipsecd`) and to isakmpd.
 
 mod cli;
+mod client;
 mod isakmpd;
-mod runtime;
+mod live;
 mod system;
 
 use cli::{Args, Parsed};
 use ipsec_compiler::lower::{self, Action, LowerError, Sequencer};
 use ipsec_compiler::{Options, Output, RuleKind};
-use ipsec_grammar::{Diagnostic, ErrorFormat, FileId, Renderer, Severity, SourceMap};
+use ipsec_grammar::{Diagnostic, ErrorFormat, Renderer, Severity, SourceMap};
 use std::io::{self, IsTerminal, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::process::ExitCode;
@@ -59,6 +60,7 @@ const HELP: &str = "  -c            collapse flows into lists when showing them 
   -w file       write the PF_KEY messages that -f (or -d -f) sends to file
   --error-format=openbsd|rich|short
                 how problems in the file are reported (default rich)
+  --json        with -s, print the tables as JSON
 
 See ipsecctl(8) and ipsec.conf(5).";
 
@@ -66,17 +68,28 @@ See ipsecctl(8) and ipsec.conf(5).";
 /// and the rest still runs.
 fn run(args: &Args) -> bool {
     let mut ok = true;
+    let mut client: Option<client::Client> = None;
+    let connected = |what: &str, client: &mut Option<client::Client>| -> bool {
+        if client.is_none() {
+            *client = live::connect(&args.socket, what);
+        }
+        client.is_some()
+    };
     if args.flush && !args.noaction {
-        ok &= runtime::unavailable(&args.socket, "flush");
+        ok &= connected("flush", &mut client) && client.as_mut().is_some_and(live::flush);
     }
     if let Some(file) = &args.file {
-        ok &= load(args, file);
+        ok &= load(args, file, &mut client);
     }
-    if args.show.is_some() {
-        ok &= runtime::unavailable(&args.socket, "show the tables");
+    if let Some(show) = args.show {
+        ok &= connected("show the tables", &mut client)
+            && client
+                .as_mut()
+                .is_some_and(|c| live::show(c, args, show, &system::System::default()));
     }
     if args.monitor {
-        ok &= runtime::unavailable(&args.socket, "monitor");
+        ok &= connected("monitor", &mut client)
+            && client.as_mut().is_some_and(|c| live::monitor(c, args.keys));
     }
     ok
 }
@@ -159,7 +172,7 @@ fn not_loaded(format: ErrorFormat, errors: usize, name: &str) {
     }
 }
 
-fn load(args: &Args, file: &str) -> bool {
+fn load(args: &Args, file: &str, client: &mut Option<client::Client>) -> bool {
     let format = args.error_format;
     let (name, bytes, meta) = match read_config(file) {
         Ok(read) => read,
@@ -213,7 +226,7 @@ fn load(args: &Args, file: &str) -> bool {
     if args.noaction {
         return true;
     }
-    commit(args, &out, &sources, main)
+    commit(args, &out, client)
 }
 
 /// The PF_KEY messages loading (or deleting) sends, numbered as one socket
@@ -275,23 +288,26 @@ fn print_text(text: &str) {
 }
 
 /// Sends the rules on: flows, SAs and bundles to ipsecd, `ike` rules to
-/// isakmpd, in rule order.
-fn commit(args: &Args, out: &Output, _sources: &SourceMap, _main: FileId) -> bool {
-    let needs_runtime = out
-        .rules
-        .iter()
-        .any(|r| !matches!(r.kind, RuleKind::Ike(_)));
-    if needs_runtime {
+/// isakmpd.
+fn commit(args: &Args, out: &Output, client: &mut Option<client::Client>) -> bool {
+    let kernel = live::kernel_rules(&out.rules);
+    let mut ok = true;
+    if !kernel.is_empty() {
         let what = if args.delete {
             "delete rules"
         } else {
             "load rules"
         };
-        return runtime::unavailable(&args.socket, what);
+        if client.is_none() {
+            *client = live::connect(&args.socket, what);
+        }
+        let Some(c) = client.as_mut() else {
+            return false;
+        };
+        ok &= live::commit(c, &kernel, args.delete);
     }
     let resolver = system::System::default();
     let host_name = ipsec_compiler::Resolver::host_name(&resolver);
-    let mut ok = true;
     for rule in &out.rules {
         let RuleKind::Ike(ike) = &rule.kind else {
             continue;

@@ -1,8 +1,10 @@
-//! The runtime's pure core: the security policy database and, to come, the
-//! SA database, the PF_KEY engine and packet processing. Nothing here does
-//! I/O; the daemon's shell will live under `sys/`.
+//! The runtime: a pure core (the SPD, the SAD and the PF_KEY engine, which
+//! take bytes and time and return bytes) and a thin shell under [`sys`]
+//! (the control socket, signals, logging) that the `ipsecd` binary runs.
+//! Only `sys` does I/O.
 
 pub mod engine;
 mod hash;
 pub mod sad;
 pub mod spd;
+pub mod sys;

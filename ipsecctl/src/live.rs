@@ -1,0 +1,387 @@
+//! Commands that work on the running tables: flush (`-F`), load and
+//! delete (`-f`, `-d -f`), show (`-s`) and monitor (`-m`).
+
+use crate::cli::{Args, Show};
+use crate::client::{Answer, Client};
+use crate::system::strerror;
+use ipsec_compiler::lower::{self, Action, LowerError, Sequencer};
+use ipsec_compiler::print::flow_line;
+use ipsec_compiler::raise;
+use ipsec_compiler::rule::{Flow, Sa};
+use ipsec_compiler::{Resolver, Rule, RuleKind};
+use pfkey::validate::Errno;
+use pfkey::{Header, Message, MsgType, SaType};
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+/// Connects to ipsecd, or says on one line why not.
+pub fn connect(socket: &str, what: &str) -> Option<Client> {
+    match Client::connect(socket) {
+        Ok(client) => Some(client),
+        Err(e) => {
+            eprintln!(
+                "ipsecctl: cannot {what}: ipsecd is not reachable at {socket}: {}",
+                strerror(&e)
+            );
+            None
+        }
+    }
+}
+
+fn request(client: &mut Client, msg: &Message) -> Result<Message, String> {
+    match client.request(msg) {
+        Ok(Answer::Done(reply)) => Ok(reply),
+        Ok(Answer::Refused(e)) => Err(e.description().to_owned()),
+        Err(e) => Err(strerror(&e)),
+    }
+}
+
+/// `-F`: every flow and SA goes.
+pub fn flush(client: &mut Client) -> bool {
+    let seq = client.next_seq();
+    let msg = Message::new(Header::new(
+        MsgType::FLUSH,
+        SaType::UNSPEC,
+        seq,
+        client.pid(),
+    ));
+    match request(client, &msg) {
+        Ok(_) => true,
+        Err(why) => {
+            eprintln!("ipsecctl: ipsecctl_flush: failed to flush: {why}");
+            false
+        }
+    }
+}
+
+/// Sends the rules' messages in order and stops at the first failure,
+/// saying which rule (and line) failed and how many were installed.
+pub fn commit(client: &mut Client, rules: &[&Rule], delete: bool) -> bool {
+    let action = if delete { Action::Delete } else { Action::Add };
+    let verb = if delete { "delete" } else { "add" };
+    let mut seq = Sequencer::new(client.pid());
+    for (done, rule) in rules.iter().enumerate() {
+        let messages = match lower::lower(rule, action, &mut seq) {
+            Ok(m) => m,
+            Err(LowerError::MissingKey) => {
+                eprintln!(
+                    "ipsecctl: failed to {verb} rule {} (line {}): an SA needs a key",
+                    rule.nr, rule.line
+                );
+                report_progress(done, rules.len(), delete);
+                return false;
+            }
+        };
+        for msg in messages {
+            match client.request(&msg) {
+                Ok(Answer::Done(_)) => {}
+                // OpenBSD's ipsecctl lets what is already there be.
+                Ok(Answer::Refused(Errno::EEXIST)) => {}
+                Ok(Answer::Refused(e)) => {
+                    eprintln!(
+                        "ipsecctl: failed to {verb} rule {} (line {}): {}",
+                        rule.nr,
+                        rule.line,
+                        e.description()
+                    );
+                    report_progress(done, rules.len(), delete);
+                    return false;
+                }
+                Err(e) => {
+                    eprintln!(
+                        "ipsecctl: failed to {verb} rule {}: {}",
+                        rule.nr,
+                        strerror(&e)
+                    );
+                    report_progress(done, rules.len(), delete);
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+fn report_progress(done: usize, total: usize, delete: bool) {
+    let what = if delete { "deleted" } else { "loaded" };
+    eprintln!("ipsecctl: {done} of {total} rules were {what} before that");
+}
+
+/// The flows and SAs ipsecd holds.
+struct Tables {
+    flows: Vec<Flow>,
+    sas: Vec<Message>,
+}
+
+fn fetch(client: &mut Client, show: Show) -> Result<Tables, String> {
+    let mut tables = Tables {
+        flows: Vec::new(),
+        sas: Vec::new(),
+    };
+    let mut dump = |msg_type| -> Result<Vec<Message>, String> {
+        let seq = client.next_seq();
+        let msg = Message::new(Header::new(msg_type, SaType::UNSPEC, seq, client.pid()));
+        match client.dump(&msg) {
+            Ok(Ok(records)) => Ok(records),
+            Ok(Err(e)) => Err(e.description().to_owned()),
+            Err(e) => Err(strerror(&e)),
+        }
+    };
+    if show != Show::Sa {
+        tables.flows = dump(MsgType::X_SPDDUMP)?
+            .iter()
+            .filter_map(raise::flow)
+            .collect();
+    }
+    if show != Show::Flow {
+        tables.sas = dump(MsgType::DUMP)?;
+    }
+    Ok(tables)
+}
+
+/// `-c`: flows that differ only in one address are shown as one, with
+/// the addresses in braces, as OpenBSD does (each against the last kept).
+fn collapse(flows: &[Flow]) -> Vec<(Vec<String>, Vec<String>, &Flow)> {
+    let mut kept: Vec<(Vec<String>, Vec<String>, &Flow)> = Vec::new();
+    for f in flows {
+        let (src, dst) = (f.src.to_string(), f.dst.to_string());
+        if let Some((srcs, dsts, last)) = kept.last_mut() {
+            let alike = last.satype == f.satype
+                && last.direction == f.direction
+                && last.sport == f.sport
+                && last.dport == f.dport
+                && last.proto == f.proto
+                && last.local == f.local
+                && last.peer == f.peer
+                && last.srcid == f.srcid
+                && last.dstid == f.dstid;
+            if alike && srcs.contains(&src) {
+                if !dsts.contains(&dst) {
+                    dsts.push(dst);
+                }
+                continue;
+            }
+            if alike && dsts.contains(&dst) {
+                srcs.push(src);
+                continue;
+            }
+        }
+        kept.push((vec![src], vec![dst], f));
+    }
+    kept
+}
+
+fn flows_text(flows: &[Flow], args: &Args, resolver: &dyn Resolver) -> String {
+    let mut out = String::new();
+    if args.collapse {
+        for (i, (srcs, dsts, f)) in collapse(flows).into_iter().enumerate() {
+            let line = flow_line(f, resolver);
+            let from = format!(" from {}", f.src);
+            let to = format!(" to {}", f.dst);
+            let line = line
+                .replacen(&from, &format!(" from {{ {} }}", srcs.join(", ")), 1)
+                .replacen(&to, &format!(" to {{ {} }}", dsts.join(", ")), 1);
+            let prefix = if args.verbose > 1 {
+                format!("@{i} ")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(out, "{prefix}{line}");
+        }
+    } else {
+        for (i, f) in flows.iter().enumerate() {
+            let prefix = if args.verbose > 1 {
+                format!("@{i} ")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(out, "{prefix}{}", flow_line(f, resolver));
+        }
+    }
+    out
+}
+
+/// `-s`: the tables, as OpenBSD prints them (or as JSON).
+pub fn show(client: &mut Client, args: &Args, show: Show, resolver: &dyn Resolver) -> bool {
+    let tables = match fetch(client, show) {
+        Ok(t) => t,
+        Err(why) => {
+            eprintln!("ipsecctl: cannot read the tables of ipsecd: {why}");
+            return false;
+        }
+    };
+    let text = if args.json {
+        json(&tables, args.keys)
+    } else {
+        let mut out = String::new();
+        if show == Show::All {
+            out.push_str("FLOWS:\n");
+        }
+        if show != Show::Sa {
+            if tables.flows.is_empty() && show == Show::All {
+                out.push_str("No flows\n");
+            }
+            out.push_str(&flows_text(&tables.flows, args, resolver));
+        }
+        if show == Show::All {
+            out.push_str("\nSAD:\n");
+        }
+        if show != Show::Flow {
+            if tables.sas.is_empty() && show == Show::All {
+                out.push_str("No entries\n");
+            }
+            for msg in &tables.sas {
+                if let Some(text) = raise::sa_text(msg, args.keys, args.verbose > 0) {
+                    out.push_str(&text);
+                }
+            }
+        }
+        out
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+    true
+}
+
+/// A JSON string.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn opt(s: Option<String>) -> String {
+    s.map_or_else(|| "null".to_owned(), |s| quote(&s))
+}
+
+fn flow_json(f: &Flow) -> String {
+    format!(
+        "{{\"satype\":{},\"direction\":{},\"proto\":{},\"src\":{},\"sport\":{},\"dst\":{},\"dport\":{},\
+         \"local\":{},\"peer\":{},\"srcid\":{},\"dstid\":{},\"type\":{}}}",
+        quote(f.satype.as_str()),
+        quote(ipsec_compiler::rule::direction_str(f.direction)),
+        f.proto,
+        quote(&f.src.to_string()),
+        f.sport,
+        quote(&f.dst.to_string()),
+        f.dport,
+        opt(f.local.as_ref().map(ToString::to_string)),
+        opt(f.peer.as_ref().map(ToString::to_string)),
+        opt(f.srcid.as_ref().map(|i| i.id.clone())),
+        opt(f.dstid.as_ref().map(|i| i.id.clone())),
+        quote(ipsec_compiler::rule::flow_type_str(f.flow_type)),
+    )
+}
+
+fn sa_json(sa: &Sa, msg: &Message, keys: bool) -> String {
+    let x = &sa.transforms;
+    let counters = match msg.get(pfkey::ExtType::X_COUNTER) {
+        Some(pfkey::Body::Counter(c)) => format!(
+            ",\"packets_in\":{},\"packets_out\":{},\"bytes_in\":{},\"bytes_out\":{}",
+            c.ipackets, c.opackets, c.ibytes, c.obytes
+        ),
+        _ => String::new(),
+    };
+    let key =
+        |k: &Option<ipsec_compiler::rule::Key>| opt(k.as_ref().filter(|_| keys).map(|k| k.hex()));
+    format!(
+        "{{\"satype\":{},\"mode\":{},\"src\":{},\"dst\":{},\"spi\":{},\"auth\":{},\"enc\":{},\"comp\":{},\
+         \"udpencap\":{}{}{}}}",
+        quote(sa.satype.as_str()),
+        quote(ipsec_compiler::rule::mode_str(sa.mode)),
+        quote(&sa.src.to_string()),
+        quote(&sa.dst.to_string()),
+        quote(&format!("0x{:08x}", sa.spi)),
+        opt(x.auth.map(|a| a.info().name.to_owned())),
+        opt(x.enc.map(|e| e.info().name.to_owned())),
+        opt(x.comp.map(|c| c.name().to_owned())),
+        sa.udpencap
+            .map_or_else(|| "null".to_owned(), |p| p.to_string()),
+        counters,
+        if keys {
+            format!(
+                ",\"authkey\":{},\"enckey\":{}",
+                key(&sa.authkey),
+                key(&sa.enckey)
+            )
+        } else {
+            String::new()
+        },
+    )
+}
+
+fn json(tables: &Tables, keys: bool) -> String {
+    let flows: Vec<String> = tables.flows.iter().map(flow_json).collect();
+    let sas: Vec<String> = tables
+        .sas
+        .iter()
+        .filter_map(|m| raise::sa(m).map(|sa| sa_json(&sa, m, keys)))
+        .collect();
+    format!(
+        "{{\"flows\":[{}],\"sas\":[{}]}}\n",
+        flows.join(","),
+        sas.join(",")
+    )
+}
+
+/// `-m`: every PF_KEY message ipsecd sends or sees, until interrupted.
+pub fn monitor(client: &mut Client, keys: bool) -> bool {
+    let seq = client.next_seq();
+    let msg = Message::new(Header::new(
+        MsgType::X_PROMISC,
+        SaType::AH,
+        seq,
+        client.pid(),
+    ));
+    if let Err(e) = client.send_bytes(&msg.encode()) {
+        eprintln!("ipsecctl: monitor: {}", strerror(&e));
+        return false;
+    }
+    loop {
+        let bytes = match client.recv() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
+            Err(e) => {
+                eprintln!("ipsecctl: monitor: {}", strerror(&e));
+                return false;
+            }
+        };
+        // A copy of another client's message comes wrapped.
+        let inner = if bytes.get(1) == Some(&MsgType::X_PROMISC.0) && bytes.len() > 16 {
+            &bytes[16..]
+        } else {
+            &bytes[..]
+        };
+        let text = match Message::decode(inner) {
+            Ok(message) => pfkey::Monitor {
+                message: &message,
+                show_keys: keys,
+            }
+            .to_string(),
+            Err(e) => format!("undecodable message of {} bytes: {e}\n", inner.len()),
+        };
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+    }
+}
+
+/// The rules that go to ipsecd, in order.
+pub fn kernel_rules(rules: &[Rule]) -> Vec<&Rule> {
+    rules
+        .iter()
+        .filter(|r| !matches!(r.kind, RuleKind::Ike(_)))
+        .collect()
+}

@@ -1,0 +1,255 @@
+//! ipsecd: the userspace IPsec runtime. It keeps the SPD and SAD and
+//! answers PF_KEY v2 on its control socket, as OpenBSD's kernel does.
+
+use ipsec_runtime::engine::{ClientId, Engine, Send};
+use ipsec_runtime::sys::control::{Client, Listener, Received};
+use ipsec_runtime::sys::{log, signals::Signals};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const USAGE: &str =
+    "usage: ipsecd [-dv] [-s socket] [-e ifname] [-p rules] [-w pcap] [-b ifname -b ifname]";
+const DEFAULT_SOCKET: &str = "/run/ipsecd/ipsecd.sock";
+
+#[derive(Debug)]
+struct Args {
+    foreground: bool,
+    verbose: u8,
+    socket: PathBuf,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        foreground: false,
+        verbose: 0,
+        socket: PathBuf::from(DEFAULT_SOCKET),
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let arg = &argv[i];
+        i += 1;
+        if arg == "-h" || arg == "--help" {
+            return Err(String::new());
+        }
+        let Some(flags) = arg.strip_prefix('-').filter(|f| !f.is_empty()) else {
+            return Err(format!("unknown command line argument: {arg}"));
+        };
+        let mut chars = flags.chars();
+        while let Some(flag) = chars.next() {
+            match flag {
+                'd' => args.foreground = true,
+                'v' => args.verbose = args.verbose.saturating_add(1),
+                's' | 'e' | 'p' | 'w' | 'b' => {
+                    let rest: String = chars.by_ref().collect();
+                    let value = if !rest.is_empty() {
+                        rest
+                    } else if i < argv.len() {
+                        i += 1;
+                        argv[i - 1].clone()
+                    } else {
+                        return Err(format!("option requires an argument -- {flag}"));
+                    };
+                    match flag {
+                        's' => args.socket = PathBuf::from(value),
+                        'e' => {
+                            return Err(
+                                "-e: the enc interface comes with the data path, not yet here"
+                                    .into(),
+                            );
+                        }
+                        'p' => {
+                            return Err(
+                                "-p: the packet filter comes with the data path, not yet here"
+                                    .into(),
+                            );
+                        }
+                        'w' => {
+                            return Err("-w: capture comes with the data path, not yet here".into());
+                        }
+                        _ => {
+                            return Err(
+                                "-b: bridge mode comes with the data path, not yet here".into()
+                            );
+                        }
+                    }
+                }
+                other => return Err(format!("unknown option -- {other}")),
+            }
+        }
+    }
+    Ok(args)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Leaves the terminal: the parent exits once the socket is there.
+fn daemonize() -> std::io::Result<()> {
+    // SAFETY: fork in a single-threaded process.
+    match unsafe { libc::fork() } {
+        -1 => return Err(std::io::Error::last_os_error()),
+        0 => {}
+        // The parent must not remove the socket: exit without destructors.
+        _ => std::process::exit(0),
+    }
+    // SAFETY: plain process-state calls in the child.
+    unsafe {
+        libc::setsid();
+        libc::chdir(c"/".as_ptr());
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            for fd in 0..3 {
+                libc::dup2(null, fd);
+            }
+            if null > 2 {
+                libc::close(null);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("ipsecd: {message}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    log::init(true, args.verbose);
+    let listener = match Listener::bind(&args.socket) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ipsecd: {}: {e}", args.socket.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ipsecd: signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !args.foreground {
+        if let Err(e) = daemonize() {
+            eprintln!("ipsecd: cannot become a daemon: {e}");
+            return ExitCode::FAILURE;
+        }
+        log::init(false, args.verbose);
+    }
+    log::info(&format!("serving PF_KEY on {}", args.socket.display()));
+    serve(&listener, &signals);
+    log::info("stopped");
+    ExitCode::SUCCESS
+}
+
+/// The event loop: clients' messages into the engine, its messages out,
+/// time passing once a second, until SIGTERM or SIGINT.
+fn serve(listener: &Listener, signals: &Signals) {
+    let seed = now() ^ u64::from(std::process::id()) << 32;
+    let mut engine = Engine::new(seed);
+    let mut clients: BTreeMap<ClientId, Client> = BTreeMap::new();
+    let mut next_id: ClientId = 1;
+    let mut last_tick = now();
+    loop {
+        let mut fds = vec![
+            libc::pollfd {
+                fd: signals.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: listener.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let ids: Vec<ClientId> = clients.keys().copied().collect();
+        fds.extend(clients.values().map(|c| libc::pollfd {
+            fd: c.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }));
+        // SAFETY: fds is a valid array of pollfd of the given length.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+        if ready < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            log::warn(&format!("poll: {}", std::io::Error::last_os_error()));
+            return;
+        }
+        if fds[0].revents != 0 {
+            for signal in signals.take() {
+                if signal == libc::SIGTERM || signal == libc::SIGINT {
+                    return;
+                }
+                log::info("SIGHUP: nothing to reload yet");
+            }
+        }
+        if fds[1].revents != 0 {
+            while let Ok(Some(client)) = listener.accept() {
+                if !listener.allows(&client) {
+                    log::info(&format!(
+                        "refused pid {} uid {}: not root or the socket's owner",
+                        client.pid, client.uid
+                    ));
+                    let mut refusal = [0u8; 16];
+                    refusal[0] = pfkey::PF_KEY_V2;
+                    refusal[2] = pfkey::validate::Errno::EACCES.0;
+                    refusal[4] = 2;
+                    let _ = client.send(&refusal);
+                    continue;
+                }
+                log::debug(&format!(
+                    "client {next_id}: pid {} uid {}",
+                    client.pid, client.uid
+                ));
+                engine.connect(next_id);
+                clients.insert(next_id, client);
+                next_id += 1;
+            }
+        }
+        let mut out: Vec<Send> = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let revents = fds[i + 2].revents;
+            if revents == 0 {
+                continue;
+            }
+            while let Some(client) = clients.get(id) {
+                match client.recv() {
+                    Received::Message(bytes) => {
+                        log::debug(&format!("client {id}: {} bytes", bytes.len()));
+                        out.extend(engine.handle(*id, client.pid, &bytes, now()));
+                    }
+                    Received::Nothing => break,
+                    Received::Closed => {
+                        log::debug(&format!("client {id}: gone"));
+                        engine.disconnect(*id);
+                        clients.remove(id);
+                    }
+                }
+            }
+        }
+        let t = now();
+        if t != last_tick {
+            last_tick = t;
+            out.extend(engine.tick(t));
+        }
+        for send in out {
+            if let Some(client) = clients.get(&send.to)
+                && let Err(e) = client.send(&send.bytes)
+            {
+                log::debug(&format!("client {}: message dropped: {e}", send.to));
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Logging: to standard error in the foreground (`-d`), to syslog as a
+//! daemon.
+
+use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+static TO_SYSLOG: AtomicBool = AtomicBool::new(false);
+static VERBOSITY: AtomicU8 = AtomicU8::new(0);
+
+pub fn init(foreground: bool, verbosity: u8) {
+    VERBOSITY.store(verbosity, Ordering::Relaxed);
+    if !foreground {
+        // SAFETY: openlog keeps the pointer; the identity is static.
+        unsafe {
+            libc::openlog(
+                c"ipsecd".as_ptr(),
+                libc::LOG_PID | libc::LOG_NDELAY,
+                libc::LOG_DAEMON,
+            )
+        };
+        TO_SYSLOG.store(true, Ordering::Relaxed);
+    }
+}
+
+fn emit(priority: libc::c_int, message: &str) {
+    if TO_SYSLOG.load(Ordering::Relaxed) {
+        let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
+        // SAFETY: a constant format string and a NUL-terminated argument.
+        unsafe { libc::syslog(priority, c"%s".as_ptr(), text.as_ptr()) };
+    } else {
+        eprintln!("ipsecd: {message}");
+    }
+}
+
+/// Something went wrong.
+pub fn warn(message: &str) {
+    emit(libc::LOG_WARNING, message);
+}
+
+/// Worth knowing: start, stop, refused clients.
+pub fn info(message: &str) {
+    emit(libc::LOG_INFO, message);
+}
+
+/// With `-v`: every client and message.
+pub fn debug(message: &str) {
+    if VERBOSITY.load(Ordering::Relaxed) > 0 {
+        emit(libc::LOG_DEBUG, message);
+    }
+}
