@@ -1,8 +1,10 @@
 //! Integration tests: snapshots of compiled output and diagnostics for
 //! every case in `tests/cases` and `examples`, the command line as a user
-//! runs it, and the printer's round trip.
+//! runs it, ipsecctl against a running ipsecd, and the printer's round
+//! trip.
 
 mod cli;
+mod daemon;
 mod roundtrip;
 mod snapshots;
 mod support;

@@ -143,9 +143,6 @@ impl Client {
         self.send_bytes(&msg.encode())?;
         loop {
             let bytes = self.recv()?;
-            if bytes.len() >= 3 && bytes[2] == Errno::EACCES.0 && bytes[1] == 0 {
-                return Ok(Answer::Refused(Errno::EACCES));
-            }
             if !self.answers(&bytes, msg.header.msg_type, msg.header.seq) {
                 continue;
             }
@@ -171,10 +168,10 @@ impl Client {
             if !mine {
                 continue;
             }
-            match bytes[2] {
-                0 => {}
-                2 => return Ok(Ok(records)),
-                e => return Ok(Err(Errno(e))),
+            match Errno(bytes[2]) {
+                Errno(0) => {}
+                Errno::ENOENT => return Ok(Ok(records)),
+                e => return Ok(Err(e)),
             }
             let record = Message::decode(&bytes)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;

@@ -4,7 +4,7 @@
 use ipsec_runtime::engine::{ClientId, Engine, Send};
 use ipsec_runtime::sys::control::{Client, Listener, Received};
 use ipsec_runtime::sys::{log, signals::Signals};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -81,6 +81,17 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
+}
+
+/// The header of a refused client's message, with `errno` EACCES.
+fn refusal(bytes: &[u8]) -> [u8; 16] {
+    let mut header = [0u8; 16];
+    let n = bytes.len().min(16);
+    header[..n].copy_from_slice(&bytes[..n]);
+    header[0] = pfkey::PF_KEY_V2;
+    header[2] = pfkey::validate::Errno::EACCES.0;
+    header[4..6].copy_from_slice(&2u16.to_ne_bytes());
+    header
 }
 
 fn now() -> u64 {
@@ -161,6 +172,9 @@ fn serve(listener: &Listener, signals: &Signals) {
     let mut engine = Engine::new(seed);
     let mut clients: BTreeMap<ClientId, Client> = BTreeMap::new();
     let mut next_id: ClientId = 1;
+    // Clients that may not talk PF_KEY: their first message is answered
+    // with EACCES, and then they are let go.
+    let mut refused: BTreeSet<ClientId> = BTreeSet::new();
     let mut last_tick = now();
     loop {
         let mut fds = vec![
@@ -197,23 +211,19 @@ fn serve(listener: &Listener, signals: &Signals) {
         }
         if fds[1].revents != 0 {
             while let Ok(Some(client)) = listener.accept() {
-                if !listener.allows(&client) {
-                    log::info(&format!(
-                        "refused pid {} uid {}: not root or the socket's owner",
+                if listener.allows(&client) {
+                    log::debug(&format!(
+                        "client {next_id}: pid {} uid {}",
                         client.pid, client.uid
                     ));
-                    let mut refusal = [0u8; 16];
-                    refusal[0] = pfkey::PF_KEY_V2;
-                    refusal[2] = pfkey::validate::Errno::EACCES.0;
-                    refusal[4] = 2;
-                    let _ = client.send(&refusal);
-                    continue;
+                    engine.connect(next_id);
+                } else {
+                    log::info(&format!(
+                        "refusing pid {} uid {}: not root or the socket's owner",
+                        client.pid, client.uid
+                    ));
+                    refused.insert(next_id);
                 }
-                log::debug(&format!(
-                    "client {next_id}: pid {} uid {}",
-                    client.pid, client.uid
-                ));
-                engine.connect(next_id);
                 clients.insert(next_id, client);
                 next_id += 1;
             }
@@ -226,6 +236,11 @@ fn serve(listener: &Listener, signals: &Signals) {
             }
             while let Some(client) = clients.get(id) {
                 match client.recv() {
+                    Received::Message(bytes) if refused.contains(id) => {
+                        let _ = client.send(&refusal(&bytes));
+                        clients.remove(id);
+                        refused.remove(id);
+                    }
                     Received::Message(bytes) => {
                         log::debug(&format!("client {id}: {} bytes", bytes.len()));
                         out.extend(engine.handle(*id, client.pid, &bytes, now()));
@@ -235,6 +250,7 @@ fn serve(listener: &Listener, signals: &Signals) {
                         log::debug(&format!("client {id}: gone"));
                         engine.disconnect(*id);
                         clients.remove(id);
+                        refused.remove(id);
                     }
                 }
             }
