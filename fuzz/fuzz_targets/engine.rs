@@ -28,7 +28,8 @@ fuzz_target!(|data: &[u8]| {
         if bytes.len() >= 16 {
             bytes[0] = pfkey::PF_KEY_V2;
             bytes[2] = 0;
-            bytes[4..6].copy_from_slice(&((bytes.len() / 8) as u16).to_ne_bytes());
+            let units = (bytes.len() / 8) as u16;
+            bytes[4..6].copy_from_slice(&units.to_ne_bytes());
             bytes[6..8].copy_from_slice(&[0, 0]);
             bytes[12..16].copy_from_slice(&PID.to_ne_bytes());
         }

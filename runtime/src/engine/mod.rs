@@ -122,18 +122,15 @@ impl Engine {
 
     /// Handles one message a client wrote; `pid` is the client's process.
     pub fn handle(&mut self, from: ClientId, pid: u32, bytes: &[u8], now: u64) -> Vec<Send> {
-        let mut out = self.promiscuous_copies(from, pid, bytes);
         if bytes.get(1) == Some(&MsgType::X_PROMISC.0) && bytes.len() > 16 {
-            out.extend(self.forward(from, pid, bytes));
-            return out;
+            return self.forward(from, pid, bytes);
         }
         let msg = match validate::parse_request(bytes, pid) {
             Ok(msg) => msg,
-            Err(e) => {
-                out.push(self.errno_reply(from, bytes, e));
-                return out;
-            }
+            Err(e) => return vec![self.errno_reply(from, bytes, e)],
         };
+        // Monitors see what was sent, once it is known to be a message.
+        let mut out = self.promiscuous_copies(from, pid, bytes);
         let result = self.dispatch(from, &msg, now);
         match result {
             Ok(Outcome::Done(sends)) => out.extend(sends),
@@ -242,12 +239,16 @@ impl Engine {
 
     /// A promiscuous message holding another message: passed on verbatim
     /// to every other client when its sequence number is 0 or the
-    /// sender's pid.
+    /// sender's pid, and what it holds is a message.
     fn forward(&self, from: ClientId, pid: u32, bytes: &[u8]) -> Vec<Send> {
         let seq = bytes
             .get(8..12)
             .map_or(u32::MAX, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-        if Message::peek_len(bytes) != Some(bytes.len()) || (seq != 0 && seq != pid) {
+        // Only a well-formed message, whole, goes on to the others.
+        let inner_ok = bytes
+            .get(16..)
+            .is_some_and(|inner| Message::decode(inner).is_ok());
+        if Message::peek_len(bytes) != Some(bytes.len()) || !inner_ok || (seq != 0 && seq != pid) {
             return vec![self.errno_reply(from, bytes, Errno::EINVAL)];
         }
         self.clients

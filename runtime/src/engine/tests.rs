@@ -311,3 +311,32 @@ fn a_monitor_sees_every_message() {
             .any(|s| s.to == WATCHER && s.bytes[1] == MsgType::X_PROMISC.0)
     );
 }
+
+#[test]
+fn monitors_see_only_messages() {
+    // Found by fuzzing: garbage used to reach monitors, wrapped.
+    let mut e = engine();
+    let promisc = Message::new(Header::new(MsgType::X_PROMISC, SaType::AH, 1, PID)).encode();
+    send(&mut e, WATCHER, &promisc, 0);
+    let mut garbage =
+        Message::new(Header::new(MsgType::X_PROMISC, SaType::UNSPEC, 0, PID)).encode();
+    garbage.extend_from_slice(&[0x0b; 72]);
+    garbage[4..6].copy_from_slice(&11u16.to_ne_bytes());
+    let out = send(&mut e, CTL, &garbage, 0);
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].to, errno(&out[0].bytes)), (CTL, Errno::EINVAL.0));
+    let out = send(&mut e, CTL, &[2, 9, 0, 0, 1], 0);
+    assert!(out.iter().all(|s| s.to == CTL));
+    // A whole message inside is passed on to the others, as it is.
+    let mut forward =
+        Message::new(Header::new(MsgType::X_PROMISC, SaType::UNSPEC, 0, PID)).encode();
+    let inner = Message::new(Header::new(MsgType::FLUSH, SaType::UNSPEC, 5, 99)).encode();
+    forward.extend_from_slice(&inner);
+    forward[4..6].copy_from_slice(&4u16.to_ne_bytes());
+    let out = send(&mut e, CTL, &forward, 0);
+    assert_eq!(
+        out.iter().map(|s| s.to).collect::<Vec<_>>(),
+        [KEYMGR, WATCHER]
+    );
+    assert!(out.iter().all(|s| s.bytes == forward));
+}
