@@ -4,7 +4,7 @@
 use ipsec_runtime::engine::{ClientId, Engine, Send};
 use ipsec_runtime::sys::control::{Client, Listener, Received};
 use ipsec_runtime::sys::{log, signals::Signals};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -81,6 +81,55 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
+}
+
+/// How much may wait for a client that does not read before it is let go.
+const MAX_QUEUED: usize = 256 << 20;
+
+/// A client and what waits to be sent to it.
+#[derive(Debug)]
+struct Conn {
+    client: Client,
+    queue: VecDeque<Vec<u8>>,
+    queued: usize,
+}
+
+impl Conn {
+    fn new(client: Client) -> Conn {
+        Conn {
+            client,
+            queue: VecDeque::new(),
+            queued: 0,
+        }
+    }
+
+    /// Queues a message and sends what the socket takes; false when the
+    /// client has fallen too far behind.
+    fn push(&mut self, bytes: Vec<u8>) -> bool {
+        self.queued += bytes.len();
+        self.queue.push_back(bytes);
+        self.flush();
+        self.queued <= MAX_QUEUED
+    }
+
+    /// Sends queued messages until the socket is full.
+    fn flush(&mut self) {
+        while let Some(front) = self.queue.front() {
+            match self.client.send(front) {
+                Ok(()) => {
+                    self.queued -= front.len();
+                    self.queue.pop_front();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    // The client is gone; its hang-up will be noticed.
+                    self.queue.clear();
+                    self.queued = 0;
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// The header of a refused client's message, with `errno` EACCES.
@@ -170,7 +219,7 @@ fn main() -> ExitCode {
 fn serve(listener: &Listener, signals: &Signals) {
     let seed = now() ^ u64::from(std::process::id()) << 32;
     let mut engine = Engine::new(seed);
-    let mut clients: BTreeMap<ClientId, Client> = BTreeMap::new();
+    let mut clients: BTreeMap<ClientId, Conn> = BTreeMap::new();
     let mut next_id: ClientId = 1;
     // Clients that may not talk PF_KEY: their first message is answered
     // with EACCES, and then they are let go.
@@ -191,8 +240,8 @@ fn serve(listener: &Listener, signals: &Signals) {
         ];
         let ids: Vec<ClientId> = clients.keys().copied().collect();
         fds.extend(clients.values().map(|c| libc::pollfd {
-            fd: c.fd(),
-            events: libc::POLLIN,
+            fd: c.client.fd(),
+            events: libc::POLLIN | if c.queue.is_empty() { 0 } else { libc::POLLOUT },
             revents: 0,
         }));
         // SAFETY: fds is a valid array of pollfd of the given length.
@@ -224,7 +273,7 @@ fn serve(listener: &Listener, signals: &Signals) {
                     ));
                     refused.insert(next_id);
                 }
-                clients.insert(next_id, client);
+                clients.insert(next_id, Conn::new(client));
                 next_id += 1;
             }
         }
@@ -234,16 +283,24 @@ fn serve(listener: &Listener, signals: &Signals) {
             if revents == 0 {
                 continue;
             }
-            while let Some(client) = clients.get(id) {
-                match client.recv() {
+            if revents & libc::POLLOUT != 0
+                && let Some(conn) = clients.get_mut(id)
+            {
+                conn.flush();
+            }
+            if revents & !libc::POLLOUT == 0 {
+                continue;
+            }
+            while let Some(conn) = clients.get(id) {
+                match conn.client.recv() {
                     Received::Message(bytes) if refused.contains(id) => {
-                        let _ = client.send(&refusal(&bytes));
+                        let _ = conn.client.send(&refusal(&bytes));
                         clients.remove(id);
                         refused.remove(id);
                     }
                     Received::Message(bytes) => {
                         log::debug(&format!("client {id}: {} bytes", bytes.len()));
-                        out.extend(engine.handle(*id, client.pid, &bytes, now()));
+                        out.extend(engine.handle(*id, conn.client.pid, &bytes, now()));
                     }
                     Received::Nothing => break,
                     Received::Closed => {
@@ -261,10 +318,16 @@ fn serve(listener: &Listener, signals: &Signals) {
             out.extend(engine.tick(t));
         }
         for send in out {
-            if let Some(client) = clients.get(&send.to)
-                && let Err(e) = client.send(&send.bytes)
-            {
-                log::debug(&format!("client {}: message dropped: {e}", send.to));
+            let Some(conn) = clients.get_mut(&send.to) else {
+                continue;
+            };
+            if !conn.push(send.bytes) {
+                log::warn(&format!(
+                    "client {}: does not read its messages; letting it go",
+                    send.to
+                ));
+                engine.disconnect(send.to);
+                clients.remove(&send.to);
             }
         }
     }
