@@ -180,6 +180,15 @@ fn load_show_delete_and_flush() {
     );
     assert!(!json.contains("authkey"));
 
+    // -c gathers flows that differ in one address.
+    let collapsed = text(&d.run(&["-s", "flow", "-c"]).stdout);
+    assert!(
+        collapsed.starts_with(
+            "flow esp out from { 10.1.0.0/16 } to { 10.2.0.0/16 } peer 192.0.2.2 type require\n"
+        ),
+        "{collapsed}"
+    );
+
     // -d removes exactly what the file added.
     let other = d.file(
         "other.conf",

@@ -82,7 +82,25 @@ pub fn flow_line(f: &Flow, resolver: &dyn Resolver) -> String {
     out
 }
 
+/// Flows that differ only in their addresses, as one line with the
+/// addresses in braces (`ipsecctl -c`).
+pub fn collapsed_flow_line(
+    f: &Flow,
+    srcs: &[String],
+    dsts: &[String],
+    resolver: &dyn Resolver,
+) -> String {
+    let list = |items: &[String]| format!("{{ {} }}", items.join(", "));
+    let mut out = String::new();
+    flow_with(&mut out, f, &list(srcs), &list(dsts), resolver);
+    out
+}
+
 fn flow(out: &mut String, f: &Flow, resolver: &dyn Resolver) {
+    flow_with(out, f, &f.src.to_string(), &f.dst.to_string(), resolver);
+}
+
+fn flow_with(out: &mut String, f: &Flow, src: &str, dst: &str, resolver: &dyn Resolver) {
     let _ = write!(
         out,
         "flow {} {}",
@@ -95,11 +113,11 @@ fn flow(out: &mut String, f: &Flow, resolver: &dyn Resolver) {
             .unwrap_or_else(|| f.proto.to_string());
         let _ = write!(out, " proto {name}");
     }
-    let _ = write!(out, " from {}", f.src);
+    let _ = write!(out, " from {src}");
     if f.sport != 0 {
         let _ = write!(out, " port {}", port_name(f.sport, f.proto, resolver));
     }
-    let _ = write!(out, " to {}", f.dst);
+    let _ = write!(out, " to {dst}");
     if f.dport != 0 {
         let _ = write!(out, " port {}", port_name(f.dport, f.proto, resolver));
     }

@@ -5,7 +5,7 @@ use crate::cli::{Args, Show};
 use crate::client::{Answer, Client};
 use crate::system::strerror;
 use ipsec_compiler::lower::{self, Action, LowerError, Sequencer};
-use ipsec_compiler::print::flow_line;
+use ipsec_compiler::print::{collapsed_flow_line, flow_line};
 use ipsec_compiler::raise;
 use ipsec_compiler::rule::{Flow, Sa};
 use ipsec_compiler::{Resolver, Rule, RuleKind};
@@ -175,12 +175,7 @@ fn flows_text(flows: &[Flow], args: &Args, resolver: &dyn Resolver) -> String {
     let mut out = String::new();
     if args.collapse {
         for (i, (srcs, dsts, f)) in collapse(flows).into_iter().enumerate() {
-            let line = flow_line(f, resolver);
-            let from = format!(" from {}", f.src);
-            let to = format!(" to {}", f.dst);
-            let line = line
-                .replacen(&from, &format!(" from {{ {} }}", srcs.join(", ")), 1)
-                .replacen(&to, &format!(" to {{ {} }}", dsts.join(", ")), 1);
+            let line = collapsed_flow_line(f, &srcs, &dsts, resolver);
             let prefix = if args.verbose > 1 {
                 format!("@{i} ")
             } else {
@@ -384,4 +379,57 @@ pub fn kernel_rules(rules: &[Rule]) -> Vec<&Rule> {
         .iter()
         .filter(|r| !matches!(r.kind, RuleKind::Ike(_)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipsec_compiler::Fixed;
+    use ipsec_compiler::addr::Address;
+    use ipsec_compiler::rule::{Direction, FlowType, SaType};
+
+    fn flow(src: &str, dst: &str) -> Flow {
+        let net = |s: &str| {
+            let (ip, bits) = s.split_once('/').unwrap();
+            let mut a = Address::host(ip.parse().unwrap(), s);
+            a.bits = bits.parse().unwrap();
+            a.network = true;
+            a
+        };
+        Flow {
+            satype: SaType::Esp,
+            direction: Direction::Out,
+            proto: 0,
+            src: net(src),
+            sport: 0,
+            dst: net(dst),
+            dport: 0,
+            local: None,
+            peer: Some(Address::host("192.0.2.2".parse().unwrap(), "192.0.2.2")),
+            srcid: None,
+            dstid: None,
+            flow_type: FlowType::Require,
+        }
+    }
+
+    #[test]
+    fn collapsing_merges_one_address_at_a_time() {
+        let flows = [
+            flow("10.1.0.0/16", "10.2.0.0/16"),
+            flow("10.1.0.0/16", "10.3.0.0/16"),
+            flow("10.4.0.0/16", "10.3.0.0/16"),
+            flow("10.5.0.0/16", "10.6.0.0/16"),
+        ];
+        let lines: Vec<String> = collapse(&flows)
+            .into_iter()
+            .map(|(s, d, f)| collapsed_flow_line(f, &s, &d, &Fixed::standard()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "flow esp out from { 10.1.0.0/16, 10.4.0.0/16 } to { 10.2.0.0/16, 10.3.0.0/16 } peer 192.0.2.2 type require",
+                "flow esp out from { 10.5.0.0/16 } to { 10.6.0.0/16 } peer 192.0.2.2 type require",
+            ]
+        );
+    }
 }
