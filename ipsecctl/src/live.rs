@@ -8,7 +8,7 @@ use ipsec_compiler::lower::{self, Action, LowerError, Sequencer};
 use ipsec_compiler::print::{collapsed_flow_line, flow_line};
 use ipsec_compiler::raise;
 use ipsec_compiler::rule::{Flow, Sa};
-use ipsec_compiler::{Resolver, Rule, RuleKind};
+use ipsec_compiler::{Resolver, Rule};
 use pfkey::validate::Errno;
 use pfkey::{Header, Message, MsgType, SaType};
 use std::fmt::Write as _;
@@ -54,57 +54,35 @@ pub fn flush(client: &mut Client) -> bool {
     }
 }
 
-/// Sends the rules' messages in order and stops at the first failure,
-/// saying which rule (and line) failed and how many were installed.
-pub fn commit(client: &mut Client, rules: &[&Rule], delete: bool) -> bool {
+/// Sends one rule's messages, waiting for each answer; the reason it
+/// failed otherwise.
+pub fn send_rule(
+    client: &mut Client,
+    rule: &Rule,
+    seq: &mut Sequencer,
+    delete: bool,
+) -> Result<(), String> {
     let action = if delete { Action::Delete } else { Action::Add };
-    let verb = if delete { "delete" } else { "add" };
-    let mut seq = Sequencer::new(client.pid());
-    for (done, rule) in rules.iter().enumerate() {
-        let messages = match lower::lower(rule, action, &mut seq) {
-            Ok(m) => m,
-            Err(LowerError::MissingKey) => {
-                eprintln!(
-                    "ipsecctl: failed to {verb} rule {} (line {}): an SA needs a key",
-                    rule.nr, rule.line
-                );
-                report_progress(done, rules.len(), delete);
-                return false;
-            }
-        };
-        for msg in messages {
-            match client.request(&msg) {
-                Ok(Answer::Done(_)) => {}
-                // OpenBSD's ipsecctl lets what is already there be.
-                Ok(Answer::Refused(Errno::EEXIST)) => {}
-                Ok(Answer::Refused(e)) => {
-                    eprintln!(
-                        "ipsecctl: failed to {verb} rule {} (line {}): {}",
-                        rule.nr,
-                        rule.line,
-                        e.description()
-                    );
-                    report_progress(done, rules.len(), delete);
-                    return false;
-                }
-                Err(e) => {
-                    eprintln!(
-                        "ipsecctl: failed to {verb} rule {}: {}",
-                        rule.nr,
-                        strerror(&e)
-                    );
-                    report_progress(done, rules.len(), delete);
-                    return false;
-                }
-            }
+    let messages = lower::lower(rule, action, seq).map_err(|e| match e {
+        LowerError::MissingKey => "an SA needs a key".to_owned(),
+    })?;
+    for msg in messages {
+        match client.request(&msg) {
+            // OpenBSD's ipsecctl lets what is already there be.
+            Ok(Answer::Done(_)) | Ok(Answer::Refused(Errno::EEXIST)) => {}
+            Ok(Answer::Refused(e)) => return Err(e.description().to_owned()),
+            Err(e) => return Err(strerror(&e)),
         }
     }
-    true
+    Ok(())
 }
 
-fn report_progress(done: usize, total: usize, delete: bool) {
-    let what = if delete { "deleted" } else { "loaded" };
-    eprintln!("ipsecctl: {done} of {total} rules were {what} before that");
+/// After a failure: how many rules went in before it, if any did.
+pub fn report_progress(done: usize, total: usize, delete: bool) {
+    if done > 0 {
+        let what = if delete { "deleted" } else { "loaded" };
+        eprintln!("ipsecctl: {done} of {total} rules were {what} before that");
+    }
 }
 
 /// The flows and SAs ipsecd holds.
@@ -141,11 +119,17 @@ fn fetch(client: &mut Client, show: Show) -> Result<Tables, String> {
 
 /// `-c`: flows that differ only in one address are shown as one, with
 /// the addresses in braces, as OpenBSD does (each against the last kept).
-fn collapse(flows: &[Flow]) -> Vec<(Vec<String>, Vec<String>, &Flow)> {
-    let mut kept: Vec<(Vec<String>, Vec<String>, &Flow)> = Vec::new();
-    for f in flows {
+fn collapse(flows: &[Flow]) -> Vec<Collapsed<'_>> {
+    let mut kept: Vec<Collapsed<'_>> = Vec::new();
+    for (nr, f) in flows.iter().enumerate() {
         let (src, dst) = (f.src.to_string(), f.dst.to_string());
-        if let Some((srcs, dsts, last)) = kept.last_mut() {
+        if let Some(Collapsed {
+            srcs,
+            dsts,
+            flow: last,
+            numbers,
+        }) = kept.last_mut()
+        {
             let alike = last.satype == f.satype
                 && last.direction == f.direction
                 && last.sport == f.sport
@@ -159,25 +143,43 @@ fn collapse(flows: &[Flow]) -> Vec<(Vec<String>, Vec<String>, &Flow)> {
                 if !dsts.contains(&dst) {
                     dsts.push(dst);
                 }
+                numbers.push(nr);
                 continue;
             }
             if alike && dsts.contains(&dst) {
                 srcs.push(src);
+                numbers.push(nr);
                 continue;
             }
         }
-        kept.push((vec![src], vec![dst], f));
+        kept.push(Collapsed {
+            srcs: vec![src],
+            dsts: vec![dst],
+            flow: f,
+            numbers: vec![nr],
+        });
     }
     kept
+}
+
+/// Flows shown as one by `-c`: their addresses and their numbers.
+#[derive(Debug)]
+struct Collapsed<'a> {
+    srcs: Vec<String>,
+    dsts: Vec<String>,
+    flow: &'a Flow,
+    numbers: Vec<usize>,
 }
 
 fn flows_text(flows: &[Flow], args: &Args, resolver: &dyn Resolver) -> String {
     let mut out = String::new();
     if args.collapse {
-        for (i, (srcs, dsts, f)) in collapse(flows).into_iter().enumerate() {
-            let line = collapsed_flow_line(f, &srcs, &dsts, resolver);
+        for c in collapse(flows) {
+            let line = collapsed_flow_line(c.flow, &c.srcs, &c.dsts, resolver);
+            // OpenBSD numbers a collapsed line with every flow in it.
             let prefix = if args.verbose > 1 {
-                format!("@{i} ")
+                let numbers: Vec<String> = c.numbers.iter().map(ToString::to_string).collect();
+                format!("@{} ", numbers.join(","))
             } else {
                 String::new()
             };
@@ -373,14 +375,6 @@ pub fn monitor(client: &mut Client, keys: bool) -> bool {
     }
 }
 
-/// The rules that go to ipsecd, in order.
-pub fn kernel_rules(rules: &[Rule]) -> Vec<&Rule> {
-    rules
-        .iter()
-        .filter(|r| !matches!(r.kind, RuleKind::Ike(_)))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,9 +414,12 @@ mod tests {
             flow("10.4.0.0/16", "10.3.0.0/16"),
             flow("10.5.0.0/16", "10.6.0.0/16"),
         ];
-        let lines: Vec<String> = collapse(&flows)
-            .into_iter()
-            .map(|(s, d, f)| collapsed_flow_line(f, &s, &d, &Fixed::standard()))
+        let collapsed = collapse(&flows);
+        let numbers: Vec<&[usize]> = collapsed.iter().map(|c| &c.numbers[..]).collect();
+        assert_eq!(numbers, [&[0, 1, 2][..], &[3][..]]);
+        let lines: Vec<String> = collapsed
+            .iter()
+            .map(|c| collapsed_flow_line(c.flow, &c.srcs, &c.dsts, &Fixed::standard()))
             .collect();
         assert_eq!(
             lines,

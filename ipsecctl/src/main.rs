@@ -287,43 +287,49 @@ fn print_text(text: &str) {
     let _ = stdout.flush();
 }
 
-/// Sends the rules on: flows, SAs and bundles to ipsecd, `ike` rules to
-/// isakmpd.
+/// Sends the rules on in order, flows, SAs and bundles to ipsecd and
+/// `ike` rules to isakmpd, and stops at the first that fails, saying which
+/// (and its line) and how many went in before it.
 fn commit(args: &Args, out: &Output, client: &mut Option<client::Client>) -> bool {
-    let kernel = live::kernel_rules(&out.rules);
-    let mut ok = true;
-    if !kernel.is_empty() {
-        let what = if args.delete {
-            "delete rules"
-        } else {
-            "load rules"
-        };
-        if client.is_none() {
-            *client = live::connect(&args.socket, what);
-        }
-        let Some(c) = client.as_mut() else {
-            return false;
-        };
-        ok &= live::commit(c, &kernel, args.delete);
-    }
+    let verb = if args.delete { "delete" } else { "add" };
     let resolver = system::System::default();
     let host_name = ipsec_compiler::Resolver::host_name(&resolver);
-    for rule in &out.rules {
-        let RuleKind::Ike(ike) = &rule.kind else {
-            continue;
+    let mut seq = None;
+    for (done, rule) in out.rules.iter().enumerate() {
+        let sent = match &rule.kind {
+            RuleKind::Ike(ike) => {
+                let script = if args.delete {
+                    Ok(ipsec_compiler::ike::delete_script(ike))
+                } else {
+                    ipsec_compiler::ike::add_script(ike, &host_name).map_err(|(_, message)| message)
+                };
+                script.and_then(|text| isakmpd::send(&args.fifo, &text))
+            }
+            _ => {
+                if client.is_none() {
+                    let what = if args.delete {
+                        "delete rules"
+                    } else {
+                        "load rules"
+                    };
+                    *client = live::connect(&args.socket, what);
+                }
+                let Some(c) = client.as_mut() else {
+                    live::report_progress(done, out.rules.len(), args.delete);
+                    return false;
+                };
+                let seq = seq.get_or_insert_with(|| lower::Sequencer::new(c.pid()));
+                live::send_rule(c, rule, seq, args.delete)
+            }
         };
-        let script = if args.delete {
-            Ok(ipsec_compiler::ike::delete_script(ike))
-        } else {
-            ipsec_compiler::ike::add_script(ike, &host_name).map_err(|(_, message)| message)
-        };
-        let sent = script.and_then(|text| isakmpd::send(&args.fifo, &text));
-        if let Err(message) = sent {
-            eprintln!("ipsecctl: {message}");
-            let verb = if args.delete { "delete" } else { "add" };
-            eprintln!("ipsecctl: failed to {verb} ike rule {}", rule.nr);
-            ok = false;
+        if let Err(why) = sent {
+            eprintln!(
+                "ipsecctl: failed to {verb} rule {} (line {}): {why}",
+                rule.nr, rule.line
+            );
+            live::report_progress(done, out.rules.len(), args.delete);
+            return false;
         }
     }
-    ok
+    true
 }

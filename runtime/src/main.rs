@@ -32,7 +32,8 @@ fn parse_args() -> Result<Args, String> {
         let arg = &argv[i];
         i += 1;
         if arg == "-h" || arg == "--help" {
-            return Err(String::new());
+            println!("{USAGE}");
+            std::process::exit(0);
         }
         let Some(flags) = arg.strip_prefix('-').filter(|f| !f.is_empty()) else {
             return Err(format!("unknown command line argument: {arg}"));

@@ -189,12 +189,10 @@ impl Engine {
                 Errno::ENOENT,
             )]));
         }
+        // Unicast, so monitors see the records too.
         let sends = records
             .iter()
-            .map(|r| Send {
-                to: from,
-                bytes: r.encode(),
-            })
+            .flat_map(|r| self.deliver(from, &r.encode(), Mode::Unicast))
             .collect();
         Ok(Outcome::Done(sends))
     }
