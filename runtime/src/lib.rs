@@ -1,10 +1,11 @@
-//! The runtime: a pure core (the SPD, the SAD and the PF_KEY engine, which
-//! take bytes and time and return bytes) and a thin shell under [`sys`]
-//! (the control socket, signals, logging) that the `ipsecd` binary runs.
-//! Only `sys` does I/O.
+//! The runtime: a pure core (packet header views, the SPD, the SAD and the
+//! PF_KEY engine, which take bytes and time and return bytes) and a thin
+//! shell under [`sys`] (the control socket, signals, logging) that the
+//! `ipsecd` binary runs. Only `sys` does I/O.
 
 pub mod engine;
 mod hash;
 pub mod sad;
 pub mod spd;
 pub mod sys;
+pub mod wire;
