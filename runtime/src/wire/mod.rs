@@ -16,6 +16,8 @@
 pub mod checksum;
 pub mod esp;
 pub mod ipv4;
+pub mod ipv6;
+pub mod udp;
 
 use std::fmt;
 
