@@ -13,6 +13,7 @@
 //! Nothing here allocates or does I/O. Errors are one small `Copy` enum so
 //! that the data path can count drops by reason.
 
+pub mod ah;
 pub mod checksum;
 pub mod esp;
 pub mod ipv4;
