@@ -5,6 +5,7 @@
 
 pub mod engine;
 mod hash;
+pub mod replay;
 pub mod sad;
 pub mod spd;
 pub mod sys;
