@@ -9,4 +9,5 @@ pub mod replay;
 pub mod sad;
 pub mod spd;
 pub mod sys;
+pub mod too_big;
 pub mod wire;
