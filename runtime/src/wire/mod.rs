@@ -33,6 +33,8 @@ pub enum Error {
     BadLength,
     /// The header checksum does not match.
     BadChecksum,
+    /// ESP padding that is not what the sender must have written.
+    BadPadding,
 }
 
 impl fmt::Display for Error {
@@ -42,6 +44,7 @@ impl fmt::Display for Error {
             Error::BadVersion => "bad version",
             Error::BadLength => "bad length",
             Error::BadChecksum => "bad checksum",
+            Error::BadPadding => "bad padding",
         })
     }
 }
