@@ -23,7 +23,9 @@ impl Loader for Echo {
 
 fuzz_target!(|data: &[u8]| {
     let mut resolver = Fixed::standard();
-    resolver.key_files.insert("k".into(), data.iter().copied().take(64).collect());
+    resolver
+        .key_files
+        .insert("k".into(), data.iter().copied().take(64).collect());
     let mut sources = SourceMap::new();
     let main = sources.add("fuzz.conf", data);
     let opts = Options {
@@ -37,7 +39,13 @@ fuzz_target!(|data: &[u8]| {
         },
         defines: vec![("d".into(), "1.2.3.4".into())],
     };
-    let out = ipsec_compiler::compile(&mut sources, main, &mut Echo(data.to_vec()), &resolver, &opts);
+    let out = ipsec_compiler::compile(
+        &mut sources,
+        main,
+        &mut Echo(data.to_vec()),
+        &resolver,
+        &opts,
+    );
     for format in [ErrorFormat::Openbsd, ErrorFormat::Rich, ErrorFormat::Short] {
         let r = Renderer {
             sources: &sources,

@@ -50,5 +50,8 @@ fn check(bytes: &[u8]) {
     } else {
         bytes
     };
-    assert!(Message::decode(inner).is_ok(), "the engine wrote something undecodable");
+    assert!(
+        Message::decode(inner).is_ok(),
+        "the engine wrote something undecodable"
+    );
 }

@@ -12,10 +12,18 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(m.encode(), data);
     }
     if let Ok(m) = Message::decode(data) {
-        assert_eq!(m.encode(), data, "a decoded frame must encode to the same bytes");
+        assert_eq!(
+            m.encode(),
+            data,
+            "a decoded frame must encode to the same bytes"
+        );
         let _ = validate::check_request(&m, m.header.pid);
         let _ = validate::check_reply(&m);
-        let _ = Monitor { message: &m, show_keys: true }.to_string();
+        let _ = Monitor {
+            message: &m,
+            show_keys: true,
+        }
+        .to_string();
     }
     if let Ok(all) = decode_stream(data) {
         assert_eq!(pfkey::encode_stream(&all), data);
