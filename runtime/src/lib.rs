@@ -7,6 +7,7 @@ pub mod engine;
 mod hash;
 pub mod replay;
 pub mod sad;
+pub mod sequence;
 pub mod spd;
 pub mod sys;
 pub mod too_big;
