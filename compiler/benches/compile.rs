@@ -8,17 +8,9 @@
 //! to PATH instead, to time the real binary on it.
 
 use ipsec_compiler::{Fixed, Options};
-use ipsec_grammar::{Loader, SourceMap};
+use ipsec_grammar::{NoIncludes, SourceMap};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
-
-struct NoIncludes;
-
-impl Loader for NoIncludes {
-    fn load(&mut self, _: &str) -> Result<Vec<u8>, String> {
-        Err("No such file or directory".into())
-    }
-}
 
 /// A deterministic mix of every common statement.
 pub fn generate(statements: usize) -> String {

@@ -146,3 +146,19 @@ pub fn compile(
     out.rules = compiler.into_rules();
     out
 }
+
+/// The rules of a config that must compile cleanly, for the tests.
+#[cfg(test)]
+pub(crate) fn rules_of(text: &str) -> Vec<Rule> {
+    let mut sources = ipsec_grammar::SourceMap::new();
+    let main = sources.add("t.conf", text.as_bytes());
+    let out = compile(
+        &mut sources,
+        main,
+        &mut ipsec_grammar::NoIncludes,
+        &Fixed::standard(),
+        &Options::default(),
+    );
+    assert!(out.ok(), "{:?}", out.diagnostics);
+    out.rules
+}

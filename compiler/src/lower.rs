@@ -276,33 +276,10 @@ pub fn flush(seq: &mut Sequencer) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Fixed, Options};
-    use ipsec_grammar::{Loader, SourceMap};
+    use crate::rules_of as rules;
     use pfkey::validate::check_request;
 
-    struct NoFiles;
-
-    impl Loader for NoFiles {
-        fn load(&mut self, _: &str) -> Result<Vec<u8>, String> {
-            Err("no files here".into())
-        }
-    }
-
     const PID: u32 = 12345;
-
-    fn rules(text: &str) -> Vec<Rule> {
-        let mut sources = SourceMap::new();
-        let main = sources.add("t.conf", text.as_bytes());
-        let out = crate::compile(
-            &mut sources,
-            main,
-            &mut NoFiles,
-            &Fixed::standard(),
-            &Options::default(),
-        );
-        assert!(out.ok(), "{:?}", out.diagnostics);
-        out.rules
-    }
 
     fn messages(text: &str, action: Action) -> Vec<Message> {
         let mut seq = Sequencer::new(PID);

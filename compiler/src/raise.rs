@@ -222,16 +222,7 @@ pub fn flow(msg: &Message) -> Option<Flow> {
 mod tests {
     use super::*;
     use crate::lower::{Action, Sequencer, lower};
-    use crate::{Fixed, Options, RuleKind};
-    use ipsec_grammar::{Loader, SourceMap};
-
-    struct NoFiles;
-
-    impl Loader for NoFiles {
-        fn load(&mut self, _: &str) -> Result<Vec<u8>, String> {
-            Err("no files here".into())
-        }
-    }
+    use crate::{RuleKind, rules_of};
 
     #[test]
     fn dumped_sas_print_as_they_were_written() {
@@ -249,18 +240,8 @@ mod tests {
             k(24, "dd"),
             k(64, "ee")
         );
-        let mut sources = SourceMap::new();
-        let main = sources.add("t.conf", text.as_bytes());
-        let out = crate::compile(
-            &mut sources,
-            main,
-            &mut NoFiles,
-            &Fixed::standard(),
-            &Options::default(),
-        );
-        assert!(out.ok(), "{:?}", out.diagnostics);
         let mut seq = Sequencer::new(1);
-        for rule in &out.rules {
+        for rule in &rules_of(&text) {
             let RuleKind::Sa(written) = &rule.kind else {
                 continue;
             };
@@ -282,19 +263,9 @@ mod tests {
         let text = "flow esp from 10.1.0.0/16 to 10.2.0.0/24 local 192.0.2.1 peer 192.0.2.2 srcid a@example.org dstid b.example.org\n\
                     flow ah in proto tcp from 2001:db8::/32 port 22 to 2001:db8:1::1 peer 2001:db8:1::1 type acquire\n\
                     flow ipip out from 0.0.0.0/0 to 198.51.100.0/24 peer any type use\n";
-        let mut sources = SourceMap::new();
-        let main = sources.add("t.conf", text.as_bytes());
-        let resolver = Fixed::standard();
-        let out = crate::compile(
-            &mut sources,
-            main,
-            &mut NoFiles,
-            &resolver,
-            &Options::default(),
-        );
-        assert!(out.ok(), "{:?}", out.diagnostics);
+        let resolver = crate::Fixed::standard();
         let mut seq = Sequencer::new(1);
-        for rule in &out.rules {
+        for rule in &rules_of(text) {
             let RuleKind::Flow(written) = &rule.kind else {
                 continue;
             };

@@ -5,21 +5,13 @@ use super::*;
 use crate::spd::Direction;
 use ipsec_compiler::lower::{Action, Sequencer, lower};
 use ipsec_compiler::{Fixed, Options};
-use ipsec_grammar::{Loader, SourceMap};
+use ipsec_grammar::{NoIncludes, SourceMap};
 use pfkey::{Lifetime, SpiRange};
 
 const CTL: ClientId = 1;
 const KEYMGR: ClientId = 2;
 const WATCHER: ClientId = 3;
 const PID: u32 = 4242;
-
-struct NoFiles;
-
-impl Loader for NoFiles {
-    fn load(&mut self, _: &str) -> Result<Vec<u8>, String> {
-        Err("no files".into())
-    }
-}
 
 const CONFIG: &str = "\
 flow esp from 10.1.0.0/16 to 10.2.0.0/16 peer 192.0.2.2
@@ -36,7 +28,7 @@ fn messages(action: Action) -> Vec<Vec<u8>> {
     let out = ipsec_compiler::compile(
         &mut sources,
         main,
-        &mut NoFiles,
+        &mut NoIncludes,
         &Fixed::standard(),
         &Options::default(),
     );
