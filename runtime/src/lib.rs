@@ -3,8 +3,10 @@
 //! shell under [`sys`] (the control socket, signals, logging) that the
 //! `ipsecd` binary runs. Only `sys` does I/O.
 
+pub mod crypto;
 pub mod engine;
 mod hash;
+pub mod random;
 pub mod replay;
 pub mod sad;
 pub mod sequence;
