@@ -14,3 +14,4 @@ pub mod spd;
 pub mod sys;
 pub mod too_big;
 pub mod wire;
+pub mod xform;

@@ -4,10 +4,13 @@
 //!
 //! Time is passed in (seconds); nothing here reads a clock.
 
+use crate::crypto::KeyError;
 use crate::hash::FastHash;
+use crate::xform::Live;
 use pfkey::validate::Errno;
 use pfkey::{Identity, Key, Lifetime, SaType};
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::IpAddr;
 
@@ -143,6 +146,9 @@ pub struct Sad {
     by_dst: HashMap<(IpAddr, SaType), HashSet<SaId, FastHash>, FastHash>,
     /// Earliest first; stale timers are skipped when they come up.
     timers: BinaryHeap<Reverse<Timer>>,
+    /// The keyed state of SAs that have carried packets. It goes (and its
+    /// keys are zeroized) with the SA.
+    live: HashMap<SaId, Live, FastHash>,
 }
 
 impl Sad {
@@ -164,6 +170,32 @@ impl Sad {
 
     pub fn iter(&self) -> impl Iterator<Item = &SecurityAssociation> {
         self.sas.values()
+    }
+
+    /// A mature SA with its keyed state, which is made on first use.
+    /// `Err` when the keys are unusable here (an algorithm this runtime
+    /// does not have).
+    pub fn live_mut(
+        &mut self,
+        id: &SaId,
+    ) -> Option<Result<(&mut SecurityAssociation, &mut Live), KeyError>> {
+        let sa = self
+            .sas
+            .get_mut(id)
+            .filter(|sa| sa.state == State::Mature)?;
+        let live = match self.live.entry(*id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => match Live::new(sa) {
+                Ok(live) => e.insert(live),
+                Err(err) => return Some(Err(err)),
+            },
+        };
+        Some(Ok((sa, live)))
+    }
+
+    /// The keyed state of an SA that has carried packets.
+    pub fn live(&self, id: &SaId) -> Option<&Live> {
+        self.live.get(id)
     }
 
     /// Reserves an SPI in `[min, max]` toward `dst` for a key manager
@@ -222,6 +254,7 @@ impl Sad {
     fn insert(&mut self, mut sa: SecurityAssociation, now: u64) {
         sa.usage.added = now;
         let id = sa.id;
+        self.live.remove(&id);
         for (limit, kind) in [
             (&sa.soft, TimerKind::SoftAdd),
             (&sa.hard, TimerKind::HardAdd),
@@ -298,6 +331,7 @@ impl Sad {
     /// Removes an SA (DELETE, or a hard expiry), unlinking its bundle.
     pub fn delete(&mut self, id: &SaId) -> Option<SecurityAssociation> {
         let sa = self.sas.remove(id)?;
+        self.live.remove(id);
         self.unindex(id);
         if let Some(next) = sa.next.and_then(|n| self.sas.get_mut(&n)) {
             next.prev = None;
@@ -313,6 +347,7 @@ impl Sad {
         match satype {
             None => {
                 self.sas.clear();
+                self.live.clear();
                 self.by_dst.clear();
                 self.timers.clear();
             }
@@ -362,9 +397,16 @@ impl Sad {
     }
 
     /// Counts a packet of `bytes` through an SA, in or out. Returns the
-    /// expiry it caused: a hard byte limit deletes the SA, a soft one is
-    /// reported once. The first use arms the first-use timers.
-    pub fn account(&mut self, id: &SaId, bytes: u64, inbound: bool, now: u64) -> Option<Expiry> {
+    /// expiry it caused, with the SA as it was: a hard byte limit deletes
+    /// the SA, a soft one is reported once. The first use arms the
+    /// first-use timers.
+    pub fn account(
+        &mut self,
+        id: &SaId,
+        bytes: u64,
+        inbound: bool,
+        now: u64,
+    ) -> Option<(SecurityAssociation, Expiry)> {
         let sa = self.sas.get_mut(id)?;
         if sa.state != State::Mature {
             return None;
@@ -397,12 +439,12 @@ impl Sad {
             }
         }
         if hard_bytes != 0 && used >= hard_bytes {
-            self.delete(id);
-            return Some(Expiry::Hard);
+            return self.delete(id).map(|sa| (sa, Expiry::Hard));
         }
         if soft_bytes != 0 && used >= soft_bytes && !soft_reported {
-            self.sas.get_mut(id)?.usage.soft_reported = true;
-            return Some(Expiry::Soft);
+            let sa = self.sas.get_mut(id)?;
+            sa.usage.soft_reported = true;
+            return Some((sa.clone(), Expiry::Soft));
         }
         None
     }
@@ -611,11 +653,17 @@ mod tests {
         a.hard = life(2000, 100, 0);
         sad.add(a, 0).unwrap();
         assert_eq!(sad.account(&id(0x1000), 600, false, 1), None);
-        assert_eq!(sad.account(&id(0x1000), 600, false, 2), Some(Expiry::Soft));
+        assert_eq!(
+            sad.account(&id(0x1000), 600, false, 2).map(|e| e.1),
+            Some(Expiry::Soft)
+        );
         // Soft is reported once, by bytes or by time.
         assert_eq!(sad.account(&id(0x1000), 10, false, 3), None);
         assert!(sad.expire(60).is_empty());
-        assert_eq!(sad.account(&id(0x1000), 1000, false, 4), Some(Expiry::Hard));
+        assert_eq!(
+            sad.account(&id(0x1000), 1000, false, 4).map(|e| e.1),
+            Some(Expiry::Hard)
+        );
         assert!(sad.get(&id(0x1000)).is_none());
 
         let mut b = sa(0x2000);

@@ -332,6 +332,21 @@ impl<P> Spd<P> {
         })
     }
 
+    /// The best flow for a packet, to count what it carries.
+    pub fn lookup_mut(&mut self, p: &PacketKey) -> Option<(&Selector, &mut P)> {
+        if p.src.is_ipv6() != p.dst.is_ipv6() {
+            return None;
+        }
+        let table = self.tables.get_mut(&(p.direction, p.src.is_ipv6()))?;
+        let (src, dst) = (bits(p.src), bits(p.dst));
+        let g = table.groups.iter_mut().find(|g| {
+            let key = g.mask.apply(src, dst, p.proto, p.sport, p.dport);
+            g.flows.contains_key(&key)
+        })?;
+        let key = g.mask.apply(src, dst, p.proto, p.sport, p.dport);
+        g.flows.get_mut(&key).map(|e| (&e.selector, &mut e.policy))
+    }
+
     /// Every flow, in the order they were added.
     pub fn iter(&self) -> impl Iterator<Item = (&Selector, &P)> {
         let mut all: Vec<&Entry<P>> = self
@@ -362,6 +377,23 @@ pub fn linear_lookup<'a, P>(
 }
 
 /// A prefix length as a mask address of the family of `like`.
+/// `addr` under `mask`, bit by bit.
+pub fn masked(addr: IpAddr, mask: IpAddr) -> IpAddr {
+    match (addr, mask) {
+        (IpAddr::V4(a), IpAddr::V4(m)) => IpAddr::V4((u32::from(a) & u32::from(m)).into()),
+        (IpAddr::V6(a), IpAddr::V6(m)) => IpAddr::V6((u128::from(a) & u128::from(m)).into()),
+        _ => addr,
+    }
+}
+
+/// The length of the prefix a mask starts with.
+pub fn prefix_len(mask: IpAddr) -> u8 {
+    match mask {
+        IpAddr::V4(m) => u32::from(m).leading_ones() as u8,
+        IpAddr::V6(m) => u128::from(m).leading_ones() as u8,
+    }
+}
+
 pub fn prefix_mask(like: IpAddr, len: u8) -> IpAddr {
     match like {
         IpAddr::V4(_) => {

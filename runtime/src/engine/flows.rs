@@ -19,6 +19,8 @@ pub struct Policy {
     pub src_id: Option<Identity>,
     pub dst_id: Option<Identity>,
     pub flags: u8,
+    /// What the flow has carried.
+    pub usage: super::FlowUsage,
 }
 
 impl Policy {
@@ -213,6 +215,7 @@ impl Engine {
             src_id,
             dst_id,
             flags: kind.flags,
+            usage: super::FlowUsage::default(),
         };
         // A static flow stays unless the request is static too.
         if let Some(existing) = self.spd.get(&sel)

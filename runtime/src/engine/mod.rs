@@ -8,6 +8,8 @@
 //! sender alone gets its header back with the errno set and nothing else.
 //! Other errors are echoed to every client, as OpenBSD does.
 
+pub mod counters;
+pub mod datapath;
 mod flows;
 mod sas;
 
@@ -18,6 +20,8 @@ use pfkey::{Body, ExtType, Header, Identity, Message, MsgType, SaType, SockAddr}
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+pub use counters::{Counters, Drop, FlowUsage};
+pub use datapath::{Output, Tap};
 pub use flows::Policy;
 
 /// A client connection, as the shell numbers them.
@@ -70,6 +74,18 @@ pub struct Engine {
     seq: u32,
     acquires: Vec<PendingAcquire>,
     random: Rng,
+    /// Unpredictable bytes for CBC IVs.
+    ivs: crate::random::Random,
+    /// The identification field of the next IPv4 tunnel header.
+    ident: u16,
+    /// Whether the data path keeps copies for an enc capture.
+    pub capture: bool,
+    pub counters: Counters,
+    /// The largest packet the path to peers carries.
+    pub path_mtu: usize,
+    /// Counts changes to the tables, so that the shell knows when to
+    /// bring routes, filter rules and the MTU up to date.
+    pub changes: u64,
 }
 
 /// xorshift64*: SPIs only need to be spread out, not secret.
@@ -95,15 +111,27 @@ enum Outcome {
 type Handled = Result<Outcome, Errno>;
 
 impl Engine {
-    /// An engine with empty tables; `seed` drives SPI choice.
-    pub fn new(seed: u64) -> Engine {
+    /// An engine with empty tables. `entropy` must be secret and fresh:
+    /// it keys the IV generator and spreads SPIs.
+    pub fn new(entropy: [u8; 32]) -> Engine {
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&entropy[..8]);
+        let mut ivs = crate::random::Random::new(&entropy);
+        let mut ident = [0u8; 2];
+        ivs.fill(&mut ident);
         Engine {
             sad: Sad::new(),
             spd: Spd::new(),
             clients: BTreeMap::new(),
             seq: 0,
             acquires: Vec::new(),
-            random: Rng(seed | 1),
+            random: Rng(u64::from_ne_bytes(seed) | 1),
+            ivs,
+            ident: u16::from_ne_bytes(ident),
+            capture: false,
+            counters: Counters::default(),
+            path_mtu: 1500,
+            changes: 0,
         }
     }
 
@@ -132,6 +160,20 @@ impl Engine {
         // Monitors see what was sent, once it is known to be a message.
         let mut out = self.promiscuous_copies(from, pid, bytes);
         let result = self.dispatch(from, &msg, now);
+        if result.is_ok()
+            && matches!(
+                msg.header.msg_type,
+                MsgType::ADD
+                    | MsgType::UPDATE
+                    | MsgType::DELETE
+                    | MsgType::FLUSH
+                    | MsgType::X_ADDFLOW
+                    | MsgType::X_DELFLOW
+                    | MsgType::X_GRPSPIS
+            )
+        {
+            self.changes += 1;
+        }
         match result {
             Ok(Outcome::Done(sends)) => out.extend(sends),
             Ok(Outcome::Reply(reply, mode)) => match validate::check_reply(&reply) {
@@ -292,6 +334,9 @@ impl Engine {
         self.acquires.retain(|a| a.expires > now);
         let mut out = Vec::new();
         for (sa, expiry) in self.sad.expire(now) {
+            if expiry != Expiry::Soft {
+                self.changes += 1;
+            }
             if expiry == Expiry::Larval {
                 continue;
             }

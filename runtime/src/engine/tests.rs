@@ -42,7 +42,7 @@ fn messages(action: Action) -> Vec<Vec<u8>> {
 }
 
 fn engine() -> Engine {
-    let mut e = Engine::new(7);
+    let mut e = Engine::new([7; 32]);
     for c in [CTL, KEYMGR, WATCHER] {
         e.connect(c);
     }

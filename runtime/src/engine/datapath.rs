@@ -1,0 +1,552 @@
+//! The packet path: plaintext from `enc0` out to peers as ESP, AH,
+//! IPComp or IP-in-IP; protected packets from peers in, opened, checked
+//! against the inbound flows and handed to `enc0`. OpenBSD's flow-type
+//! semantics decide what happens without an SA (spec §3.2).
+
+use super::counters::Drop;
+use super::*;
+use crate::sad::{Expiry, SaId};
+use crate::spd::{self, Direction};
+use crate::too_big;
+use crate::wire::{self, checksum, ipv4, ipv6, udp};
+use crate::xform::ip::{self as ipx, Layout, proto};
+use crate::xform::{Refusal, Transform};
+use pfkey::{FlowType, sa_flags};
+use std::collections::BTreeSet;
+
+/// The UDP port of ESP in UDP (RFC 3948).
+pub const NAT_T_PORT: u16 = 4500;
+
+/// What an enc capture shows of a packet (OpenBSD's `enchdr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tap {
+    pub inbound: bool,
+    /// The SPI as a number (written big-endian in the capture).
+    pub spi: u32,
+    /// [`ENC_CONF`] and [`ENC_AUTH`].
+    pub flags: u32,
+    pub packet: Vec<u8>,
+}
+
+/// The packet was encrypted.
+pub const ENC_CONF: u32 = 0x0400;
+/// The packet was authenticated.
+pub const ENC_AUTH: u32 = 0x0800;
+
+/// What handling packets produced.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Whole IP packets for the wire, protected or deliberately clear.
+    pub wire: Vec<Vec<u8>>,
+    /// Packets for `enc0`: opened arrivals, and ICMP errors for senders
+    /// whose packets no longer fit.
+    pub enc: Vec<Vec<u8>>,
+    /// Copies for an enc capture, when one is on.
+    pub taps: Vec<Tap>,
+    /// PF_KEY messages: ACQUIREs and EXPIREs.
+    pub messages: Vec<Send>,
+    /// Why the last packet was dropped, if it was.
+    pub dropped: Option<Drop>,
+}
+
+impl Output {
+    pub fn clear(&mut self) {
+        self.wire.clear();
+        self.enc.clear();
+        self.taps.clear();
+        self.messages.clear();
+        self.dropped = None;
+    }
+}
+
+/// How a packet went wrong, as the path unwinds.
+type Fate<T> = Result<T, Drop>;
+
+impl From<Refusal> for Drop {
+    fn from(r: Refusal) -> Drop {
+        match r {
+            Refusal::Malformed => Drop::Malformed,
+            Refusal::Authentication => Drop::Authentication,
+            Refusal::Padding => Drop::Padding,
+        }
+    }
+}
+
+impl From<wire::Error> for Drop {
+    fn from(_: wire::Error) -> Drop {
+        Drop::Malformed
+    }
+}
+
+impl From<ipx::CannotBuild> for Drop {
+    fn from(_: ipx::CannotBuild) -> Drop {
+        Drop::TooBig
+    }
+}
+
+impl Engine {
+    /// A packet the host routed into `enc0`.
+    pub fn outbound(&mut self, packet: &[u8], now: u64, out: &mut Output) {
+        if let Err(reason) = self.try_outbound(packet, now, out) {
+            self.counters.drop(reason, false);
+            out.dropped = Some(reason);
+        }
+    }
+
+    fn try_outbound(&mut self, packet: &[u8], now: u64, out: &mut Output) -> Fate<()> {
+        let layout = Layout::of(packet)?;
+        let packet = &packet[..layout.len];
+        let key = layout.key(packet, Direction::Out);
+        let Some((_, policy)) = self.spd.lookup_mut(&key) else {
+            // No flow: no IPsec, as on OpenBSD.
+            return self.send_clear(packet, out);
+        };
+        policy.usage.count(packet.len(), now);
+        let (flow_type, satype, peer) = (policy.flow_type, policy.satype, policy.peer);
+        match flow_type {
+            FlowType::BYPASS => return self.send_clear(packet, out),
+            FlowType::DENY => return Err(Drop::Denied),
+            _ => {}
+        }
+        let gateway = peer.unwrap_or(layout.dst);
+        let sa = self.sad.by_dst(gateway, satype).map(|sa| sa.id).min();
+        let Some(sa) = sa else {
+            if matches!(flow_type, FlowType::ACQUIRE | FlowType::REQUIRE) {
+                out.messages.extend(self.acquire(&key, now));
+            }
+            return match flow_type {
+                FlowType::USE | FlowType::ACQUIRE => self.send_clear(packet, out),
+                _ => Err(Drop::NoSa),
+            };
+        };
+        let protected = self.protect(packet.to_vec(), sa, now, out)?;
+        if protected.len() > self.path_mtu {
+            // enc0's MTU leaves room for the worst SA, so only a packet
+            // that came in larger gets here. Tell its sender, as a router
+            // on the path would (RFC 1191, RFC 8201).
+            let room = self.path_mtu.saturating_sub(protected.len() - packet.len());
+            let room = u16::try_from(room).unwrap_or(u16::MAX);
+            let dont_fragment = layout.v6 || ipv4::Packet::new_unchecked(packet).dont_fragment();
+            if dont_fragment && let Some(reply) = too_big::reply(packet, room, layout.dst) {
+                out.enc.push(reply);
+            }
+            return Err(Drop::TooBig);
+        }
+        out.wire.push(protected);
+        self.counters.protected_out += 1;
+        Ok(())
+    }
+
+    fn send_clear(&mut self, packet: &[u8], out: &mut Output) -> Fate<()> {
+        out.wire.push(packet.to_vec());
+        self.counters.clear_out += 1;
+        Ok(())
+    }
+
+    /// Applies an SA and the rest of its bundle to a packet.
+    fn protect(
+        &mut self,
+        mut packet: Vec<u8>,
+        first: SaId,
+        now: u64,
+        out: &mut Output,
+    ) -> Fate<Vec<u8>> {
+        let mut next = Some(first);
+        while let Some(id) = next {
+            let (sa, live) = self
+                .sad
+                .live_mut(&id)
+                .ok_or(Drop::NoSa)?
+                .map_err(|_| Drop::Unkeyed)?;
+            next = sa.next;
+            let layout = Layout::of(&packet)?;
+            // Tunnel mode when the SA says so or when it cannot be
+            // transport mode: another family, or another destination.
+            let tunnel = sa.flags & sa_flags::TUNNEL != 0
+                || matches!(live.transform, Transform::Ipip)
+                || sa.id.dst.is_ipv6() != layout.v6
+                || sa.id.dst != layout.dst;
+            if tunnel {
+                self.ident = self.ident.wrapping_add(1);
+                packet = ipx::encapsulate(&packet, sa.src, sa.id.dst, self.ident)?;
+            }
+            let layout = Layout::of(&packet)?;
+            let bytes = layout.len - layout.header_len;
+            if self.capture {
+                out.taps.push(Tap {
+                    inbound: false,
+                    spi: sa.id.spi,
+                    flags: enc_flags(&live.transform),
+                    packet: packet.clone(),
+                });
+            }
+            let spi = sa.id.spi;
+            let udp_port = (sa.flags & sa_flags::UDPENCAP != 0)
+                .then(|| sa.udpencap_port.filter(|&p| p != 0).unwrap_or(NAT_T_PORT));
+            packet = match &live.transform {
+                Transform::Ipip => packet,
+                Transform::Esp(esp) => {
+                    let seq = live.sequence.take().ok_or(Drop::Expired)?;
+                    let mut sealed = Vec::with_capacity(bytes + esp.overhead());
+                    esp.seal(
+                        spi,
+                        seq,
+                        live.esn,
+                        layout.protocol,
+                        layout.payload(&packet),
+                        &mut self.ivs,
+                        &mut sealed,
+                    );
+                    match udp_port {
+                        Some(port) => encapsulate_udp(&packet, &layout, &sealed, port)?,
+                        None => ipx::rebuild(&packet, &layout, proto::ESP, &sealed)?,
+                    }
+                }
+                Transform::Ah(ah) => {
+                    let seq = live.sequence.take().ok_or(Drop::Expired)?;
+                    ah.seal(&packet, &layout, spi, seq, live.esn)?
+                }
+                Transform::IpComp(ipcomp) => {
+                    match ipcomp.compress(spi as u16, layout.protocol, layout.payload(&packet)) {
+                        Some(packed) => ipx::rebuild(&packet, &layout, proto::IPCOMP, &packed)?,
+                        None => packet,
+                    }
+                }
+            };
+            if let Some((sa, expiry)) = self.sad.account(&id, bytes as u64, false, now) {
+                out.messages.extend(self.expired(&sa, expiry));
+                if expiry == Expiry::Hard {
+                    return Err(Drop::Expired);
+                }
+            }
+        }
+        Ok(packet)
+    }
+
+    /// An ESP or AH packet from a peer (with `udp_port` when it came in
+    /// UDP), as a whole IP packet.
+    pub fn inbound(&mut self, packet: &[u8], udp_port: Option<u16>, now: u64, out: &mut Output) {
+        if let Err(reason) = self.try_inbound(packet, udp_port, now, out) {
+            self.counters.drop(reason, true);
+            out.dropped = Some(reason);
+        }
+    }
+
+    fn try_inbound(
+        &mut self,
+        packet: &[u8],
+        udp_port: Option<u16>,
+        now: u64,
+        out: &mut Output,
+    ) -> Fate<()> {
+        let mut layout = Layout::of(packet)?;
+        let mut packet = packet[..layout.len].to_vec();
+        let mut used: Vec<SaId> = Vec::new();
+        let mut tunneled = false;
+        let mut encapsulated = udp_port.is_some();
+        loop {
+            let satype = match layout.protocol {
+                proto::ESP => SaType::ESP,
+                proto::AH => SaType::AH,
+                proto::IPCOMP => SaType::X_IPCOMP,
+                proto::IPV4 | proto::IPV6 if !used.is_empty() => {
+                    // The tunnel's inner packet; it must be what the
+                    // outer header says it is.
+                    let inner = layout.payload(&packet).to_vec();
+                    let inner_layout = Layout::of(&inner)?;
+                    if inner_layout.v6 != (layout.protocol == proto::IPV6) {
+                        return Err(Drop::Malformed);
+                    }
+                    packet = inner;
+                    layout = inner_layout;
+                    tunneled = true;
+                    continue;
+                }
+                _ => break,
+            };
+            let payload = layout.payload(&packet);
+            let spi = match satype {
+                SaType::ESP => payload.get(0..4),
+                SaType::AH => payload.get(4..8),
+                _ => payload.get(2..4),
+            };
+            let spi = match spi {
+                Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
+                Some(&[a, b]) => u32::from(u16::from_be_bytes([a, b])),
+                _ => return Err(Drop::Malformed),
+            };
+            let id = SaId {
+                dst: layout.dst,
+                spi,
+                satype,
+            };
+            if used.contains(&id)
+                || (satype == SaType::X_IPCOMP && used.iter().any(|u| u.satype == satype))
+            {
+                return Err(Drop::Malformed);
+            }
+            let (sa, live) = self
+                .sad
+                .live_mut(&id)
+                .ok_or(Drop::NoSa)?
+                .map_err(|_| Drop::Unkeyed)?;
+            if (sa.flags & sa_flags::UDPENCAP != 0) != encapsulated {
+                return Err(Drop::EncapMismatch);
+            }
+            // The SA is the peer's: a packet from elsewhere under its SPI
+            // is not the peer's, whatever its ICV (ESP does not cover the
+            // outer source).
+            if sa.src != layout.src && !sa.src.is_unspecified() {
+                return Err(Drop::PolicyMismatch);
+            }
+            let esn = live.esn;
+            let at = layout.header_len;
+            let (opened, next_header) = match &live.transform {
+                Transform::Esp(esp) => {
+                    let low =
+                        wire::esp::Packet::new_checked(&packet[at..layout.len])?.sequence_number();
+                    let seq = check_replay(live.replay.as_ref(), low)?;
+                    let (range, next) = esp.open(&mut packet[at..layout.len], seq, esn)?;
+                    commit_replay(live.replay.as_mut(), seq)?;
+                    (
+                        ipx::rebuild(
+                            &packet,
+                            &layout,
+                            next,
+                            &packet[at + range.start..at + range.end],
+                        )?,
+                        next,
+                    )
+                }
+                Transform::Ah(ah) => {
+                    let low =
+                        wire::ah::Packet::new_checked(&packet[at..layout.len])?.sequence_number();
+                    let seq = check_replay(live.replay.as_ref(), low)?;
+                    let (next, ah_len) = ah.open(&packet, &layout, seq, esn)?;
+                    commit_replay(live.replay.as_mut(), seq)?;
+                    (
+                        ipx::rebuild(&packet, &layout, next, &packet[at + ah_len..layout.len])?,
+                        next,
+                    )
+                }
+                Transform::IpComp(ipcomp) => {
+                    let (payload, next) = ipcomp.decompress(layout.payload(&packet))?;
+                    (ipx::rebuild(&packet, &layout, next, &payload)?, next)
+                }
+                Transform::Ipip => return Err(Drop::Malformed),
+            };
+            let flags = enc_flags(&live.transform);
+            let bytes = (layout.len - layout.header_len) as u64;
+            packet = opened;
+            layout = Layout::of(&packet)?;
+            if encapsulated && matches!(next_header, proto::TCP | proto::UDP) {
+                // Transport mode through a NAT: the sender's checksum
+                // covered addresses the NAT rewrote (RFC 3948 §3.1.2).
+                fix_transport_checksum(&mut packet, &layout);
+            }
+            encapsulated = false;
+            if self.capture && satype != SaType::X_IPCOMP {
+                out.taps.push(Tap {
+                    inbound: true,
+                    spi,
+                    flags,
+                    packet: packet.clone(),
+                });
+            }
+            used.push(id);
+            if let Some((sa, expiry)) = self.sad.account(&id, bytes, true, now) {
+                out.messages.extend(self.expired(&sa, expiry));
+            }
+        }
+        self.admit(&packet, &layout, &used, tunneled, now)?;
+        out.enc.push(packet);
+        self.counters.protected_in += 1;
+        Ok(())
+    }
+
+    /// The inbound policy check of an opened packet (spec §3.2, step 9):
+    /// flows that require protection accept it only through an SA of the
+    /// flow's protocol from the flow's peer.
+    fn admit(
+        &mut self,
+        packet: &[u8],
+        layout: &Layout,
+        used: &[SaId],
+        tunneled: bool,
+        now: u64,
+    ) -> Fate<()> {
+        let key = layout.key(packet, Direction::In);
+        let Some((_, policy)) = self.spd.lookup_mut(&key) else {
+            // Like Linux, and unlike OpenBSD, a tunnel may carry only what
+            // some flow asks for.
+            return if tunneled {
+                Err(Drop::NoPolicy)
+            } else {
+                Ok(())
+            };
+        };
+        policy.usage.count(packet.len(), now);
+        let (flow_type, satype, peer) = (policy.flow_type, policy.satype, policy.peer);
+        match flow_type {
+            FlowType::DENY => Err(Drop::Denied),
+            FlowType::REQUIRE | FlowType::DONTACQ => {
+                let from = peer.unwrap_or(layout.src);
+                let through = used.iter().any(|id| {
+                    id.satype == satype && self.sad.get(id).is_some_and(|sa| sa.src == from)
+                });
+                if through {
+                    Ok(())
+                } else {
+                    Err(Drop::PolicyMismatch)
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Where the host must route into the enc interface: the destination
+    /// of every outbound flow that protects or denies, as (prefix,
+    /// length, source). A flow from a single address names it as the
+    /// source for the host to pick, if the address is the host's, so that
+    /// the host's own packets match the flow.
+    pub fn enc_routes(&self) -> BTreeSet<(IpAddr, u8, Option<IpAddr>)> {
+        self.spd
+            .iter()
+            .filter(|(sel, p)| {
+                sel.direction == Direction::Out && (p.wants_sa() || p.flow_type == FlowType::DENY)
+            })
+            .map(|(sel, _)| {
+                let len = spd::prefix_len(sel.dst_mask);
+                let host = if sel.src.is_ipv6() { 128 } else { 32 };
+                let src = (spd::prefix_len(sel.src_mask) == host).then_some(sel.src);
+                (
+                    spd::masked(sel.dst, spd::prefix_mask(sel.dst, len)),
+                    len,
+                    src,
+                )
+            })
+            .collect()
+    }
+
+    /// The inbound flows that refuse unprotected packets: cleartext they
+    /// select must be dropped before the host sees it.
+    pub fn cleartext_refused(&self) -> Vec<Selector> {
+        self.spd
+            .iter()
+            .filter(|(sel, p)| {
+                sel.direction == Direction::In
+                    && matches!(p.flow_type, FlowType::REQUIRE | FlowType::DONTACQ)
+            })
+            .map(|(sel, _)| *sel)
+            .collect()
+    }
+
+    /// The largest number of bytes protection adds to a packet, over
+    /// every outbound SA and its bundle: what `enc0`'s MTU leaves room for.
+    pub fn overhead(&self) -> usize {
+        let mut worst = 0;
+        for sa in self.sad.iter() {
+            if sa.prev.is_some() {
+                continue;
+            }
+            let mut total = 0;
+            let mut cursor = Some(sa.id);
+            while let Some(id) = cursor {
+                let Some(sa) = self.sad.get(&id) else { break };
+                total += if sa.id.dst.is_ipv6() {
+                    ipv6::HEADER_LEN
+                } else {
+                    ipv4::HEADER_LEN
+                };
+                total += crate::xform::overhead_of(sa);
+                if sa.flags & sa_flags::UDPENCAP != 0 {
+                    total += udp::HEADER_LEN;
+                }
+                cursor = sa.next;
+            }
+            worst = worst.max(total);
+        }
+        worst
+    }
+}
+
+/// OpenBSD's enc header flags for packets through a transform.
+fn enc_flags(t: &Transform) -> u32 {
+    match t {
+        Transform::Esp(esp) => ENC_CONF | if esp.authenticates() { ENC_AUTH } else { 0 },
+        Transform::Ah(_) => ENC_AUTH,
+        _ => 0,
+    }
+}
+
+fn check_replay(window: Option<&crate::replay::ReplayWindow>, low: u32) -> Fate<u64> {
+    match window {
+        Some(w) => w.check(low).map_err(|_| Drop::Replay),
+        None => Ok(u64::from(low)),
+    }
+}
+
+fn commit_replay(window: Option<&mut crate::replay::ReplayWindow>, seq: u64) -> Fate<()> {
+    match window {
+        Some(w) => w.commit(seq).map_err(|_| Drop::Replay),
+        None => Ok(()),
+    }
+}
+
+/// ESP in UDP (RFC 3948 §2.1): a UDP header from and to the NAT-T port
+/// between the IP header and ESP. IPv4 sends no UDP checksum; IPv6 must.
+fn encapsulate_udp(packet: &[u8], layout: &Layout, esp: &[u8], dst_port: u16) -> Fate<Vec<u8>> {
+    let len = u16::try_from(udp::HEADER_LEN + esp.len()).map_err(|_| Drop::TooBig)?;
+    let mut datagram = vec![0u8; udp::HEADER_LEN];
+    {
+        let mut u = udp::Packet::new_unchecked(&mut datagram[..]);
+        u.set_src_port(NAT_T_PORT);
+        u.set_dst_port(dst_port);
+        u.set_len(len);
+    }
+    datagram.extend_from_slice(esp);
+    if layout.v6 {
+        let sum = checksum::pseudo_header(layout.src, layout.dst, proto::UDP, u32::from(len));
+        let value = match checksum::finish(checksum::accumulate(sum, &datagram)) {
+            0 => 0xffff,
+            v => v,
+        };
+        udp::Packet::new_unchecked(&mut datagram[..]).set_checksum(value);
+    }
+    Ok(ipx::rebuild(packet, layout, proto::UDP, &datagram)?)
+}
+
+/// Recomputes a TCP checksum, or clears an IPv4 UDP one, after NAT-T
+/// transport mode.
+fn fix_transport_checksum(packet: &mut [u8], layout: &Layout) {
+    let (start, end) = (layout.header_len, layout.len);
+    let field = match layout.protocol {
+        proto::TCP => 16,
+        proto::UDP if !layout.v6 => {
+            if end - start >= udp::HEADER_LEN {
+                packet[start + 6..start + 8].fill(0);
+            }
+            return;
+        }
+        proto::UDP => 6,
+        _ => return,
+    };
+    if end - start < field + 2 {
+        return;
+    }
+    packet[start + field..start + field + 2].fill(0);
+    let sum = checksum::pseudo_header(
+        layout.src,
+        layout.dst,
+        layout.protocol,
+        (end - start) as u32,
+    );
+    let mut value = checksum::finish(checksum::accumulate(sum, &packet[start..end]));
+    if layout.protocol == proto::UDP && value == 0 {
+        value = 0xffff;
+    }
+    packet[start + field..start + field + 2].copy_from_slice(&value.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests;

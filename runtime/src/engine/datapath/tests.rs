@@ -1,0 +1,649 @@
+//! Two engines in memory, each the other's peer: what one seals the other
+//! opens, for every transform, mode and address family; and what must not
+//! get through does not.
+
+use super::*;
+use crate::sad::SecurityAssociation;
+use crate::spd::{Selector, prefix_mask};
+use pfkey::{AuthAlg, CompAlg, EncAlg, Key, Lifetime};
+use proptest::prelude::*;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// Addresses of the two gateways and the networks behind them.
+struct Site {
+    gw: IpAddr,
+    net: IpAddr,
+    len: u8,
+}
+
+fn sites(v6: bool) -> (Site, Site) {
+    if v6 {
+        (
+            Site {
+                gw: ip("2001:db8::1"),
+                net: ip("fd01::"),
+                len: 64,
+            },
+            Site {
+                gw: ip("2001:db8::2"),
+                net: ip("fd02::"),
+                len: 64,
+            },
+        )
+    } else {
+        (
+            Site {
+                gw: ip("192.0.2.1"),
+                net: ip("10.1.0.0"),
+                len: 16,
+            },
+            Site {
+                gw: ip("192.0.2.2"),
+                net: ip("10.2.0.0"),
+                len: 16,
+            },
+        )
+    }
+}
+
+/// A host behind a site (tunnel mode) or the gateway itself (transport).
+fn host(site: &Site, tunnel: bool) -> IpAddr {
+    if !tunnel {
+        return site.gw;
+    }
+    match site.net {
+        IpAddr::V4(a) => IpAddr::V4((u32::from(a) + 7).into()),
+        IpAddr::V6(a) => IpAddr::V6((u128::from(a) + 7).into()),
+    }
+}
+
+/// What an SA pair uses.
+#[derive(Debug, Clone, Copy)]
+struct Suite {
+    satype: SaType,
+    enc: EncAlg,
+    enc_len: usize,
+    auth: AuthAlg,
+    auth_len: usize,
+}
+
+const fn esp(enc: EncAlg, enc_len: usize, auth: AuthAlg, auth_len: usize) -> Suite {
+    Suite {
+        satype: SaType::ESP,
+        enc,
+        enc_len,
+        auth,
+        auth_len,
+    }
+}
+
+const fn ah(auth: AuthAlg, auth_len: usize) -> Suite {
+    Suite {
+        satype: SaType::AH,
+        enc: EncAlg::NONE,
+        enc_len: 0,
+        auth,
+        auth_len,
+    }
+}
+
+/// Every algorithm a peer may name, in a combination it can use.
+const SUITES: &[Suite] = &[
+    esp(EncAlg::X_AES, 16, AuthAlg::X_SHA2_256, 32),
+    esp(EncAlg::X_AES, 24, AuthAlg::SHA1HMAC, 20),
+    esp(EncAlg::X_AES, 32, AuthAlg::X_SHA2_512, 64),
+    esp(EncAlg::TRIPLE_DES_CBC, 24, AuthAlg::MD5HMAC, 16),
+    esp(EncAlg::X_AESCTR, 20, AuthAlg::X_SHA2_384, 48),
+    esp(EncAlg::X_AESCTR, 36, AuthAlg::X_SHA2_256, 32),
+    esp(EncAlg::NULL, 0, AuthAlg::X_SHA2_256, 32),
+    esp(EncAlg::X_AESGCM16, 20, AuthAlg::X_AES128GMAC, 0),
+    esp(EncAlg::X_AESGCM16, 36, AuthAlg::X_AES256GMAC, 0),
+    esp(EncAlg::X_AESGCM12, 28, AuthAlg::NONE, 0),
+    esp(EncAlg::X_AESGCM8, 20, AuthAlg::NONE, 0),
+    esp(EncAlg::X_AESGMAC, 20, AuthAlg::X_AES128GMAC, 0),
+    esp(
+        EncAlg::X_CHACHA20POLY1305,
+        36,
+        AuthAlg::X_CHACHA20POLY1305,
+        0,
+    ),
+    ah(AuthAlg::MD5HMAC, 16),
+    ah(AuthAlg::SHA1HMAC, 20),
+    ah(AuthAlg::X_SHA2_256, 32),
+    ah(AuthAlg::X_SHA2_384, 48),
+    ah(AuthAlg::X_SHA2_512, 64),
+];
+
+fn key(len: usize, fill: u8) -> Option<Key> {
+    (len > 0).then(|| Key::new(&(0..len).map(|i| fill ^ i as u8).collect::<Vec<_>>()))
+}
+
+fn make_sa(suite: Suite, src: IpAddr, dst: IpAddr, spi: u32, tunnel: bool) -> SecurityAssociation {
+    let id = SaId {
+        dst,
+        spi,
+        satype: suite.satype,
+    };
+    let mut sa = SecurityAssociation::new(id, src, 0);
+    sa.encrypt = suite.enc.0;
+    sa.enc_key = key(suite.enc_len, spi as u8);
+    sa.auth = suite.auth;
+    sa.auth_key = key(suite.auth_len, 0x5a ^ spi as u8);
+    sa.replay = 64;
+    if tunnel {
+        sa.flags |= sa_flags::TUNNEL;
+    }
+    sa
+}
+
+fn selector(direction: Direction, src: &Site, dst: &Site, tunnel: bool) -> Selector {
+    let (s, sl, d, dl) = if tunnel {
+        (src.net, src.len, dst.net, dst.len)
+    } else {
+        let full = if src.gw.is_ipv6() { 128 } else { 32 };
+        (src.gw, full, dst.gw, full)
+    };
+    Selector {
+        direction,
+        src: s,
+        src_mask: prefix_mask(s, sl),
+        dst: d,
+        dst_mask: prefix_mask(d, dl),
+        proto: 0,
+        sport: 0,
+        sport_mask: 0,
+        dport: 0,
+        dport_mask: 0,
+    }
+}
+
+fn policy(flow_type: FlowType, satype: SaType, peer: IpAddr) -> Policy {
+    Policy {
+        flow_type,
+        satype,
+        local: None,
+        peer: Some(peer),
+        src_id: None,
+        dst_id: None,
+        flags: 0,
+        usage: FlowUsage::default(),
+    }
+}
+
+/// Engine `a` at site `me` talking to `them`: flows both ways and both SAs.
+fn gateway(me: &Site, them: &Site, suite: Suite, tunnel: bool, seed: u8) -> Engine {
+    let mut e = Engine::new([seed; 32]);
+    e.capture = true;
+    // Room for the largest test packets in tunnel mode.
+    e.path_mtu = 9000;
+    for (dir, from, to) in [(Direction::Out, me, them), (Direction::In, them, me)] {
+        let sel = selector(dir, from, to, tunnel);
+        e.spd
+            .insert(sel, policy(FlowType::REQUIRE, suite.satype, them.gw));
+    }
+    // SPIs by direction: 0x1000 + the last byte of the receiver.
+    for (from, to) in [(me, them), (them, me)] {
+        let spi = 0x1000 + u32::from(last_byte(to.gw));
+        e.sad
+            .add(make_sa(suite, from.gw, to.gw, spi, tunnel), 0)
+            .unwrap();
+    }
+    e
+}
+
+fn last_byte(a: IpAddr) -> u8 {
+    match a {
+        IpAddr::V4(a) => a.octets()[3],
+        IpAddr::V6(a) => a.octets()[15],
+    }
+}
+
+fn pair(suite: Suite, v6: bool, tunnel: bool) -> (Engine, Engine, IpAddr, IpAddr) {
+    let (x, y) = sites(v6);
+    let a = gateway(&x, &y, suite, tunnel, 1);
+    let b = gateway(&y, &x, suite, tunnel, 2);
+    (a, b, host(&x, tunnel), host(&y, tunnel))
+}
+
+/// A UDP packet with a payload, IPv4 or IPv6 by the addresses.
+fn udp_packet(src: IpAddr, dst: IpAddr, payload: &[u8]) -> Vec<u8> {
+    let mut datagram = vec![0u8; 8];
+    datagram[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    datagram[2..4].copy_from_slice(&5001u16.to_be_bytes());
+    datagram[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    datagram.extend_from_slice(payload);
+    let mut p = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let mut h = vec![0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, proto::UDP, 0, 0];
+            h.extend_from_slice(&s.octets());
+            h.extend_from_slice(&d.octets());
+            h
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let mut h = vec![0x60, 0, 0, 0, 0, 0, proto::UDP, 64];
+            h.extend_from_slice(&s.octets());
+            h.extend_from_slice(&d.octets());
+            h
+        }
+        _ => unreachable!(),
+    };
+    p.extend_from_slice(&datagram);
+    ipx::fix_lengths(&mut p, src.is_ipv6()).unwrap();
+    p
+}
+
+/// Sends `packet` out of `a`; returns what went on the wire.
+fn seal(a: &mut Engine, packet: &[u8]) -> Vec<u8> {
+    let mut out = Output::default();
+    a.outbound(packet, 10, &mut out);
+    assert_eq!(out.dropped, None);
+    assert_eq!(out.wire.len(), 1);
+    out.wire.pop().unwrap()
+}
+
+fn open(b: &mut Engine, wire: &[u8]) -> Result<Vec<u8>, Drop> {
+    let mut out = Output::default();
+    b.inbound(wire, None, 10, &mut out);
+    match out.dropped {
+        Some(d) => {
+            assert!(out.enc.is_empty());
+            Err(d)
+        }
+        None => Ok(out.enc.pop().unwrap()),
+    }
+}
+
+#[test]
+fn every_suite_mode_and_family_round_trips() {
+    for suite in SUITES {
+        for v6 in [false, true] {
+            for tunnel in [false, true] {
+                let what = format!("{suite:?} v6={v6} tunnel={tunnel}");
+                let (mut a, mut b, ha, hb) = pair(*suite, v6, tunnel);
+                for size in [0, 1, 15, 16, 17, 100, 1400] {
+                    let payload: Vec<u8> = (0..size).map(|i| i as u8).collect();
+                    let plain = udp_packet(ha, hb, &payload);
+                    let wire = seal(&mut a, &plain);
+                    let outer = Layout::of(&wire).unwrap();
+                    assert_eq!(outer.protocol, suite.satype_protocol(), "{what}");
+                    assert_eq!((outer.src, outer.dst), (a_gw(v6), b_gw(v6)), "{what}");
+                    if suite.satype == SaType::ESP
+                        && suite.enc != EncAlg::NULL
+                        && size >= 16
+                        && suite.enc != EncAlg::X_AESGMAC
+                    {
+                        assert!(!contains(&wire, &payload), "{what}: plaintext visible");
+                    }
+                    assert_eq!(
+                        open(&mut b, &wire).as_ref(),
+                        Ok(&plain),
+                        "{what} size {size}"
+                    );
+                }
+                // And back the other way.
+                let reply = udp_packet(hb, ha, b"pong");
+                let wire = seal(&mut b, &reply);
+                assert_eq!(open(&mut a, &wire), Ok(reply), "{what}");
+                assert_eq!(a.counters.protected_in, 1);
+                assert_eq!(b.counters.protected_out, 1);
+            }
+        }
+    }
+}
+
+impl Suite {
+    fn satype_protocol(&self) -> u8 {
+        if self.satype == SaType::AH {
+            proto::AH
+        } else {
+            proto::ESP
+        }
+    }
+}
+
+fn a_gw(v6: bool) -> IpAddr {
+    sites(v6).0.gw
+}
+
+fn b_gw(v6: bool) -> IpAddr {
+    sites(v6).1.gw
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn replays_are_dropped_and_counted() {
+    let (mut a, mut b, ha, hb) = pair(SUITES[0], false, true);
+    let first = seal(&mut a, &udp_packet(ha, hb, b"one"));
+    let second = seal(&mut a, &udp_packet(ha, hb, b"two"));
+    assert!(open(&mut b, &second).is_ok());
+    assert!(open(&mut b, &first).is_ok(), "late but inside the window");
+    assert_eq!(open(&mut b, &first), Err(Drop::Replay));
+    assert_eq!(open(&mut b, &second), Err(Drop::Replay));
+    assert_eq!(b.counters.dropped(Drop::Replay, true), 2);
+}
+
+#[test]
+fn a_forged_packet_does_not_move_the_window() {
+    let (mut a, mut b, ha, hb) = pair(SUITES[0], false, false);
+    let good = seal(&mut a, &udp_packet(ha, hb, b"good"));
+    let mut forged = good.clone();
+    // The same SPI, a sequence number far ahead, a wrong ICV.
+    forged[24..28].copy_from_slice(&1_000_000u32.to_be_bytes());
+    assert_eq!(open(&mut b, &forged), Err(Drop::Authentication));
+    assert!(open(&mut b, &good).is_ok(), "the window did not move");
+}
+
+#[test]
+fn unknown_spis_truncations_and_wrong_encapsulation_are_dropped() {
+    let (mut a, mut b, ha, hb) = pair(SUITES[0], false, false);
+    let wire = seal(&mut a, &udp_packet(ha, hb, b"data"));
+    let mut unknown = wire.clone();
+    unknown[20..24].copy_from_slice(&0xdead_beefu32.to_be_bytes());
+    assert_eq!(open(&mut b, &unknown), Err(Drop::NoSa));
+    let mut short = wire[..30].to_vec();
+    ipx::fix_lengths(&mut short, false).unwrap();
+    assert_eq!(open(&mut b, &short), Err(Drop::Malformed));
+    assert_eq!(open(&mut b, &wire[..10]), Err(Drop::Malformed));
+    let mut out = Output::default();
+    b.inbound(&wire, Some(4500), 10, &mut out);
+    assert_eq!(out.dropped, Some(Drop::EncapMismatch));
+    assert_eq!(b.counters.protected_in, 0);
+}
+
+#[test]
+fn flow_types_decide_without_an_sa() {
+    let (x, y) = sites(false);
+    let mut e = Engine::new([3; 32]);
+    e.connect(1);
+    e.handle(1, 1, &register(SaType::ESP), 0);
+    let mut out = Output::default();
+    let packet = udp_packet(host(&x, true), host(&y, true), b"x");
+    for (flow_type, sent_clear, dropped, acquires) in [
+        (FlowType::USE, true, None, false),
+        (FlowType::ACQUIRE, true, None, true),
+        (FlowType::REQUIRE, false, Some(Drop::NoSa), true),
+        (FlowType::DONTACQ, false, Some(Drop::NoSa), false),
+        (FlowType::BYPASS, true, None, false),
+        (FlowType::DENY, false, Some(Drop::Denied), false),
+    ] {
+        e.spd.clear();
+        e.acquires.clear();
+        let sel = selector(Direction::Out, &x, &y, true);
+        e.spd.insert(sel, policy(flow_type, SaType::ESP, y.gw));
+        out.clear();
+        e.outbound(&packet, 5, &mut out);
+        assert_eq!(out.dropped, dropped, "{flow_type:?}");
+        assert_eq!(
+            out.wire.first() == Some(&packet),
+            sent_clear,
+            "{flow_type:?}"
+        );
+        let acquired = out
+            .messages
+            .iter()
+            .any(|m| m.bytes[1] == MsgType::ACQUIRE.0);
+        assert_eq!(acquired, acquires, "{flow_type:?}");
+    }
+    // No flow at all: no IPsec.
+    e.spd.clear();
+    out.clear();
+    e.outbound(&packet, 5, &mut out);
+    assert_eq!(out.wire, vec![packet]);
+}
+
+fn register(satype: SaType) -> Vec<u8> {
+    Message::new(Header::new(MsgType::REGISTER, satype, 1, 1)).encode()
+}
+
+#[test]
+fn an_sa_from_another_peer_does_not_satisfy_the_flow() {
+    let suite = SUITES[0];
+    let (x, y) = sites(false);
+    let mut a = gateway(&x, &y, suite, true, 1);
+    let mut b = gateway(&y, &x, suite, true, 2);
+    // b also holds an SA from a third gateway, which a impersonates.
+    let rogue = ip("192.0.2.66");
+    let spi = 0x6666;
+    b.sad
+        .add(make_sa(suite, rogue, y.gw, spi, true), 0)
+        .unwrap();
+    let mut evil = make_sa(suite, rogue, y.gw, spi, true);
+    evil.id.spi = spi;
+    a.sad.add(evil, 0).unwrap();
+    a.spd.insert(
+        selector(Direction::Out, &x, &y, true),
+        policy(FlowType::REQUIRE, suite.satype, y.gw),
+    );
+    // Sealed by the rogue SA (the outer source is rewritten to match).
+    let plain = udp_packet(host(&x, true), host(&y, true), b"sneaky");
+    let wire = a
+        .protect(
+            plain,
+            SaId {
+                dst: y.gw,
+                spi,
+                satype: suite.satype,
+            },
+            0,
+            &mut Output::default(),
+        )
+        .unwrap();
+    assert_eq!(open(&mut b, &wire), Err(Drop::PolicyMismatch));
+    // A packet for a network no flow covers is refused too.
+    let stray = udp_packet(ip("172.16.0.1"), host(&y, true), b"stray");
+    let wire = a
+        .protect(
+            stray,
+            SaId {
+                dst: y.gw,
+                spi: 0x1002,
+                satype: suite.satype,
+            },
+            0,
+            &mut Output::default(),
+        )
+        .unwrap();
+    assert_eq!(open(&mut b, &wire), Err(Drop::NoPolicy));
+}
+
+#[test]
+fn a_hard_byte_lifetime_expires_the_sa() {
+    let (mut a, _, ha, hb) = pair(SUITES[0], false, true);
+    let id = a.sad.by_dst(b_gw(false), SaType::ESP).next().unwrap().id;
+    let mut sa = a.sad.delete(&id).unwrap();
+    sa.hard = Some(Lifetime {
+        bytes: 100,
+        ..Lifetime::default()
+    });
+    a.sad.add(sa, 0).unwrap();
+    a.connect(9);
+    let mut out = Output::default();
+    a.outbound(&udp_packet(ha, hb, &[0; 200]), 1, &mut out);
+    assert_eq!(out.dropped, Some(Drop::Expired));
+    assert!(out.messages.iter().any(|m| m.bytes[1] == MsgType::EXPIRE.0));
+    assert!(a.sad.get(&id).is_none());
+}
+
+#[test]
+fn packets_too_big_for_the_path_are_answered() {
+    let (mut a, _, ha, hb) = pair(SUITES[0], false, true);
+    a.path_mtu = 1000;
+    let mut out = Output::default();
+    a.outbound(&udp_packet(ha, hb, &[0; 990]), 1, &mut out);
+    assert_eq!(out.dropped, Some(Drop::TooBig));
+    let icmp = &out.enc[0];
+    assert_eq!((icmp[9], icmp[20], icmp[21]), (proto::ICMP, 3, 4));
+    let mtu = u16::from_be_bytes([icmp[26], icmp[27]]);
+    assert!((900..1000).contains(&mtu), "{mtu}");
+}
+
+#[test]
+fn nat_t_wraps_esp_in_udp() {
+    let suite = SUITES[0];
+    let (mut a, mut b, ha, hb) = pair(suite, false, true);
+    for e in [&mut a, &mut b] {
+        let ids: Vec<SaId> = e.sad.iter().map(|s| s.id).collect();
+        for id in ids {
+            let mut sa = e.sad.delete(&id).unwrap();
+            sa.flags |= sa_flags::UDPENCAP;
+            sa.udpencap_port = Some(4501);
+            e.sad.add(sa, 0).unwrap();
+        }
+    }
+    let plain = udp_packet(ha, hb, b"behind a nat");
+    let wire = seal(&mut a, &plain);
+    let l = Layout::of(&wire).unwrap();
+    assert_eq!(l.protocol, proto::UDP);
+    let u = udp::Packet::new_checked(l.payload(&wire)).unwrap();
+    assert_eq!((u.src_port(), u.dst_port(), u.checksum()), (4500, 4501, 0));
+    // What the shell hands in: the IP header over the ESP alone.
+    let esp = ipx::rebuild(&wire, &l, proto::ESP, u.payload()).unwrap();
+    let mut out = Output::default();
+    b.inbound(&esp, Some(4501), 1, &mut out);
+    assert_eq!(out.dropped, None);
+    assert_eq!(out.enc, vec![plain]);
+    // Plain ESP to a NAT-T SA is refused.
+    b.inbound(&esp, None, 1, &mut out);
+    assert_eq!(out.dropped, Some(Drop::EncapMismatch));
+}
+
+#[test]
+fn captures_show_plaintext_with_spi_and_flags() {
+    let (mut a, mut b, ha, hb) = pair(SUITES[0], false, false);
+    let plain = udp_packet(ha, hb, b"tap");
+    let mut out = Output::default();
+    a.outbound(&plain, 1, &mut out);
+    assert_eq!(out.taps.len(), 1);
+    assert_eq!(out.taps[0].packet, plain);
+    assert_eq!(out.taps[0].flags, ENC_CONF | ENC_AUTH);
+    assert!(!out.taps[0].inbound);
+    let wire = out.wire.pop().unwrap();
+    let mut back = Output::default();
+    b.inbound(&wire, None, 1, &mut back);
+    assert_eq!(back.taps[0].packet, plain);
+    assert_eq!(back.taps[0].spi, out.taps[0].spi);
+    assert!(back.taps[0].inbound);
+}
+
+#[test]
+fn bundles_apply_in_order_and_open_in_reverse() {
+    let (x, y) = sites(false);
+    let esp_suite = SUITES[0];
+    let ah_suite = SUITES[15];
+    let mut engines = Vec::new();
+    for (me, them, seed) in [(&x, &y, 1), (&y, &x, 2)] {
+        let mut e = gateway(me, them, esp_suite, false, seed);
+        for (from, to) in [(me, them), (them, me)] {
+            let spi = 0x2000 + u32::from(last_byte(to.gw));
+            let ah_sa = make_sa(ah_suite, from.gw, to.gw, spi, false);
+            let ah_id = ah_sa.id;
+            e.sad.add(ah_sa, 0).unwrap();
+            let esp_id = SaId {
+                dst: to.gw,
+                spi: 0x1000 + u32::from(last_byte(to.gw)),
+                satype: SaType::ESP,
+            };
+            e.sad.group(esp_id, ah_id).unwrap();
+        }
+        engines.push(e);
+    }
+    let (a, b) = engines.split_at_mut(1);
+    let plain = udp_packet(x.gw, y.gw, b"belt and braces");
+    let wire = seal(&mut a[0], &plain);
+    let l = Layout::of(&wire).unwrap();
+    assert_eq!(l.protocol, proto::AH, "AH outside ESP");
+    assert_eq!(l.payload(&wire)[0], proto::ESP);
+    assert_eq!(open(&mut b[0], &wire), Ok(plain));
+}
+
+#[test]
+fn ipcomp_and_ipip_sas_carry_packets() {
+    let (x, y) = sites(false);
+    for satype in [SaType::X_IPCOMP, SaType::X_IPIP] {
+        let suite = Suite {
+            satype,
+            enc: EncAlg(CompAlg::DEFLATE.0),
+            enc_len: 0,
+            auth: AuthAlg::NONE,
+            auth_len: 0,
+        };
+        let mut a = gateway(&x, &y, suite, true, 1);
+        let mut b = gateway(&y, &x, suite, true, 2);
+        // Flows that do not require protection: IPComp and IP-in-IP give none.
+        for e in [&mut a, &mut b] {
+            let flows: Vec<Selector> = e.spd.iter().map(|(s, _)| *s).collect();
+            for s in flows {
+                let peer = e.spd.get(&s).unwrap().peer.unwrap();
+                e.spd.insert(s, policy(FlowType::USE, satype, peer));
+            }
+        }
+        let plain = udp_packet(host(&x, true), host(&y, true), &b"squeeze me ".repeat(30));
+        let wire = seal(&mut a, &plain);
+        let l = Layout::of(&wire).unwrap();
+        if satype == SaType::X_IPCOMP {
+            assert_eq!(l.protocol, proto::IPCOMP);
+            assert!(wire.len() < plain.len());
+            assert_eq!(open(&mut b, &wire), Ok(plain));
+        } else {
+            assert_eq!(l.protocol, proto::IPV4);
+            assert_eq!(l.payload(&wire), &plain[..]);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn open_inverts_seal_and_any_flipped_bit_is_refused(
+        suite in prop::sample::select(SUITES.iter().filter(|s| s.auth != AuthAlg::NONE || s.enc != EncAlg::NULL).copied().collect::<Vec<_>>()),
+        v6 in any::<bool>(),
+        tunnel in any::<bool>(),
+        payload in prop::collection::vec(any::<u8>(), 0..600),
+        flip in any::<prop::sample::Index>(),
+        bit in 0u8..8,
+    ) {
+        let (mut a, mut b, ha, hb) = pair(suite, v6, tunnel);
+        let plain = udp_packet(ha, hb, &payload);
+        let wire = seal(&mut a, &plain);
+        let mut tampered = wire.clone();
+        let at = flip.index(tampered.len());
+        tampered[at] ^= 1 << bit;
+        // Only a flip in the outer IP header may get through, in a field
+        // the transform leaves unprotected (any, for ESP; the mutable
+        // ones, for AH), and then what comes out is what went in, with
+        // the flip only if that header is the one delivered.
+        if let Ok(opened) = open(&mut b, &tampered) {
+            let outer = Layout::of(&wire).unwrap().header_len;
+            prop_assert!(at < outer, "a flip at {} got through", at);
+            prop_assert!(suite.satype == SaType::ESP || mutable_field(&wire, at), "AH missed a flip at {}", at);
+            let mut expected = plain.clone();
+            if !tunnel {
+                expected[at] ^= 1 << bit;
+                ipx::fix_lengths(&mut expected, v6).unwrap();
+            }
+            prop_assert_eq!(opened, expected);
+        } else {
+            // A refused packet changed nothing: the real one still opens.
+            prop_assert_eq!(open(&mut b, &wire), Ok(plain));
+        }
+    }
+}
+
+/// Bytes of an IP header that AH leaves out of its ICV because routers
+/// change them.
+fn mutable_field(wire: &[u8], at: usize) -> bool {
+    if wire[0] >> 4 == 4 {
+        // type of service, flags and fragment offset, TTL, checksum
+        matches!(at, 1 | 6..=8 | 10 | 11)
+    } else {
+        // traffic class, flow label, hop limit
+        matches!(at, 0..=3 | 7)
+    }
+}

@@ -1,0 +1,178 @@
+//! AH (RFC 4302): integrity for the whole packet, the parts of the IP
+//! header that routers change (RFC 4302 §3.3.3.1) counted as zero.
+
+use super::Refusal;
+use super::ip::{CannotBuild, Layout, fix_lengths, proto};
+use crate::crypto::{KeyError, Mac};
+use crate::wire::ah;
+use pfkey::AuthAlg;
+
+/// An AH SA's MAC.
+#[derive(Debug)]
+pub struct Ah {
+    mac: Mac,
+}
+
+impl Ah {
+    pub fn new(auth: AuthAlg, key: &[u8]) -> Result<Ah, KeyError> {
+        Ok(Ah {
+            mac: Mac::new(auth, key)?,
+        })
+    }
+
+    fn header_len(&self, v6: bool) -> usize {
+        header_len(self.mac.icv_len(), v6)
+    }
+
+    /// The most bytes AH adds to a packet.
+    pub fn overhead(&self) -> usize {
+        self.header_len(true)
+    }
+
+    /// The packet with an AH header inserted after its IP header.
+    pub fn seal(
+        &self,
+        packet: &[u8],
+        layout: &Layout,
+        spi: u32,
+        seq: u64,
+        esn: bool,
+    ) -> Result<Vec<u8>, CannotBuild> {
+        let ah_len = self.header_len(layout.v6);
+        let at = layout.header_len;
+        let mut out = Vec::with_capacity(layout.len + ah_len);
+        out.extend_from_slice(&packet[..at]);
+        out.resize(at + ah_len, 0);
+        out.extend_from_slice(layout.payload(packet));
+        out[layout.protocol_at] = proto::AH;
+        {
+            let mut header = ah::Packet::new_unchecked(&mut out[at..at + ah_len]);
+            header.set_next_header(layout.protocol);
+            header.set_payload_len((ah_len / 4 - 2) as u8);
+            header.clear_reserved();
+            header.set_spi(spi);
+            header.set_sequence_number(seq as u32);
+        }
+        fix_lengths(&mut out, layout.v6)?;
+        let mut icv = [0u8; 64];
+        let icv = &mut icv[..self.mac.icv_len()];
+        let muted = muted_header(&out[..at], layout.v6);
+        let high = high_bits(seq, esn);
+        self.mac.sign(&[&muted, &out[at..], &high], icv);
+        out[at + ah::FIXED_LEN..][..icv.len()].copy_from_slice(icv);
+        Ok(out)
+    }
+
+    /// Verifies the AH header after `layout`'s IP header (the ICV in
+    /// constant time). Returns the protocol it protects and the header's
+    /// length. `seq` is the full sequence number the window inferred.
+    pub fn open(
+        &self,
+        packet: &[u8],
+        layout: &Layout,
+        seq: u64,
+        esn: bool,
+    ) -> Result<(u8, usize), Refusal> {
+        let at = layout.header_len;
+        let ah_len = self.header_len(layout.v6);
+        let view =
+            ah::Packet::new_checked(&packet[at..layout.len]).map_err(|_| Refusal::Malformed)?;
+        if view.header_len() != ah_len {
+            return Err(Refusal::Malformed);
+        }
+        let next_header = view.next_header();
+        let icv = &view.icv()[..self.mac.icv_len()];
+        let muted = muted_header(&packet[..at], layout.v6);
+        let mut ah_copy = [0u8; 80];
+        let ah_copy = &mut ah_copy[..ah_len];
+        ah_copy[..ah::FIXED_LEN].copy_from_slice(&packet[at..at + ah::FIXED_LEN]);
+        let high = high_bits(seq, esn);
+        self.mac
+            .verify(
+                &[&muted, ah_copy, &packet[at + ah_len..layout.len], &high],
+                icv,
+            )
+            .map_err(|_| Refusal::Authentication)?;
+        Ok((next_header, ah_len))
+    }
+}
+
+/// The AH header's length: the ICV is padded so that the header ends on
+/// 4 bytes in IPv4 and on 8 in IPv6 (RFC 4302 §2.6).
+pub fn header_len(icv_len: usize, v6: bool) -> usize {
+    let align = if v6 { 8 } else { 4 };
+    (ah::FIXED_LEN + icv_len).next_multiple_of(align)
+}
+
+fn high_bits(seq: u64, esn: bool) -> Vec<u8> {
+    if esn {
+        ((seq >> 32) as u32).to_be_bytes().to_vec()
+    } else {
+        Vec::new()
+    }
+}
+
+/// IPv4 options that do not change in transit (RFC 4302 Appendix A.1):
+/// end of list, no-op, and the security labels.
+const IMMUTABLE_V4_OPTIONS: [u8; 7] = [0x00, 0x01, 0x82, 0x85, 0x86, 0x94, 0x95];
+
+/// A copy of an IP header with its mutable fields zeroed, as the ICV
+/// sees it.
+fn muted_header(header: &[u8], v6: bool) -> Vec<u8> {
+    let mut h = header.to_vec();
+    if v6 {
+        // Traffic class and flow label, then the hop limit.
+        h[0] = 0x60;
+        h[1..4].fill(0);
+        h[7] = 0;
+        if h.len() > 40 {
+            mute_v6_options(&mut h[40..]);
+        }
+    } else {
+        h[1] = 0; // type of service
+        h[6..8].fill(0); // flags and fragment offset
+        h[8] = 0; // time to live
+        h[10..12].fill(0); // checksum
+        mute_v4_options(&mut h[20..]);
+    }
+    h
+}
+
+fn mute_v4_options(options: &mut [u8]) {
+    let mut i = 0;
+    while i < options.len() {
+        let kind = options[i];
+        if kind == 0 {
+            break;
+        }
+        if kind == 1 {
+            i += 1;
+            continue;
+        }
+        let len = usize::from(*options.get(i + 1).unwrap_or(&0)).max(2);
+        let end = (i + len).min(options.len());
+        if !IMMUTABLE_V4_OPTIONS.contains(&kind) {
+            options[i..end].fill(0);
+        }
+        i = end;
+    }
+}
+
+/// Zeroes the data of hop-by-hop options whose type marks them as
+/// changing en route (RFC 8200 §4.2, the third-highest bit).
+fn mute_v6_options(ext: &mut [u8]) {
+    let mut i = 2;
+    while i < ext.len() {
+        let kind = ext[i];
+        if kind == 0 {
+            i += 1;
+            continue;
+        }
+        let len = usize::from(*ext.get(i + 1).unwrap_or(&0));
+        let end = (i + 2 + len).min(ext.len());
+        if kind & 0x20 != 0 {
+            ext[(i + 2).min(end)..end].fill(0);
+        }
+        i = end;
+    }
+}

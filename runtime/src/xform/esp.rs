@@ -1,0 +1,198 @@
+//! ESP (RFC 4303): confidentiality and integrity for what follows the IP
+//! header, with the cipher and MAC of an SA.
+//!
+//! Layout: SPI | sequence | IV | ciphertext of (payload | padding | pad
+//! length | next header) | ICV. The ICV covers everything before it; with
+//! extended sequence numbers the high 32 bits are authenticated but not
+//! sent (RFC 4303 §2.2.1), and combined ciphers take SPI and sequence as
+//! associated data (RFC 4106 §5, RFC 4543 §3.3, RFC 7634 §2.1).
+
+use super::Refusal;
+use crate::crypto::{Cipher, KeyError, Mac};
+use crate::random::Random;
+use crate::wire::esp;
+use pfkey::{AuthAlg, EncAlg};
+use std::ops::Range;
+
+/// An ESP SA's cipher and MAC.
+#[derive(Debug)]
+pub struct Esp {
+    cipher: Cipher,
+    /// None for combined ciphers, which make their own ICV, and for SAs
+    /// without authentication.
+    mac: Option<Mac>,
+}
+
+impl Esp {
+    /// Keys ESP. A combined cipher ignores the authentication algorithm:
+    /// OpenBSD's ipsecctl names GCM's GHASH there, with no key of its own.
+    pub fn new(
+        enc: EncAlg,
+        enc_key: &[u8],
+        auth: AuthAlg,
+        auth_key: &[u8],
+    ) -> Result<Esp, KeyError> {
+        let cipher = Cipher::new(enc, enc_key)?;
+        let mac = if cipher.is_combined() || auth == AuthAlg::NONE {
+            None
+        } else {
+            Some(Mac::new(auth, auth_key)?)
+        };
+        Ok(Esp { cipher, mac })
+    }
+
+    fn icv_len(&self) -> usize {
+        self.mac
+            .as_ref()
+            .map_or(self.cipher.icv_len(), Mac::icv_len)
+    }
+
+    /// Whether packets are authenticated (OpenBSD's AUTH flag on enc).
+    pub fn authenticates(&self) -> bool {
+        self.mac.is_some() || self.cipher.is_combined()
+    }
+
+    /// The most bytes ESP adds to a packet.
+    pub fn overhead(&self) -> usize {
+        overhead(
+            self.cipher.iv_len(),
+            self.cipher.block_len(),
+            self.icv_len(),
+        )
+    }
+
+    /// Appends the ESP form of `payload` to `out`. `seq` is the full
+    /// sequence number; only its low half is sent.
+    #[allow(clippy::too_many_arguments)]
+    pub fn seal(
+        &self,
+        spi: u32,
+        seq: u64,
+        esn: bool,
+        next_header: u8,
+        payload: &[u8],
+        random: &mut Random,
+        out: &mut Vec<u8>,
+    ) {
+        let iv_len = self.cipher.iv_len();
+        let icv_len = self.icv_len();
+        let trailer = esp::trailer_len(payload.len(), self.cipher.block_len());
+        let start = out.len();
+        out.extend_from_slice(&spi.to_be_bytes());
+        out.extend_from_slice(&(seq as u32).to_be_bytes());
+        let iv_at = out.len();
+        out.resize(iv_at + iv_len, 0);
+        if self.cipher.counter_iv() {
+            // Unique is enough for counter modes, and the sequence number
+            // never repeats under one key.
+            out[iv_at..].copy_from_slice(&seq.to_be_bytes()[8 - iv_len..]);
+        } else {
+            random.fill(&mut out[iv_at..]);
+        }
+        let text_at = out.len();
+        out.extend_from_slice(payload);
+        out.resize(text_at + payload.len() + trailer, 0);
+        esp::write_trailer(&mut out[text_at + payload.len()..], next_header);
+        let icv_at = out.len();
+        out.resize(icv_at + icv_len, 0);
+
+        let (head, icv) = out[start..].split_at_mut(icv_at - start);
+        let (header, text) = head.split_at_mut(text_at - start);
+        let iv = &header[esp::HEADER_LEN..];
+        if self.cipher.is_combined() {
+            let aad = associated_data(spi, seq, esn);
+            self.cipher.seal(iv, aad.as_ref(), text, icv);
+        } else {
+            self.cipher.encrypt(iv, text);
+            if let Some(mac) = &self.mac {
+                let high = high_bits(seq, esn);
+                mac.sign(&[header, text, high.as_ref()], icv);
+            }
+        }
+    }
+
+    /// Opens ESP bytes in place: checks the ICV (in constant time) before
+    /// anything is decrypted, then the padding. Returns where the payload
+    /// lies in `packet` and its protocol. `seq` is the full sequence
+    /// number, as the replay window inferred it.
+    pub fn open(
+        &self,
+        packet: &mut [u8],
+        seq: u64,
+        esn: bool,
+    ) -> Result<(Range<usize>, u8), Refusal> {
+        let iv_len = self.cipher.iv_len();
+        let icv_len = self.icv_len();
+        let text_at = esp::HEADER_LEN + iv_len;
+        let text_len = packet
+            .len()
+            .checked_sub(text_at + icv_len)
+            .filter(|&n| n >= 2)
+            .ok_or(Refusal::Malformed)?;
+        if text_len % self.cipher.block_len() != 0 {
+            return Err(Refusal::Malformed);
+        }
+        let (head, icv) = packet.split_at_mut(text_at + text_len);
+        let (header, text) = head.split_at_mut(text_at);
+        let iv = &header[esp::HEADER_LEN..];
+        if self.cipher.is_combined() {
+            let spi = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+            let aad = associated_data(spi, seq, esn);
+            self.cipher
+                .open(iv, aad.as_ref(), text, icv)
+                .map_err(|_| Refusal::Authentication)?;
+        } else {
+            if let Some(mac) = &self.mac {
+                let high = high_bits(seq, esn);
+                mac.verify(&[header, text, high.as_ref()], icv)
+                    .map_err(|_| Refusal::Authentication)?;
+            }
+            self.cipher.decrypt(iv, text);
+        }
+        let (len, next_header) = esp::read_trailer(text).map_err(|_| Refusal::Padding)?;
+        Ok((text_at..text_at + len, next_header))
+    }
+}
+
+/// The most bytes ESP adds with these sizes: header, IV, the longest
+/// trailer, ICV.
+pub fn overhead(iv_len: usize, block: usize, icv_len: usize) -> usize {
+    esp::HEADER_LEN + iv_len + block.max(4) + 1 + icv_len
+}
+
+/// Up to 12 bytes, without a heap allocation.
+struct Small {
+    bytes: [u8; 12],
+    len: usize,
+}
+
+impl AsRef<[u8]> for Small {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// SPI and sequence number, with the high half in front of the low one
+/// when ESN is on.
+fn associated_data(spi: u32, seq: u64, esn: bool) -> Small {
+    let mut bytes = [0u8; 12];
+    bytes[..4].copy_from_slice(&spi.to_be_bytes());
+    if esn {
+        bytes[4..].copy_from_slice(&seq.to_be_bytes());
+        Small { bytes, len: 12 }
+    } else {
+        bytes[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
+        Small { bytes, len: 8 }
+    }
+}
+
+/// The high half of an extended sequence number, which the ICV covers
+/// after the packet.
+fn high_bits(seq: u64, esn: bool) -> Small {
+    let mut bytes = [0u8; 12];
+    bytes[..4].copy_from_slice(&((seq >> 32) as u32).to_be_bytes());
+    Small {
+        bytes,
+        len: if esn { 4 } else { 0 },
+    }
+}

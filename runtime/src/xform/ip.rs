@@ -1,0 +1,315 @@
+//! The IP header around a transform: where the payload starts, which
+//! protocol it is, and putting the packet back together once the payload
+//! has changed (lengths and the IPv4 checksum made right again).
+
+use crate::spd::{Direction, PacketKey};
+use crate::wire::{self, ipv4, ipv6};
+use std::net::IpAddr;
+
+/// IP protocol numbers the data path cares about.
+pub mod proto {
+    pub const HOP_BY_HOP: u8 = 0;
+    pub const ICMP: u8 = 1;
+    pub const IPV4: u8 = 4;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+    pub const IPV6: u8 = 41;
+    pub const ESP: u8 = 50;
+    pub const AH: u8 = 51;
+    pub const ICMPV6: u8 = 58;
+    pub const IPCOMP: u8 = 108;
+}
+
+/// Where things are in an IP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub v6: bool,
+    /// Where a security header goes: after the IPv4 header with its
+    /// options, or after the IPv6 header and a hop-by-hop header.
+    pub header_len: usize,
+    /// The protocol of what follows `header_len`.
+    pub protocol: u8,
+    /// The byte that names `protocol`.
+    pub protocol_at: usize,
+    /// The packet's length by its own header; bytes past it are link
+    /// padding.
+    pub len: usize,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// A later fragment: no transport header to read ports from.
+    pub later_fragment: bool,
+}
+
+impl Layout {
+    /// Reads the layout of a packet from the wire or from `enc0`.
+    pub fn of(packet: &[u8]) -> wire::Result<Layout> {
+        match packet.first().map(|b| b >> 4) {
+            Some(4) => {
+                let ip = ipv4::Packet::new_checked(packet)?;
+                Ok(Layout {
+                    v6: false,
+                    header_len: ip.header_len(),
+                    protocol: ip.protocol(),
+                    protocol_at: 9,
+                    len: usize::from(ip.total_len()),
+                    src: ip.src_addr().into(),
+                    dst: ip.dst_addr().into(),
+                    later_fragment: ip.fragment_offset() != 0,
+                })
+            }
+            Some(6) => {
+                let ip = ipv6::Packet::new_checked(packet)?;
+                let len = ipv6::HEADER_LEN + usize::from(ip.payload_len());
+                let mut layout = Layout {
+                    v6: true,
+                    header_len: ipv6::HEADER_LEN,
+                    protocol: ip.next_header(),
+                    protocol_at: 6,
+                    len,
+                    src: ip.src_addr().into(),
+                    dst: ip.dst_addr().into(),
+                    later_fragment: false,
+                };
+                // A hop-by-hop header must stay first (RFC 8200 §4.1).
+                if layout.protocol == proto::HOP_BY_HOP {
+                    let ext = &packet[ipv6::HEADER_LEN..len];
+                    let [next, units, ..] = *ext else {
+                        return Err(wire::Error::Truncated);
+                    };
+                    let ext_len = (usize::from(units) + 1) * 8;
+                    if ext.len() < ext_len {
+                        return Err(wire::Error::Truncated);
+                    }
+                    layout.protocol_at = ipv6::HEADER_LEN;
+                    layout.header_len += ext_len;
+                    layout.protocol = next;
+                }
+                Ok(layout)
+            }
+            Some(_) => Err(wire::Error::BadVersion),
+            None => Err(wire::Error::Truncated),
+        }
+    }
+
+    /// The payload after the header (and before any link padding).
+    pub fn payload<'a>(&self, packet: &'a [u8]) -> &'a [u8] {
+        &packet[self.header_len..self.len]
+    }
+
+    /// What the SPD matches this packet by. TCP and UDP ports come from
+    /// the first four bytes of the transport header; a packet too short
+    /// to have them has none (OpenBSD refuses it; 0 selects only
+    /// port-less flows, which is as strict).
+    pub fn key(&self, packet: &[u8], direction: Direction) -> PacketKey {
+        let mut key = PacketKey {
+            direction,
+            src: self.src,
+            dst: self.dst,
+            proto: self.protocol,
+            sport: 0,
+            dport: 0,
+        };
+        if matches!(self.protocol, proto::TCP | proto::UDP)
+            && !self.later_fragment
+            && let [a, b, c, d, ..] = *self.payload(packet)
+        {
+            key.sport = u16::from_be_bytes([a, b]);
+            key.dport = u16::from_be_bytes([c, d]);
+        }
+        key
+    }
+}
+
+/// The packet with its payload replaced: `header` is the original
+/// packet's first `layout.header_len` bytes; the protocol byte becomes
+/// `protocol` and the lengths (and the IPv4 checksum) match the new
+/// payload. Fails when the result would be too long for IP.
+pub fn rebuild(
+    header: &[u8],
+    layout: &Layout,
+    protocol: u8,
+    payload: &[u8],
+) -> Result<Vec<u8>, CannotBuild> {
+    let mut packet = Vec::with_capacity(layout.header_len + payload.len());
+    packet.extend_from_slice(&header[..layout.header_len]);
+    packet.extend_from_slice(payload);
+    packet[layout.protocol_at] = protocol;
+    fix_lengths(&mut packet, layout.v6)?;
+    Ok(packet)
+}
+
+/// The packet would exceed IP's 64 KiB, or its addresses are of two
+/// families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CannotBuild;
+
+/// Makes the length fields (and the IPv4 checksum) agree with the buffer.
+pub fn fix_lengths(packet: &mut [u8], v6: bool) -> Result<(), CannotBuild> {
+    if v6 {
+        let len = u16::try_from(packet.len() - ipv6::HEADER_LEN).map_err(|_| CannotBuild)?;
+        ipv6::Packet::new_unchecked(packet).set_payload_len(len);
+    } else {
+        let len = u16::try_from(packet.len()).map_err(|_| CannotBuild)?;
+        let mut ip = ipv4::Packet::new_unchecked(packet);
+        ip.set_total_len(len);
+        ip.fill_checksum();
+    }
+    Ok(())
+}
+
+/// Puts `inner` behind a new outer header from `src` to `dst` (tunnel
+/// mode, RFC 2003 and RFC 2473). The outer header copies the inner
+/// traffic class with its ECN bits (RFC 6040's normal mode) and, for
+/// IPv4 inside IPv4, the don't-fragment bit.
+pub fn encapsulate(
+    inner: &[u8],
+    src: IpAddr,
+    dst: IpAddr,
+    ident: u16,
+) -> Result<Vec<u8>, CannotBuild> {
+    let (protocol, class, dont_fragment) = match Layout::of(inner) {
+        Ok(l) if l.v6 => (
+            proto::IPV6,
+            ipv6::Packet::new_unchecked(inner).traffic_class(),
+            false,
+        ),
+        Ok(_) => {
+            let ip = ipv4::Packet::new_unchecked(inner);
+            (proto::IPV4, ip.tos(), ip.dont_fragment())
+        }
+        Err(_) => (proto::IPV4, 0, false),
+    };
+    match (src, dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let mut packet = vec![0u8; ipv4::HEADER_LEN + inner.len()];
+            let mut ip = ipv4::Packet::new_unchecked(&mut packet[..]);
+            ip.set_version_and_header_len(ipv4::HEADER_LEN);
+            ip.set_tos(class);
+            ip.set_ident(ident);
+            ip.set_unfragmented(dont_fragment);
+            ip.set_ttl(DEFAULT_TTL);
+            ip.set_protocol(protocol);
+            ip.set_src_addr(src);
+            ip.set_dst_addr(dst);
+            packet[ipv4::HEADER_LEN..].copy_from_slice(inner);
+            fix_lengths(&mut packet, false)?;
+            Ok(packet)
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let mut packet = vec![0u8; ipv6::HEADER_LEN + inner.len()];
+            let mut ip = ipv6::Packet::new_unchecked(&mut packet[..]);
+            ip.set_version_class_and_label(class, 0);
+            ip.set_next_header(protocol);
+            ip.set_hop_limit(DEFAULT_TTL);
+            ip.set_src_addr(src);
+            ip.set_dst_addr(dst);
+            packet[ipv6::HEADER_LEN..].copy_from_slice(inner);
+            fix_lengths(&mut packet, true)?;
+            Ok(packet)
+        }
+        // An SA's addresses are always of one family.
+        _ => Err(CannotBuild),
+    }
+}
+
+/// The TTL or hop limit of headers the runtime makes.
+pub const DEFAULT_TTL: u8 = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// An IPv4 UDP packet with the given ports and payload.
+    pub(crate) fn udp4(src: &str, dst: &str, sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
+        let mut p = vec![0u8; 28];
+        p[0] = 0x45;
+        p[8] = 64;
+        p[9] = proto::UDP;
+        let (IpAddr::V4(s), IpAddr::V4(d)) = (ip(src), ip(dst)) else {
+            panic!("v4 only")
+        };
+        p[12..16].copy_from_slice(&s.octets());
+        p[16..20].copy_from_slice(&d.octets());
+        p[20..22].copy_from_slice(&sport.to_be_bytes());
+        p[22..24].copy_from_slice(&dport.to_be_bytes());
+        p[24..26].copy_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+        p.extend_from_slice(data);
+        fix_lengths(&mut p, false).unwrap();
+        p
+    }
+
+    #[test]
+    fn layout_and_key_of_an_ipv4_udp_packet() {
+        let mut p = udp4("10.0.0.1", "10.0.0.2", 1234, 53, b"hello");
+        p.extend_from_slice(&[0xee; 6]); // link padding
+        let l = Layout::of(&p).unwrap();
+        assert_eq!((l.v6, l.header_len, l.protocol, l.len), (false, 20, 17, 33));
+        assert_eq!(&l.payload(&p)[8..], b"hello");
+        let k = l.key(&p, Direction::Out);
+        assert_eq!((k.sport, k.dport, k.proto), (1234, 53, 17));
+        assert_eq!((k.src, k.dst), (ip("10.0.0.1"), ip("10.0.0.2")));
+    }
+
+    #[test]
+    fn later_fragments_have_no_ports() {
+        let mut p = udp4("10.0.0.1", "10.0.0.2", 1234, 53, b"hello");
+        p[6..8].copy_from_slice(&0x0010u16.to_be_bytes());
+        let k = Layout::of(&p).unwrap().key(&p, Direction::In);
+        assert_eq!((k.sport, k.dport), (0, 0));
+    }
+
+    #[test]
+    fn ipv6_hop_by_hop_stays_in_front() {
+        let mut p = vec![0u8; 40 + 8 + 4];
+        p[0] = 0x60;
+        p[6] = proto::HOP_BY_HOP;
+        p[40] = proto::ICMPV6;
+        p[41] = 0; // 8 bytes
+        fix_lengths(&mut p, true).unwrap();
+        let l = Layout::of(&p).unwrap();
+        assert_eq!((l.header_len, l.protocol, l.protocol_at), (48, 58, 40));
+        let q = rebuild(&p, &l, proto::ESP, &[1, 2, 3]).unwrap();
+        assert_eq!(q[40], proto::ESP);
+        assert_eq!(q[6], proto::HOP_BY_HOP);
+        assert_eq!(u16::from_be_bytes([q[4], q[5]]), 11);
+        // A hop-by-hop header that runs past the packet is refused.
+        p[41] = 1;
+        assert_eq!(Layout::of(&p), Err(wire::Error::Truncated));
+    }
+
+    #[test]
+    fn rebuild_fixes_length_and_checksum() {
+        let p = udp4("10.0.0.1", "10.0.0.2", 1, 2, b"x");
+        let l = Layout::of(&p).unwrap();
+        let q = rebuild(&p, &l, proto::ESP, &[0u8; 100]).unwrap();
+        let v = ipv4::Packet::new_checked(&q[..]).unwrap();
+        assert_eq!((v.total_len(), v.protocol()), (120, proto::ESP));
+        assert!(v.verify_checksum());
+        assert_eq!(rebuild(&p, &l, 1, &vec![0; 65516]), Err(CannotBuild));
+    }
+
+    #[test]
+    fn tunnel_headers_carry_class_and_df() {
+        let mut inner = udp4("10.0.0.1", "10.0.0.2", 1, 2, b"x");
+        inner[1] = 0xb9; // DSCP 46, ECN 01
+        inner[6] = 0x40; // DF
+        fix_lengths(&mut inner, false).unwrap();
+        let outer = encapsulate(&inner, ip("192.0.2.1"), ip("192.0.2.2"), 7).unwrap();
+        let v = ipv4::Packet::new_checked(&outer[..]).unwrap();
+        assert_eq!((v.protocol(), v.tos(), v.ident()), (proto::IPV4, 0xb9, 7));
+        assert!(v.dont_fragment() && v.verify_checksum());
+        assert_eq!(v.payload(), &inner[..]);
+        let outer = encapsulate(&inner, ip("2001:db8::1"), ip("2001:db8::2"), 0).unwrap();
+        let v = ipv6::Packet::new_checked(&outer[..]).unwrap();
+        assert_eq!((v.next_header(), v.traffic_class()), (proto::IPV4, 0xb9));
+        assert_eq!(v.payload(), &inner[..]);
+        assert_eq!(
+            encapsulate(&inner, ip("192.0.2.1"), ip("2001:db8::2"), 0),
+            Err(CannotBuild)
+        );
+    }
+}
