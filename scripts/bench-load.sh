@@ -25,7 +25,8 @@ for sas in "${@:-10000 100000}"; do
     }' >"$conf"
     chmod 600 "$conf"
     socket=$dir/ipsecd-$n.sock
-    target/release/ipsecd -d -s "$socket" 2>/dev/null &
+    # In a namespace of its own: the daemon makes enc0 and routes.
+    unshare --net target/release/ipsecd -d -s "$socket" 2>/dev/null &
     pid=$!
     for _ in $(seq 100); do [[ -S $socket ]] && break; sleep 0.05; done
     start=$(date +%s.%N)

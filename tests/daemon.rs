@@ -66,7 +66,11 @@ impl Daemon {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("ipsecd.sock");
-        let child = Command::new(ipsecd())
+        // A network namespace of its own: the daemon makes enc0, routes and
+        // filter rules, which must not touch the host's or another test's.
+        let child = Command::new("unshare")
+            .arg("--net")
+            .arg(ipsecd())
             .args(["-d", "-s"])
             .arg(&socket)
             .stderr(Stdio::null())

@@ -3,6 +3,7 @@
 
 use ipsec_runtime::engine::{ClientId, Engine, Send};
 use ipsec_runtime::sys::control::{Client, Listener, Received};
+use ipsec_runtime::sys::dataplane::Dataplane;
 use ipsec_runtime::sys::{log, signals::Signals};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
@@ -18,6 +19,8 @@ struct Args {
     foreground: bool,
     verbose: u8,
     socket: PathBuf,
+    enc: String,
+    capture: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -25,6 +28,8 @@ fn parse_args() -> Result<Args, String> {
         foreground: false,
         verbose: 0,
         socket: PathBuf::from(DEFAULT_SOCKET),
+        enc: "enc0".to_string(),
+        capture: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -55,25 +60,13 @@ fn parse_args() -> Result<Args, String> {
                     };
                     match flag {
                         's' => args.socket = PathBuf::from(value),
-                        'e' => {
-                            return Err(
-                                "-e: the enc interface comes with the data path, not yet here"
-                                    .into(),
-                            );
-                        }
+                        'e' => args.enc = value,
+                        'w' => args.capture = Some(PathBuf::from(value)),
                         'p' => {
-                            return Err(
-                                "-p: the packet filter comes with the data path, not yet here"
-                                    .into(),
-                            );
-                        }
-                        'w' => {
-                            return Err("-w: capture comes with the data path, not yet here".into());
+                            return Err("-p: the enc filter is not in this version".into());
                         }
                         _ => {
-                            return Err(
-                                "-b: bridge mode comes with the data path, not yet here".into()
-                            );
+                            return Err("-b: bridge mode is not in this version".into());
                         }
                     }
                 }
@@ -144,6 +137,26 @@ fn refusal(bytes: &[u8]) -> [u8; 16] {
     header
 }
 
+/// Secret bytes from the kernel for the engine's IVs and SPIs.
+fn entropy() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        // SAFETY: the pointer and length describe the unfilled tail.
+        let n = unsafe {
+            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
+        };
+        if n > 0 {
+            filled += n as usize;
+        } else if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            // Without entropy IVs would be predictable: better not to run.
+            eprintln!("ipsecd: getrandom: {}", std::io::Error::last_os_error());
+            std::process::exit(1);
+        }
+    }
+    bytes
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -195,6 +208,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut dataplane = match Dataplane::open(&args.enc, args.capture.as_deref()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("ipsecd: data path: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
@@ -210,22 +230,26 @@ fn main() -> ExitCode {
         log::init(false, args.verbose);
     }
     log::info(&format!("serving PF_KEY on {}", args.socket.display()));
-    serve(&listener, &signals);
+    serve(&listener, &signals, &mut dataplane);
     log::info("stopped");
     ExitCode::SUCCESS
 }
 
 /// The event loop: clients' messages into the engine, its messages out,
 /// time passing once a second, until SIGTERM or SIGINT.
-fn serve(listener: &Listener, signals: &Signals) {
-    let seed = now() ^ u64::from(std::process::id()) << 32;
-    let mut engine = Engine::new(seed);
+fn serve(listener: &Listener, signals: &Signals, dataplane: &mut Dataplane) {
+    let mut engine = Engine::new(entropy());
     let mut clients: BTreeMap<ClientId, Conn> = BTreeMap::new();
     let mut next_id: ClientId = 1;
     // Clients that may not talk PF_KEY: their first message is answered
     // with EACCES, and then they are let go.
     let mut refused: BTreeSet<ClientId> = BTreeSet::new();
     let mut last_tick = now();
+    let data_fds = dataplane.fds();
+    // When the tables last changed in a round without PF_KEY messages,
+    // routes and filter follow (spawning `ip` and `nft` per message would
+    // make loading a large file crawl).
+    let mut quiet_rounds = 0;
     loop {
         let mut fds = vec![
             libc::pollfd {
@@ -245,8 +269,15 @@ fn serve(listener: &Listener, signals: &Signals) {
             events: libc::POLLIN | if c.queue.is_empty() { 0 } else { libc::POLLOUT },
             revents: 0,
         }));
+        let first_data = fds.len();
+        fds.extend(data_fds.iter().map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        }));
+        let timeout = if quiet_rounds == 0 { 20 } else { 1000 };
         // SAFETY: fds is a valid array of pollfd of the given length.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if ready < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             log::warn(&format!("poll: {}", std::io::Error::last_os_error()));
             return;
@@ -254,6 +285,7 @@ fn serve(listener: &Listener, signals: &Signals) {
         if fds[0].revents != 0 {
             for signal in signals.take() {
                 if signal == libc::SIGTERM || signal == libc::SIGINT {
+                    log::info(&dataplane.summary(&engine));
                     return;
                 }
                 log::info("SIGHUP: nothing to reload yet");
@@ -313,10 +345,22 @@ fn serve(listener: &Listener, signals: &Signals) {
                 }
             }
         }
+        let messages_in = !out.is_empty();
+        for pfd in &fds[first_data..] {
+            if pfd.revents != 0 {
+                out.extend(dataplane.ready(pfd.fd, &mut engine, now()));
+            }
+        }
         let t = now();
         if t != last_tick {
             last_tick = t;
             out.extend(engine.tick(t));
+        }
+        if messages_in {
+            quiet_rounds = 0;
+        } else {
+            quiet_rounds += 1;
+            dataplane.sync(&mut engine);
         }
         for send in out {
             let Some(conn) = clients.get_mut(&send.to) else {

@@ -2,6 +2,12 @@
 //! and the event loop. Everything that touches the operating system lives
 //! here.
 
+pub mod cleartext;
 pub mod control;
+pub mod dataplane;
 pub mod log;
+pub mod net;
+pub mod pcap;
+pub mod routes;
 pub mod signals;
+pub mod tun;

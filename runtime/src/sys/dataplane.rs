@@ -1,0 +1,216 @@
+//! The data path's I/O: packets from `enc0` and from peers into the
+//! engine, and what it produced out to the wire, to `enc0`, to a capture
+//! and (PF_KEY messages) back to the caller. Also keeps the routes, the
+//! cleartext filter and `enc0`'s MTU in step with the tables.
+
+use super::cleartext::Cleartext;
+use super::log;
+use super::net::Peers;
+use super::pcap::{self, Capture};
+use super::routes::{Route, Routes};
+use super::tun::Tun;
+use crate::engine::datapath::NAT_T_PORT;
+use crate::engine::{Engine, Output, Send};
+use std::io;
+use std::os::fd::RawFd;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Packets taken from one descriptor per poll round, so that neither
+/// direction starves the other or the control socket.
+const BURST: usize = 64;
+
+/// IPv6 needs links of at least this much (RFC 8200 §5).
+const MIN_MTU: usize = 1280;
+
+/// The enc interface, the peers' sockets and what the daemon installed.
+#[derive(Debug)]
+pub struct Dataplane {
+    tun: Tun,
+    peers: Peers,
+    routes: Routes,
+    cleartext: Cleartext,
+    capture: Option<Capture>,
+    out: Output,
+    buffer: Vec<u8>,
+    /// The engine's change count when routes and filter were last synced.
+    synced: Option<u64>,
+    mtu: usize,
+    send_errors: u64,
+}
+
+impl Dataplane {
+    /// Creates the enc interface `name`, opens the sockets, and clears
+    /// what an earlier run may have left. With `capture`, every packet
+    /// through the enc interface is also written there.
+    pub fn open(name: &str, capture: Option<&Path>) -> io::Result<Dataplane> {
+        let tun = Tun::open(name).map_err(|e| annotate(e, name))?;
+        tun.up()?;
+        let peers = Peers::open(NAT_T_PORT)?;
+        let routes = Routes::install(tun.name())?;
+        let cleartext = Cleartext::install(tun.name());
+        let capture = capture.map(Capture::create).transpose()?;
+        Ok(Dataplane {
+            tun,
+            peers,
+            routes,
+            cleartext,
+            capture,
+            out: Output::default(),
+            buffer: vec![0u8; 65536],
+            synced: None,
+            mtu: 0,
+            send_errors: 0,
+        })
+    }
+
+    /// Descriptors to poll for input.
+    pub fn fds(&self) -> Vec<RawFd> {
+        let mut fds = vec![self.tun.fd()];
+        fds.extend(self.peers.fds());
+        fds
+    }
+
+    /// Reads what waits on `fd` (one of [`Dataplane::fds`]) through the
+    /// engine; returns the PF_KEY messages it produced.
+    pub fn ready(&mut self, fd: RawFd, engine: &mut Engine, now: u64) -> Vec<Send> {
+        let mut messages = Vec::new();
+        for _ in 0..BURST {
+            self.out.clear();
+            if fd == self.tun.fd() {
+                match self.tun.recv(&mut self.buffer) {
+                    Ok(Some(n)) => engine.outbound(&self.buffer[..n], now, &mut self.out),
+                    Ok(None) => break,
+                    Err(e) => {
+                        log::warn(&format!("{}: {e}", self.tun.name()));
+                        break;
+                    }
+                }
+            } else {
+                match self.peers.recv(fd) {
+                    Ok(Some(arrival)) => {
+                        engine.inbound(&arrival.packet, arrival.udp_port, now, &mut self.out)
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        log::warn(&format!("peer socket: {e}"));
+                        break;
+                    }
+                }
+            }
+            if let Some(reason) = self.out.dropped {
+                log::debug(&format!("dropped: {reason}"));
+            }
+            self.emit();
+            messages.append(&mut self.out.messages);
+        }
+        messages
+    }
+
+    /// Sends and delivers what the engine produced for one packet.
+    fn emit(&mut self) {
+        for packet in &self.out.wire {
+            if let Err(e) = self.peers.send(packet) {
+                self.send_errors += 1;
+                log::debug(&format!("send: {e}"));
+            }
+        }
+        for packet in &self.out.enc {
+            if let Err(e) = self.tun.send(packet) {
+                log::debug(&format!("{}: {e}", self.tun.name()));
+            }
+        }
+        if let Some(capture) = &mut self.capture {
+            let time = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            for tap in &self.out.taps {
+                let af = match tap.packet.first().map(|b| b >> 4) {
+                    Some(6) => pcap::ENC_AF_INET6,
+                    _ => pcap::ENC_AF_INET,
+                };
+                if let Err(e) = capture.write(time, af, tap.spi, tap.flags, &tap.packet) {
+                    log::warn(&format!("capture: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Brings routes, the cleartext filter and the MTU in step with the
+    /// tables, when they changed; flushes the capture.
+    pub fn sync(&mut self, engine: &mut Engine) {
+        if let Some(capture) = &mut self.capture
+            && let Err(e) = capture.flush()
+        {
+            log::warn(&format!("capture: {e}"));
+        }
+        if self.synced == Some(engine.changes) {
+            return;
+        }
+        self.synced = Some(engine.changes);
+        let routes = engine
+            .enc_routes()
+            .into_iter()
+            .map(|(dst, len, src)| Route { dst, len, src })
+            .collect();
+        if let Err(e) = self.routes.sync(routes) {
+            log::warn(&format!("routes: {e}"));
+        }
+        if let Err(e) = self.cleartext.sync(engine.cleartext_refused()) {
+            log::warn(&format!("cleartext filter: {e}"));
+        }
+        let path = path_mtu();
+        engine.path_mtu = path;
+        let mtu = path.saturating_sub(engine.overhead()).max(MIN_MTU);
+        if mtu != self.mtu {
+            match self.tun.set_mtu(mtu as u32) {
+                Ok(()) => self.mtu = mtu,
+                Err(e) => log::warn(&format!("{}: mtu {mtu}: {e}", self.tun.name())),
+            }
+        }
+    }
+
+    /// A summary for the log when the daemon stops.
+    pub fn summary(&self, engine: &Engine) -> String {
+        let c = &engine.counters;
+        let mut s = format!(
+            "{} protected out, {} protected in, {} clear out, {} send errors, \
+             {} NAT-T keepalives, {} non-ESP datagrams",
+            c.protected_out,
+            c.protected_in,
+            c.clear_out,
+            self.send_errors,
+            self.peers.keepalives(),
+            self.peers.non_esp()
+        );
+        for (reason, inbound, outbound) in c.drops() {
+            s.push_str(&format!("; dropped {reason}: {inbound} in, {outbound} out"));
+        }
+        s
+    }
+}
+
+/// The MTU of the path to peers: the smallest MTU of the host's other
+/// interfaces that are up, or Ethernet's.
+fn path_mtu() -> usize {
+    let mut smallest = None::<usize>;
+    if let Ok(dir) = std::fs::read_dir("/sys/class/net") {
+        for entry in dir.flatten() {
+            let path = entry.path();
+            let read = |f: &str| std::fs::read_to_string(path.join(f)).unwrap_or_default();
+            let up = read("operstate").trim() == "up";
+            let tun = path.join("tun_flags").exists();
+            if !up || tun || entry.file_name() == "lo" {
+                continue;
+            }
+            if let Ok(mtu) = read("mtu").trim().parse::<usize>() {
+                smallest = Some(smallest.map_or(mtu, |s| s.min(mtu)));
+            }
+        }
+    }
+    smallest.unwrap_or(1500)
+}
+
+fn annotate(e: io::Error, name: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{name}: {e}"))
+}
