@@ -34,25 +34,6 @@ esp transport from 192.0.2.2 to 192.0.2.1 spi 0x00001001 auth hmac-sha2-256 enc 
 
 const EMPTY: &str = "FLOWS:\nNo flows\n\nSAD:\nNo entries\n";
 
-/// The ipsecd binary, built alongside ipsecctl if it is not there yet.
-fn ipsecd() -> PathBuf {
-    let ctl = Path::new(env!("CARGO_BIN_EXE_ipsecctl"));
-    let path = ctl.with_file_name("ipsecd");
-    if !path.exists() {
-        let release = ctl.parent().is_some_and(|d| d.ends_with("release"));
-        let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "-p", "ipsec-runtime", "--bin", "ipsecd"]);
-        if release {
-            build.arg("--release");
-        }
-        assert!(
-            build.status().expect("cargo runs").success(),
-            "ipsecd builds"
-        );
-    }
-    path
-}
-
 /// A running ipsecd and its directory; both go when the test ends, even
 /// when it fails.
 struct Daemon {
@@ -70,7 +51,7 @@ impl Daemon {
         // filter rules, which must not touch the host's or another test's.
         let child = Command::new("unshare")
             .arg("--net")
-            .arg(ipsecd())
+            .arg(crate::support::ipsecd())
             .args(["-d", "-s"])
             .arg(&socket)
             .stderr(Stdio::null())
@@ -128,7 +109,7 @@ impl Drop for Daemon {
 }
 
 /// A bare PF_KEY client socket.
-fn raw_connect(path: &Path) -> Option<OwnedFd> {
+pub(crate) fn raw_connect(path: &Path) -> Option<OwnedFd> {
     // SAFETY: socket(2); owned at once.
     let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
     // SAFETY: fd is fresh.

@@ -5,6 +5,7 @@
 
 mod cli;
 mod daemon;
+mod datapath;
 mod roundtrip;
 mod snapshots;
 mod support;

@@ -4,6 +4,8 @@
 use ipsec_compiler::{Fixed, Options, Output};
 use ipsec_grammar::{ErrorFormat, Loader, Renderer, SourceMap};
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 
 pub fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/cases")
@@ -156,4 +158,36 @@ pub fn render(name: &str, text: &str) -> String {
         if out.ok() { "loadable" } else { "refused" }
     ));
     s
+}
+
+/// The ipsecd binary beside ipsecctl, built (once per run) in the same
+/// profile: cargo builds only the binaries of the package under test.
+pub fn ipsecd() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let ctl = Path::new(env!("CARGO_BIN_EXE_ipsecctl"));
+            let release = ctl.parent().is_some_and(|d| d.ends_with("release"));
+            let mut build = Command::new(env!("CARGO"));
+            build.args(["build", "--quiet", "-p", "ipsec-runtime", "--bin", "ipsecd"]);
+            if release {
+                build.arg("--release");
+            }
+            assert!(
+                build.status().expect("cargo runs").success(),
+                "ipsecd builds"
+            );
+            ctl.with_file_name("ipsecd")
+        })
+        .clone()
+}
+
+/// Whether the test runs as root; if not, says it is skipped.
+pub fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("{test}: skipped, needs root");
+    }
+    root
 }

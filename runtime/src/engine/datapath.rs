@@ -98,6 +98,11 @@ impl Engine {
         let packet = &packet[..layout.len];
         let key = layout.key(packet, Direction::Out);
         let Some((_, policy)) = self.spd.lookup_mut(&key) else {
+            // The host's own chatter on enc0 (IPv6 router solicitations,
+            // MLD) has no business on another link.
+            if !routable(layout.dst) {
+                return Err(Drop::NoPolicy);
+            }
             // No flow: no IPsec, as on OpenBSD.
             return self.send_clear(packet, out);
         };
@@ -467,6 +472,15 @@ impl Engine {
             worst = worst.max(total);
         }
         worst
+    }
+}
+
+/// Whether a destination is beyond the link: not multicast, broadcast or
+/// link-local.
+fn routable(dst: IpAddr) -> bool {
+    match dst {
+        IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_link_local()),
+        IpAddr::V6(a) => !(a.is_multicast() || a.is_unicast_link_local()),
     }
 }
 

@@ -2,7 +2,8 @@
 //! inbound `require` flow selects but that did not come through the enc
 //! interface are dropped by an nftables table of the daemon's own (DESIGN
 //! §"The data path", step 4). ESP, AH and UDP to the IKE and NAT-T ports
-//! stay allowed: they are how protected traffic arrives.
+//! stay allowed: they are how protected traffic arrives. So does IPv6
+//! neighbour discovery, without which the peer could not be reached at all.
 
 use crate::spd::{self, Selector};
 use std::io::{self, Write};
@@ -59,7 +60,9 @@ fn ruleset(dev: &str, selectors: &[Selector]) -> String {
          \t\ttype filter hook prerouting priority -140; policy accept;\n\
          \t\tiifname \"{dev}\" accept\n\
          \t\tmeta l4proto {{ esp, ah }} accept\n\
-         \t\tudp dport {{ 500, 4500 }} accept\n"
+         \t\tudp dport {{ 500, 4500 }} accept\n\
+         \t\ticmpv6 type {{ nd-router-solicit, nd-router-advert, nd-neighbor-solicit, \
+         nd-neighbor-advert, nd-redirect }} accept\n"
     );
     for sel in selectors {
         s.push_str("\t\t");

@@ -155,8 +155,23 @@ fn socket(domain: libc::c_int, kind: libc::c_int, protocol: libc::c_int) -> io::
     // SAFETY: fd is a fresh descriptor nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     set_int(&fd, libc::SOL_SOCKET, libc::SO_MARK, MARK as libc::c_int)?;
+    // Room for bursts while the daemon is busy: when a raw socket's queue
+    // is full, Linux treats ESP as a protocol nobody handles and answers
+    // with ICMP protocol-unreachable. FORCE passes the rmem_max limit
+    // (root); the plain option is the fallback.
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        if set_int(&fd, libc::SOL_SOCKET, force, SOCKET_BUFFER).is_err() {
+            let _ = set_int(&fd, libc::SOL_SOCKET, plain, SOCKET_BUFFER);
+        }
+    }
     Ok(fd)
 }
+
+/// Socket buffer size asked for, in bytes (the kernel doubles it).
+const SOCKET_BUFFER: libc::c_int = 4 << 20;
 
 fn sockaddr_in(addr: [u8; 4], port: u16) -> libc::sockaddr_in {
     libc::sockaddr_in {
@@ -378,7 +393,7 @@ fn too_long() -> io::Error {
 impl Peers {
     /// Opens the receiving raw sockets (`AF_INET` and `AF_INET6`, protocols
     /// 50 and 51), the UDP sockets bound to `udp_port` on 0.0.0.0 and [::]
-    /// (`IPV6_V6ONLY`, `SO_REUSEADDR`), and the sending `IPPROTO_RAW`
+    /// (`IPV6_V6ONLY`), and the sending `IPPROTO_RAW`
     /// sockets; every socket carries [`MARK`] and is non-blocking and
     /// close-on-exec. Without IPv6 in the kernel (`EAFNOSUPPORT`), carries
     /// on with IPv4 only.

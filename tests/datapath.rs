@@ -1,0 +1,455 @@
+//! The data path end to end: network namespaces joined by veth pairs, an
+//! ipsecd in each gateway, configurations loaded with `ipsecctl -f`, then
+//! ping and a TCP transfer through the SAs while a capture on the wire
+//! checks that only ESP, AH or UDP 4500 carried them. Needs root (CI runs
+//! as root); skipped otherwise.
+
+use crate::support::{ipsecd, root_or_skip};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Keys as ipsec.conf writes them: `ab` protects A to B, `ba` B to A.
+const AUTH_AB: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
+const AUTH_BA: &str = "0x2222222222222222222222222222222222222222222222222222222222222222";
+const ENC_AB: &str = "0x33333333333333333333333333333333";
+const ENC_BA: &str = "0x44444444444444444444444444444444";
+
+/// Namespaces, processes and files of one test: all removed when it ends,
+/// even when it fails.
+struct Lab {
+    tag: String,
+    dir: PathBuf,
+    namespaces: Vec<String>,
+    children: Vec<(String, Child)>,
+}
+
+impl Lab {
+    fn new(test: &str) -> Option<Lab> {
+        if !root_or_skip(test) {
+            return None;
+        }
+        static LABS: AtomicUsize = AtomicUsize::new(0);
+        let n = LABS.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("e{}n{n}", std::process::id() % 100_000);
+        let dir = std::env::temp_dir().join(format!("ipsec-e2e-{tag}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Some(Lab {
+            tag,
+            dir,
+            namespaces: Vec::new(),
+            children: Vec::new(),
+        })
+    }
+
+    /// A fresh namespace with its loopback up.
+    fn namespace(&mut self, name: &str) -> String {
+        let ns = format!("{}{name}", self.tag);
+        let _ = run("ip", &["netns", "del", &ns]);
+        must("ip", &["netns", "add", &ns]);
+        self.namespaces.push(ns.clone());
+        self.exec(&ns, &["ip", "link", "set", "lo", "up"]);
+        self.exec(&ns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        self.exec(&ns, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+        ns
+    }
+
+    /// A veth pair between two namespaces, with addresses on each end.
+    fn link(&self, a: (&str, &str, &[&str]), b: (&str, &str, &[&str])) {
+        must(
+            "ip",
+            &[
+                "link", "add", a.1, "netns", a.0, "type", "veth", "peer", "name", b.1, "netns", b.0,
+            ],
+        );
+        for (ns, ifname, addrs) in [a, b] {
+            for addr in addrs {
+                let mut args = vec!["ip", "addr", "add", addr, "dev", ifname];
+                if addr.contains(':') {
+                    args.push("nodad");
+                }
+                self.exec(ns, &args);
+            }
+            self.exec(ns, &["ip", "link", "set", ifname, "up"]);
+        }
+    }
+
+    /// Runs a command in a namespace; it must succeed.
+    fn exec(&self, ns: &str, args: &[&str]) -> Output {
+        let out = self.try_exec(ns, args);
+        assert!(
+            out.status.success(),
+            "{ns}: {} failed: {}{}",
+            args.join(" "),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        out
+    }
+
+    fn try_exec(&self, ns: &str, args: &[&str]) -> Output {
+        let mut full = vec!["netns", "exec", ns];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    /// Starts a process in a namespace, in the background.
+    fn spawn(&mut self, what: &str, ns: &str, args: &[&str], log: &str) -> usize {
+        let log = std::fs::File::create(self.dir.join(log)).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("the command starts");
+        self.children.push((what.to_string(), child));
+        self.children.len() - 1
+    }
+
+    /// Stops a background process (SIGTERM by pid, then waits for it).
+    fn stop(&mut self, index: usize) {
+        let (_, child) = &mut self.children[index];
+        // SAFETY: signalling a child this test started, by its pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = child.wait();
+    }
+
+    /// Starts ipsecd in a namespace; returns its control socket once it
+    /// accepts connections.
+    fn daemon(&mut self, ns: &str) -> PathBuf {
+        let socket = self.dir.join(format!("{ns}.sock"));
+        let pcap = self.dir.join(format!("{ns}-enc.pcap"));
+        let ipsecd = ipsecd();
+        self.spawn(
+            "ipsecd",
+            ns,
+            &[
+                ipsecd.to_str().unwrap(),
+                "-dv",
+                "-s",
+                socket.to_str().unwrap(),
+                "-w",
+                pcap.to_str().unwrap(),
+            ],
+            &format!("{ns}-ipsecd.log"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while crate::daemon::raw_connect(&socket).is_none() {
+            assert!(Instant::now() < deadline, "ipsecd in {ns} did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        socket
+    }
+
+    /// Loads a configuration into the daemon at `socket`.
+    fn load(&self, ns: &str, socket: &PathBuf, config: &str) {
+        let path = self.dir.join(format!("{ns}.conf"));
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(config.as_bytes()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        self.exec(
+            ns,
+            &[
+                env!("CARGO_BIN_EXE_ipsecctl"),
+                "-S",
+                socket.to_str().unwrap(),
+                "-f",
+                path.to_str().unwrap(),
+            ],
+        );
+        // Routes follow the tables once the daemon is idle.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // A table with no routes does not exist yet: that fails.
+            let routes = self.try_exec(ns, &["ip", "-4", "route", "show", "table", "1950"]);
+            let routes6 = self.try_exec(ns, &["ip", "-6", "route", "show", "table", "1950"]);
+            if !routes.stdout.is_empty() || !routes6.stdout.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no routes into enc0 in {ns}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn ipsecctl(&self, ns: &str, socket: &PathBuf, args: &[&str]) -> String {
+        let mut full = vec![
+            env!("CARGO_BIN_EXE_ipsecctl"),
+            "-S",
+            socket.to_str().unwrap(),
+        ];
+        full.extend_from_slice(args);
+        text(&self.exec(ns, &full).stdout)
+    }
+
+    /// Captures on an interface until the returned handle is stopped.
+    fn capture(&mut self, ns: &str, ifname: &str) -> (usize, PathBuf) {
+        let file = self.dir.join(format!("{ns}-{ifname}.pcap"));
+        let index = self.spawn(
+            "tcpdump",
+            ns,
+            &[
+                "tcpdump",
+                "-nn",
+                "-U",
+                "-i",
+                ifname,
+                "-w",
+                file.to_str().unwrap(),
+            ],
+            &format!("{ns}-tcpdump.log"),
+        );
+        // tcpdump writes the file header once it is listening.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&file).map_or(0, |m| m.len()) < 24 {
+            assert!(Instant::now() < deadline, "tcpdump did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        (index, file)
+    }
+
+    /// How many captured packets a tcpdump filter selects.
+    fn count(&self, file: &PathBuf, filter: &str) -> usize {
+        let out = run("tcpdump", &["-nn", "-r", file.to_str().unwrap(), filter]);
+        assert!(out.status.success(), "tcpdump -r: {}", text(&out.stderr));
+        text(&out.stdout).lines().count()
+    }
+
+    /// Pings until the first reply (routes and SAs may need a moment),
+    /// then three more that must all come back.
+    fn ping(&self, ns: &str, from: &str, to: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self
+            .try_exec(ns, &["ping", "-c", "1", "-W", "1", "-I", from, to])
+            .status
+            .success()
+        {
+            assert!(Instant::now() < deadline, "{from} cannot reach {to}");
+        }
+        self.exec(
+            ns,
+            &["ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", from, to],
+        );
+    }
+
+    /// A TCP transfer of two megabytes from `from` to `to` with iperf3.
+    fn transfer(&mut self, client_ns: &str, server_ns: &str, from: &str, to: &str) {
+        let server = self.spawn(
+            "iperf3 server",
+            server_ns,
+            &["iperf3", "-s", "-1", "-B", to],
+            &format!("{server_ns}-iperf3.log"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.try_exec(
+                client_ns,
+                &[
+                    "iperf3",
+                    "-c",
+                    to,
+                    "-B",
+                    from,
+                    "-n",
+                    "2M",
+                    "--connect-timeout",
+                    "2000",
+                ],
+            );
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "iperf3 failed: {}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.children[server].1.wait();
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            // SAFETY: signalling children this test started, by pid.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+        for ns in &self.namespaces {
+            let _ = run("ip", &["netns", "del", ns]);
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
+fn must(program: &str, args: &[&str]) {
+    let out = run(program, args);
+    assert!(
+        out.status.success(),
+        "{program} {} failed: {}",
+        args.join(" "),
+        text(&out.stderr)
+    );
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// What one scenario protects with.
+#[derive(Clone, Copy)]
+enum Proto {
+    Esp,
+    Ah,
+}
+
+/// One gateway's configuration: its flow and the SA pair, seen from
+/// `me` toward `peer`. `nets` are the protected networks in tunnel mode.
+fn config(proto: Proto, me: &str, peer: &str, nets: Option<(&str, &str)>, a_side: bool) -> String {
+    let (spis, auth, enc) = if a_side {
+        (
+            "0x1000:0x1001",
+            format!("{AUTH_AB}:{AUTH_BA}"),
+            format!("{ENC_AB}:{ENC_BA}"),
+        )
+    } else {
+        (
+            "0x1001:0x1000",
+            format!("{AUTH_BA}:{AUTH_AB}"),
+            format!("{ENC_BA}:{ENC_AB}"),
+        )
+    };
+    let (mode, from, to) = match nets {
+        Some((mine, theirs)) => ("tunnel", mine, theirs),
+        None => ("transport", me, peer),
+    };
+    match proto {
+        Proto::Esp => format!(
+            "flow esp from {from} to {to} peer {peer}\n\
+             esp {mode} from {me} to {peer} spi {spis} auth hmac-sha2-256 enc aes \
+             authkey {auth} enckey {enc}\n"
+        ),
+        Proto::Ah => format!(
+            "flow ah from {from} to {to} peer {peer}\n\
+             ah {mode} from {me} to {peer} spi {spis} auth hmac-sha2-256 authkey {auth}\n"
+        ),
+    }
+}
+
+/// Two gateways on one wire, 192.0.2.0/24 (or 2001:db8::/64), each with
+/// a network behind it in tunnel mode.
+fn two_gateways(test: &str, proto: Proto, v6: bool, tunnel: bool) {
+    let Some(mut lab) = Lab::new(test) else {
+        return;
+    };
+    let a = lab.namespace("a");
+    let b = lab.namespace("b");
+    let (gw_a, gw_b, plen) = if v6 {
+        ("2001:db8::1", "2001:db8::2", 64)
+    } else {
+        ("192.0.2.1", "192.0.2.2", 24)
+    };
+    let (addr_a, addr_b) = (format!("{gw_a}/{plen}"), format!("{gw_b}/{plen}"));
+    lab.link((&a, "wa", &[&addr_a]), (&b, "wb", &[&addr_b]));
+    let (host_a, host_b, nets) = if !tunnel {
+        (gw_a, gw_b, None)
+    } else if v6 {
+        ("fd01::1", "fd02::1", Some(("fd01::/64", "fd02::/64")))
+    } else {
+        ("10.1.0.1", "10.2.0.1", Some(("10.1.0.0/24", "10.2.0.0/24")))
+    };
+    if tunnel {
+        // The protected networks' hosts stand on each gateway's loopback.
+        for (ns, host) in [(&a, host_a), (&b, host_b)] {
+            let addr = format!("{host}/{}", if v6 { 128 } else { 32 });
+            lab.exec(ns, &["ip", "addr", "add", &addr, "dev", "lo"]);
+        }
+    }
+    let sock_a = lab.daemon(&a);
+    let sock_b = lab.daemon(&b);
+    lab.load(&a, &sock_a, &config(proto, gw_a, gw_b, nets, true));
+    let reverse = nets.map(|(x, y)| (y, x));
+    lab.load(&b, &sock_b, &config(proto, gw_b, gw_a, reverse, false));
+
+    let (dump, file) = lab.capture(&a, "wa");
+    lab.ping(&a, host_a, host_b);
+    lab.transfer(&a, &b, host_a, host_b);
+    lab.ping(&b, host_b, host_a);
+    lab.stop(dump);
+
+    // On the wire: the protocol, and none of the traffic in the clear.
+    let protected = match proto {
+        Proto::Esp => "esp",
+        Proto::Ah => "ah",
+    };
+    assert!(
+        lab.count(&file, protected) > 100,
+        "too little {protected} on the wire"
+    );
+    let clear = if v6 {
+        "tcp or (icmp6 and (ip6[40] == 128 or ip6[40] == 129))"
+    } else {
+        "tcp or icmp[icmptype] == icmp-echo or icmp[icmptype] == icmp-echoreply"
+    };
+    assert_eq!(lab.count(&file, clear), 0, "cleartext on the wire");
+
+    // The tables show what flowed, per SA.
+    let shown = lab.ipsecctl(&a, &sock_a, &["-s", "sa", "-v"]);
+    let packets: Vec<u64> = shown
+        .lines()
+        .filter_map(|l| l.trim().strip_suffix(" output packets"))
+        .map(|n| n.trim().parse().unwrap())
+        .collect();
+    assert!(packets.iter().any(|&n| n > 100), "{shown}");
+    // And enc0's capture has the plaintext.
+    assert!(std::fs::metadata(lab.dir.join(format!("{a}-enc.pcap"))).is_ok());
+    let log = lab.log(&format!("{a}-ipsecd.log"));
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn esp_tunnel_ipv4() {
+    two_gateways("esp_tunnel_ipv4", Proto::Esp, false, true);
+}
+
+#[test]
+fn esp_transport_ipv4() {
+    two_gateways("esp_transport_ipv4", Proto::Esp, false, false);
+}
+
+#[test]
+fn ah_transport_ipv4() {
+    two_gateways("ah_transport_ipv4", Proto::Ah, false, false);
+}
+
+#[test]
+fn esp_tunnel_ipv6() {
+    two_gateways("esp_tunnel_ipv6", Proto::Esp, true, true);
+}
+
+#[test]
+fn esp_transport_ipv6() {
+    two_gateways("esp_transport_ipv6", Proto::Esp, true, false);
+}
