@@ -20,15 +20,15 @@ const ENC_BA: &str = "0x44444444444444444444444444444444";
 
 /// Namespaces, processes and files of one test: all removed when it ends,
 /// even when it fails.
-struct Lab {
+pub(crate) struct Lab {
     tag: String,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     namespaces: Vec<String>,
     children: Vec<(String, Child)>,
 }
 
 impl Lab {
-    fn new(test: &str) -> Option<Lab> {
+    pub(crate) fn new(test: &str) -> Option<Lab> {
         if !root_or_skip(test) {
             return None;
         }
@@ -47,7 +47,7 @@ impl Lab {
     }
 
     /// A fresh namespace with its loopback up.
-    fn namespace(&mut self, name: &str) -> String {
+    pub(crate) fn namespace(&mut self, name: &str) -> String {
         let ns = format!("{}{name}", self.tag);
         let _ = run("ip", &["netns", "del", &ns]);
         must("ip", &["netns", "add", &ns]);
@@ -59,7 +59,7 @@ impl Lab {
     }
 
     /// A veth pair between two namespaces, with addresses on each end.
-    fn link(&self, a: (&str, &str, &[&str]), b: (&str, &str, &[&str])) {
+    pub(crate) fn link(&self, a: (&str, &str, &[&str]), b: (&str, &str, &[&str])) {
         must(
             "ip",
             &[
@@ -79,7 +79,7 @@ impl Lab {
     }
 
     /// Runs a command in a namespace; it must succeed.
-    fn exec(&self, ns: &str, args: &[&str]) -> Output {
+    pub(crate) fn exec(&self, ns: &str, args: &[&str]) -> Output {
         let out = self.try_exec(ns, args);
         assert!(
             out.status.success(),
@@ -91,14 +91,14 @@ impl Lab {
         out
     }
 
-    fn try_exec(&self, ns: &str, args: &[&str]) -> Output {
+    pub(crate) fn try_exec(&self, ns: &str, args: &[&str]) -> Output {
         let mut full = vec!["netns", "exec", ns];
         full.extend_from_slice(args);
         run("ip", &full)
     }
 
     /// Starts a process in a namespace, in the background.
-    fn spawn(&mut self, what: &str, ns: &str, args: &[&str], log: &str) -> usize {
+    pub(crate) fn spawn(&mut self, what: &str, ns: &str, args: &[&str], log: &str) -> usize {
         let log = std::fs::File::create(self.dir.join(log)).unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
@@ -113,7 +113,7 @@ impl Lab {
     }
 
     /// Stops a background process (SIGTERM by pid, then waits for it).
-    fn stop(&mut self, index: usize) {
+    pub(crate) fn stop(&mut self, index: usize) {
         let (_, child) = &mut self.children[index];
         // SAFETY: signalling a child this test started, by its pid.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -122,7 +122,7 @@ impl Lab {
 
     /// Starts ipsecd in a namespace; returns its control socket once it
     /// accepts connections.
-    fn daemon(&mut self, ns: &str) -> PathBuf {
+    pub(crate) fn daemon(&mut self, ns: &str) -> PathBuf {
         let socket = self.dir.join(format!("{ns}.sock"));
         let pcap = self.dir.join(format!("{ns}-enc.pcap"));
         let ipsecd = ipsecd();
@@ -148,7 +148,7 @@ impl Lab {
     }
 
     /// Loads a configuration into the daemon at `socket`.
-    fn load(&self, ns: &str, socket: &PathBuf, config: &str) {
+    pub(crate) fn load(&self, ns: &str, socket: &PathBuf, config: &str) {
         let path = self.dir.join(format!("{ns}.conf"));
         let mut f = std::fs::File::create(&path).unwrap();
         f.write_all(config.as_bytes()).unwrap();
@@ -177,7 +177,7 @@ impl Lab {
         }
     }
 
-    fn ipsecctl(&self, ns: &str, socket: &PathBuf, args: &[&str]) -> String {
+    pub(crate) fn ipsecctl(&self, ns: &str, socket: &PathBuf, args: &[&str]) -> String {
         let mut full = vec![
             env!("CARGO_BIN_EXE_ipsecctl"),
             "-S",
@@ -188,7 +188,7 @@ impl Lab {
     }
 
     /// Captures on an interface until the returned handle is stopped.
-    fn capture(&mut self, ns: &str, ifname: &str) -> (usize, PathBuf) {
+    pub(crate) fn capture(&mut self, ns: &str, ifname: &str) -> (usize, PathBuf) {
         let file = self.dir.join(format!("{ns}-{ifname}.pcap"));
         let index = self.spawn(
             "tcpdump",
@@ -215,7 +215,7 @@ impl Lab {
     }
 
     /// How many captured packets a tcpdump filter selects.
-    fn count(&self, file: &PathBuf, filter: &str) -> usize {
+    pub(crate) fn count(&self, file: &PathBuf, filter: &str) -> usize {
         let out = run("tcpdump", &["-nn", "-r", file.to_str().unwrap(), filter]);
         assert!(out.status.success(), "tcpdump -r: {}", text(&out.stderr));
         text(&out.stdout).lines().count()
@@ -223,7 +223,7 @@ impl Lab {
 
     /// Pings until the first reply (routes and SAs may need a moment),
     /// then three more that must all come back.
-    fn ping(&self, ns: &str, from: &str, to: &str) {
+    pub(crate) fn ping(&self, ns: &str, from: &str, to: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self
             .try_exec(ns, &["ping", "-c", "1", "-W", "1", "-I", from, to])
@@ -239,7 +239,7 @@ impl Lab {
     }
 
     /// A TCP transfer of two megabytes from `from` to `to` with iperf3.
-    fn transfer(&mut self, client_ns: &str, server_ns: &str, from: &str, to: &str) {
+    pub(crate) fn transfer(&mut self, client_ns: &str, server_ns: &str, from: &str, to: &str) {
         let server = self.spawn(
             "iperf3 server",
             server_ns,
@@ -276,7 +276,7 @@ impl Lab {
         let _ = self.children[server].1.wait();
     }
 
-    fn log(&self, name: &str) -> String {
+    pub(crate) fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
 }
@@ -297,7 +297,7 @@ impl Drop for Lab {
     }
 }
 
-fn run(program: &str, args: &[&str]) -> Output {
+pub(crate) fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program)
         .args(args)
         .output()
@@ -314,7 +314,7 @@ fn must(program: &str, args: &[&str]) {
     );
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
