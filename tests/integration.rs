@@ -6,6 +6,7 @@
 mod cli;
 mod daemon;
 mod datapath;
+mod natt;
 mod roundtrip;
 mod snapshots;
 mod support;
