@@ -7,7 +7,7 @@
 use crate::support::{ipsecd, root_or_skip};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -148,7 +148,7 @@ impl Lab {
     }
 
     /// Loads a configuration into the daemon at `socket`.
-    pub(crate) fn load(&self, ns: &str, socket: &PathBuf, config: &str) {
+    pub(crate) fn load(&self, ns: &str, socket: &Path, config: &str) {
         let path = self.dir.join(format!("{ns}.conf"));
         let mut f = std::fs::File::create(&path).unwrap();
         f.write_all(config.as_bytes()).unwrap();
@@ -177,7 +177,7 @@ impl Lab {
         }
     }
 
-    pub(crate) fn ipsecctl(&self, ns: &str, socket: &PathBuf, args: &[&str]) -> String {
+    pub(crate) fn ipsecctl(&self, ns: &str, socket: &Path, args: &[&str]) -> String {
         let mut full = vec![
             env!("CARGO_BIN_EXE_ipsecctl"),
             "-S",
@@ -215,7 +215,7 @@ impl Lab {
     }
 
     /// How many captured packets a tcpdump filter selects.
-    pub(crate) fn count(&self, file: &PathBuf, filter: &str) -> usize {
+    pub(crate) fn count(&self, file: &Path, filter: &str) -> usize {
         let out = run("tcpdump", &["-nn", "-r", file.to_str().unwrap(), filter]);
         assert!(out.status.success(), "tcpdump -r: {}", text(&out.stderr));
         text(&out.stdout).lines().count()
@@ -423,6 +423,15 @@ fn two_gateways(test: &str, proto: Proto, v6: bool, tunnel: bool) {
         .map(|n| n.trim().parse().unwrap())
         .collect();
     assert!(packets.iter().any(|&n| n > 100), "{shown}");
+    // And per flow.
+    let flows = lab.ipsecctl(&a, &sock_a, &["-s", "flow", "-v"]);
+    let carried: Vec<u64> = flows
+        .lines()
+        .filter_map(|l| l.trim().split_once(" packets, "))
+        .map(|(n, _)| n.parse().unwrap())
+        .collect();
+    assert_eq!(carried.len(), 2, "{flows}");
+    assert!(carried.iter().all(|&n| n > 100), "{flows}");
     // And enc0's capture has the plaintext.
     assert!(std::fs::metadata(lab.dir.join(format!("{a}-enc.pcap"))).is_ok());
     let log = lab.log(&format!("{a}-ipsecd.log"));

@@ -87,7 +87,8 @@ pub fn report_progress(done: usize, total: usize, delete: bool) {
 
 /// The flows and SAs ipsecd holds.
 struct Tables {
-    flows: Vec<Flow>,
+    /// Each flow with what it carried (packets, bytes), when told.
+    flows: Vec<(Flow, Option<(u64, u64)>)>,
     sas: Vec<Message>,
 }
 
@@ -108,13 +109,21 @@ fn fetch(client: &mut Client, show: Show) -> Result<Tables, String> {
     if show != Show::Sa {
         tables.flows = dump(MsgType::X_SPDDUMP)?
             .iter()
-            .filter_map(raise::flow)
+            .filter_map(|m| Some((raise::flow(m)?, flow_usage(m))))
             .collect();
     }
     if show != Show::Flow {
         tables.sas = dump(MsgType::DUMP)?;
     }
     Ok(tables)
+}
+
+/// The packets and bytes a flow-dump record says its flow carried.
+fn flow_usage(msg: &Message) -> Option<(u64, u64)> {
+    match msg.get(pfkey::ExtType::X_COUNTER) {
+        Some(pfkey::Body::Counter(c)) => Some((c.ipackets + c.opackets, c.ibytes + c.obytes)),
+        _ => None,
+    }
 }
 
 /// `-c`: flows that differ only in one address are shown as one, with
@@ -171,10 +180,15 @@ struct Collapsed<'a> {
     numbers: Vec<usize>,
 }
 
-fn flows_text(flows: &[Flow], args: &Args, resolver: &dyn Resolver) -> String {
+fn flows_text(
+    flows: &[(Flow, Option<(u64, u64)>)],
+    args: &Args,
+    resolver: &dyn Resolver,
+) -> String {
     let mut out = String::new();
     if args.collapse {
-        for c in collapse(flows) {
+        let plain: Vec<Flow> = flows.iter().map(|(f, _)| f.clone()).collect();
+        for c in collapse(&plain) {
             let line = collapsed_flow_line(c.flow, &c.srcs, &c.dsts, resolver);
             // OpenBSD numbers a collapsed line with every flow in it.
             let prefix = if args.verbose > 1 {
@@ -186,13 +200,19 @@ fn flows_text(flows: &[Flow], args: &Args, resolver: &dyn Resolver) -> String {
             let _ = writeln!(out, "{prefix}{line}");
         }
     } else {
-        for (i, f) in flows.iter().enumerate() {
+        for (i, (f, usage)) in flows.iter().enumerate() {
             let prefix = if args.verbose > 1 {
                 format!("@{i} ")
             } else {
                 String::new()
             };
             let _ = writeln!(out, "{prefix}{}", flow_line(f, resolver));
+            // Beyond OpenBSD: with -v, what each flow carried.
+            if args.verbose > 0
+                && let Some((packets, bytes)) = usage
+            {
+                let _ = writeln!(out, "\t{packets} packets, {bytes} bytes");
+            }
         }
     }
     out
@@ -263,10 +283,11 @@ fn opt(s: Option<String>) -> String {
     s.map_or_else(|| "null".to_owned(), |s| quote(&s))
 }
 
-fn flow_json(f: &Flow) -> String {
+fn flow_json((f, usage): &(Flow, Option<(u64, u64)>)) -> String {
+    let (packets, bytes) = usage.unwrap_or_default();
     format!(
         "{{\"satype\":{},\"direction\":{},\"proto\":{},\"src\":{},\"sport\":{},\"dst\":{},\"dport\":{},\
-         \"local\":{},\"peer\":{},\"srcid\":{},\"dstid\":{},\"type\":{}}}",
+         \"local\":{},\"peer\":{},\"srcid\":{},\"dstid\":{},\"type\":{},\"packets\":{},\"bytes\":{}}}",
         quote(f.satype.as_str()),
         quote(ipsec_compiler::rule::direction_str(f.direction)),
         f.proto,
@@ -279,6 +300,8 @@ fn flow_json(f: &Flow) -> String {
         opt(f.srcid.as_ref().map(|i| i.id.clone())),
         opt(f.dstid.as_ref().map(|i| i.id.clone())),
         quote(ipsec_compiler::rule::flow_type_str(f.flow_type)),
+        packets,
+        bytes,
     )
 }
 
@@ -286,8 +309,9 @@ fn sa_json(sa: &Sa, msg: &Message, keys: bool) -> String {
     let x = &sa.transforms;
     let counters = match msg.get(pfkey::ExtType::X_COUNTER) {
         Some(pfkey::Body::Counter(c)) => format!(
-            ",\"packets_in\":{},\"packets_out\":{},\"bytes_in\":{},\"bytes_out\":{}",
-            c.ipackets, c.opackets, c.ibytes, c.obytes
+            ",\"packets_in\":{},\"packets_out\":{},\"bytes_in\":{},\"bytes_out\":{},\
+             \"drops_in\":{},\"drops_out\":{}",
+            c.ipackets, c.opackets, c.ibytes, c.obytes, c.idrops, c.odrops
         ),
         _ => String::new(),
     };

@@ -288,7 +288,11 @@ fn serve(listener: &Listener, signals: &Signals, dataplane: &mut Dataplane) {
                     log::info(&dataplane.summary(&engine));
                     return;
                 }
-                log::info("SIGHUP: nothing to reload yet");
+                if signal == libc::SIGUSR1 {
+                    log::info(&dataplane.summary(&engine));
+                } else {
+                    log::info("SIGHUP: nothing to reload yet");
+                }
             }
         }
         if fds[1].revents != 0 {

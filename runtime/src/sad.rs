@@ -73,6 +73,9 @@ pub struct Usage {
     pub packets_out: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Packets the data path dropped on this SA, each way.
+    pub drops_in: u64,
+    pub drops_out: u64,
     /// When it was added (seconds).
     pub added: u64,
     pub first_use: Option<u64>,
@@ -191,6 +194,26 @@ impl Sad {
             },
         };
         Some(Ok((sa, live)))
+    }
+
+    /// The SA's replay counter as PF_KEY reports it: the last sequence
+    /// number sent, or the highest received (an SA carries one way).
+    pub fn replay_count(&self, id: &SaId) -> u64 {
+        self.live.get(id).map_or(0, |l| {
+            let received = l.replay.as_ref().map_or(0, |w| w.top());
+            l.sequence.last_sent().max(received)
+        })
+    }
+
+    /// Counts a packet the data path dropped on an SA.
+    pub fn count_drop(&mut self, id: &SaId, inbound: bool) {
+        if let Some(sa) = self.sas.get_mut(id) {
+            if inbound {
+                sa.usage.drops_in += 1;
+            } else {
+                sa.usage.drops_out += 1;
+            }
+        }
     }
 
     /// The keyed state of an SA that has carried packets.

@@ -87,13 +87,24 @@ impl From<ipx::CannotBuild> for Drop {
 impl Engine {
     /// A packet the host routed into `enc0`.
     pub fn outbound(&mut self, packet: &[u8], now: u64, out: &mut Output) {
-        if let Err(reason) = self.try_outbound(packet, now, out) {
+        let mut blame = None;
+        if let Err(reason) = self.try_outbound(packet, now, out, &mut blame) {
             self.counters.drop(reason, false);
+            if let Some(id) = blame {
+                self.sad.count_drop(&id, false);
+            }
             out.dropped = Some(reason);
         }
     }
 
-    fn try_outbound(&mut self, packet: &[u8], now: u64, out: &mut Output) -> Fate<()> {
+    /// `blame` is the SA a drop happened on, once there is one.
+    fn try_outbound(
+        &mut self,
+        packet: &[u8],
+        now: u64,
+        out: &mut Output,
+        blame: &mut Option<SaId>,
+    ) -> Fate<()> {
         let layout = Layout::of(packet)?;
         let packet = &packet[..layout.len];
         let key = layout.key(packet, Direction::Out);
@@ -124,6 +135,7 @@ impl Engine {
                 _ => Err(Drop::NoSa),
             };
         };
+        *blame = Some(sa);
         let protected = self.protect(packet.to_vec(), sa, now, out)?;
         if protected.len() > self.path_mtu {
             // enc0's MTU leaves room for the worst SA, so only a packet
@@ -231,8 +243,12 @@ impl Engine {
     /// An ESP or AH packet from a peer (with `udp_port` when it came in
     /// UDP), as a whole IP packet.
     pub fn inbound(&mut self, packet: &[u8], udp_port: Option<u16>, now: u64, out: &mut Output) {
-        if let Err(reason) = self.try_inbound(packet, udp_port, now, out) {
+        let mut blame = None;
+        if let Err(reason) = self.try_inbound(packet, udp_port, now, out, &mut blame) {
             self.counters.drop(reason, true);
+            if let Some(id) = blame {
+                self.sad.count_drop(&id, true);
+            }
             out.dropped = Some(reason);
         }
     }
@@ -243,6 +259,7 @@ impl Engine {
         udp_port: Option<u16>,
         now: u64,
         out: &mut Output,
+        blame: &mut Option<SaId>,
     ) -> Fate<()> {
         let mut layout = Layout::of(packet)?;
         let mut packet = packet[..layout.len].to_vec();
@@ -295,6 +312,7 @@ impl Engine {
                 .live_mut(&id)
                 .ok_or(Drop::NoSa)?
                 .map_err(|_| Drop::Unkeyed)?;
+            *blame = Some(id);
             if (sa.flags & sa_flags::UDPENCAP != 0) != encapsulated {
                 return Err(Drop::EncapMismatch);
             }

@@ -267,6 +267,25 @@ impl Engine {
                     ..msg.header
                 });
                 describe(&mut record, sel, Some(policy));
+                // What the flow carried, on the side of its direction.
+                let u = policy.usage;
+                let counter = match sel.direction {
+                    Direction::In => pfkey::Counter {
+                        ipackets: u.packets,
+                        ibytes: u.bytes,
+                        ..pfkey::Counter::default()
+                    },
+                    Direction::Out => pfkey::Counter {
+                        opackets: u.packets,
+                        obytes: u.bytes,
+                        ..pfkey::Counter::default()
+                    },
+                };
+                push(
+                    &mut record,
+                    ExtType::X_COUNTER,
+                    Body::Counter(Box::new(counter)),
+                );
                 record
             })
             .collect();

@@ -210,7 +210,7 @@ impl Engine {
         let id = sa_id(msg, ExtType::SA, ExtType::ADDRESS_DST, msg.header.satype)?;
         let sa = self.sad.get(&id).ok_or(Errno::ESRCH)?;
         let mut reply = Message::new(msg.header);
-        export(&mut reply, sa, false);
+        export(&mut reply, sa, self.sad.replay_count(&id), false);
         Ok(Outcome::Reply(reply, Mode::Broadcast))
     }
 
@@ -298,7 +298,7 @@ impl Engine {
                     satype: sa.id.satype,
                     ..msg.header
                 });
-                export(&mut record, sa, true);
+                export(&mut record, sa, self.sad.replay_count(&sa.id), true);
                 record
             })
             .collect();
@@ -365,7 +365,7 @@ fn current(sa: &SecurityAssociation) -> Lifetime {
 
 /// Everything the engine knows of an SA, keys included, as GET and DUMP
 /// return it. Bundle links go only in dumps.
-fn export(msg: &mut Message, sa: &SecurityAssociation, links: bool) {
+fn export(msg: &mut Message, sa: &SecurityAssociation, replay: u64, links: bool) {
     push(msg, ExtType::SA, Body::Sa(sa_ext(sa)));
     push(msg, ExtType::LIFETIME_CURRENT, Body::Lifetime(current(sa)));
     if let Some(l) = sa.hard {
@@ -427,7 +427,7 @@ fn export(msg: &mut Message, sa: &SecurityAssociation, links: bool) {
         ExtType::X_REPLAY,
         Body::Replay {
             reserved: 0,
-            count: 0,
+            count: replay,
         },
     );
     let counter = pfkey::Counter {
@@ -435,6 +435,8 @@ fn export(msg: &mut Message, sa: &SecurityAssociation, links: bool) {
         opackets: sa.usage.packets_out,
         ibytes: sa.usage.bytes_in,
         obytes: sa.usage.bytes_out,
+        idrops: sa.usage.drops_in,
+        odrops: sa.usage.drops_out,
         ..pfkey::Counter::default()
     };
     push(msg, ExtType::X_COUNTER, Body::Counter(Box::new(counter)));

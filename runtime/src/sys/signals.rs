@@ -22,7 +22,7 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Catches SIGTERM, SIGINT and SIGHUP, and ignores SIGPIPE.
+    /// Catches SIGTERM, SIGINT, SIGHUP and SIGUSR1, and ignores SIGPIPE.
     pub fn install() -> io::Result<Signals> {
         let mut fds = [0; 2];
         // SAFETY: pipe2 fills two descriptors we then own.
@@ -32,7 +32,7 @@ impl Signals {
         // SAFETY: both came from pipe2 and are owned from here on.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         WRITE_END.store(write.as_raw_fd(), Ordering::Relaxed);
-        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1] {
             // SAFETY: a zeroed sigaction with our handler and SA_RESTART.
             unsafe {
                 let mut action: libc::sigaction = std::mem::zeroed();
