@@ -6,16 +6,15 @@
 use super::counters::Drop;
 use super::*;
 use crate::sad::{Expiry, SaId};
-use crate::spd::{self, Direction};
+use crate::spd::Direction;
 use crate::too_big;
-use crate::wire::{self, checksum, ipv4, ipv6, udp};
+use crate::wire::{self, ipv4};
 use crate::xform::ip::{self as ipx, Layout, proto};
-use crate::xform::{Refusal, Transform};
+use crate::xform::{Refusal, Transform, natt};
 use pfkey::{FlowType, sa_flags};
-use std::collections::BTreeSet;
 
 /// The UDP port of ESP in UDP (RFC 3948).
-pub const NAT_T_PORT: u16 = 4500;
+pub const NAT_T_PORT: u16 = natt::PORT;
 
 /// What an enc capture shows of a packet (OpenBSD's `enchdr`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,7 +214,7 @@ impl Engine {
                         &mut sealed,
                     );
                     match udp_port {
-                        Some(port) => encapsulate_udp(&packet, &layout, &sealed, port)?,
+                        Some(port) => natt::encapsulate(&packet, &layout, &sealed, port)?,
                         None => ipx::rebuild(&packet, &layout, proto::ESP, &sealed)?,
                     }
                 }
@@ -365,7 +364,7 @@ impl Engine {
             if encapsulated && matches!(next_header, proto::TCP | proto::UDP) {
                 // Transport mode through a NAT: the sender's checksum
                 // covered addresses the NAT rewrote (RFC 3948 §3.1.2).
-                fix_transport_checksum(&mut packet, &layout);
+                natt::fix_transport_checksum(&mut packet, &layout);
             }
             encapsulated = false;
             if self.capture && satype != SaType::X_IPCOMP {
@@ -426,71 +425,6 @@ impl Engine {
             _ => Ok(()),
         }
     }
-
-    /// Where the host must route into the enc interface: the destination
-    /// of every outbound flow that protects or denies, as (prefix,
-    /// length, source). A flow from a single address names it as the
-    /// source for the host to pick, if the address is the host's, so that
-    /// the host's own packets match the flow.
-    pub fn enc_routes(&self) -> BTreeSet<(IpAddr, u8, Option<IpAddr>)> {
-        self.spd
-            .iter()
-            .filter(|(sel, p)| {
-                sel.direction == Direction::Out && (p.wants_sa() || p.flow_type == FlowType::DENY)
-            })
-            .map(|(sel, _)| {
-                let len = spd::prefix_len(sel.dst_mask);
-                let host = if sel.src.is_ipv6() { 128 } else { 32 };
-                let src = (spd::prefix_len(sel.src_mask) == host).then_some(sel.src);
-                (
-                    spd::masked(sel.dst, spd::prefix_mask(sel.dst, len)),
-                    len,
-                    src,
-                )
-            })
-            .collect()
-    }
-
-    /// The inbound flows that refuse unprotected packets: cleartext they
-    /// select must be dropped before the host sees it.
-    pub fn cleartext_refused(&self) -> Vec<Selector> {
-        self.spd
-            .iter()
-            .filter(|(sel, p)| {
-                sel.direction == Direction::In
-                    && matches!(p.flow_type, FlowType::REQUIRE | FlowType::DONTACQ)
-            })
-            .map(|(sel, _)| *sel)
-            .collect()
-    }
-
-    /// The largest number of bytes protection adds to a packet, over
-    /// every outbound SA and its bundle: what `enc0`'s MTU leaves room for.
-    pub fn overhead(&self) -> usize {
-        let mut worst = 0;
-        for sa in self.sad.iter() {
-            if sa.prev.is_some() {
-                continue;
-            }
-            let mut total = 0;
-            let mut cursor = Some(sa.id);
-            while let Some(id) = cursor {
-                let Some(sa) = self.sad.get(&id) else { break };
-                total += if sa.id.dst.is_ipv6() {
-                    ipv6::HEADER_LEN
-                } else {
-                    ipv4::HEADER_LEN
-                };
-                total += crate::xform::overhead_of(sa);
-                if sa.flags & sa_flags::UDPENCAP != 0 {
-                    total += udp::HEADER_LEN;
-                }
-                cursor = sa.next;
-            }
-            worst = worst.max(total);
-        }
-        worst
-    }
 }
 
 /// Whether a destination is beyond the link: not multicast, broadcast or
@@ -523,61 +457,6 @@ fn commit_replay(window: Option<&mut crate::replay::ReplayWindow>, seq: u64) -> 
         Some(w) => w.commit(seq).map_err(|_| Drop::Replay),
         None => Ok(()),
     }
-}
-
-/// ESP in UDP (RFC 3948 §2.1): a UDP header from and to the NAT-T port
-/// between the IP header and ESP. IPv4 sends no UDP checksum; IPv6 must.
-fn encapsulate_udp(packet: &[u8], layout: &Layout, esp: &[u8], dst_port: u16) -> Fate<Vec<u8>> {
-    let len = u16::try_from(udp::HEADER_LEN + esp.len()).map_err(|_| Drop::TooBig)?;
-    let mut datagram = vec![0u8; udp::HEADER_LEN];
-    {
-        let mut u = udp::Packet::new_unchecked(&mut datagram[..]);
-        u.set_src_port(NAT_T_PORT);
-        u.set_dst_port(dst_port);
-        u.set_len(len);
-    }
-    datagram.extend_from_slice(esp);
-    if layout.v6 {
-        let sum = checksum::pseudo_header(layout.src, layout.dst, proto::UDP, u32::from(len));
-        let value = match checksum::finish(checksum::accumulate(sum, &datagram)) {
-            0 => 0xffff,
-            v => v,
-        };
-        udp::Packet::new_unchecked(&mut datagram[..]).set_checksum(value);
-    }
-    Ok(ipx::rebuild(packet, layout, proto::UDP, &datagram)?)
-}
-
-/// Recomputes a TCP checksum, or clears an IPv4 UDP one, after NAT-T
-/// transport mode.
-fn fix_transport_checksum(packet: &mut [u8], layout: &Layout) {
-    let (start, end) = (layout.header_len, layout.len);
-    let field = match layout.protocol {
-        proto::TCP => 16,
-        proto::UDP if !layout.v6 => {
-            if end - start >= udp::HEADER_LEN {
-                packet[start + 6..start + 8].fill(0);
-            }
-            return;
-        }
-        proto::UDP => 6,
-        _ => return,
-    };
-    if end - start < field + 2 {
-        return;
-    }
-    packet[start + field..start + field + 2].fill(0);
-    let sum = checksum::pseudo_header(
-        layout.src,
-        layout.dst,
-        layout.protocol,
-        (end - start) as u32,
-    );
-    let mut value = checksum::finish(checksum::accumulate(sum, &packet[start..end]));
-    if layout.protocol == proto::UDP && value == 0 {
-        value = 0xffff;
-    }
-    packet[start + field..start + field + 2].copy_from_slice(&value.to_be_bytes());
 }
 
 #[cfg(test)]

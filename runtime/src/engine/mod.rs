@@ -12,6 +12,7 @@ pub mod counters;
 pub mod datapath;
 mod flows;
 mod sas;
+mod steering;
 
 use crate::sad::{Expiry, Sad, SecurityAssociation};
 use crate::spd::{PacketKey, Selector, Spd};

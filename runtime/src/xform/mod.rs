@@ -6,6 +6,7 @@ pub mod ah;
 pub mod esp;
 pub mod ip;
 pub mod ipcomp;
+pub mod natt;
 
 use crate::crypto::KeyError;
 use crate::replay::ReplayWindow;

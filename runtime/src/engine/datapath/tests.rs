@@ -5,6 +5,7 @@
 use super::*;
 use crate::sad::SecurityAssociation;
 use crate::spd::{Selector, prefix_mask};
+use crate::wire::udp;
 use pfkey::{AuthAlg, CompAlg, EncAlg, Key, Lifetime};
 use proptest::prelude::*;
 

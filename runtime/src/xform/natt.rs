@@ -1,0 +1,169 @@
+//! ESP in UDP for NAT traversal (RFC 3948): the UDP header in front of
+//! ESP on the way out, and on the way in the transport checksums a NAT
+//! has invalidated.
+
+use super::ip::{CannotBuild, Layout, proto, rebuild};
+use crate::wire::{checksum, udp};
+
+/// The UDP port of ESP in UDP.
+pub const PORT: u16 = 4500;
+
+/// ESP in UDP (RFC 3948 §2.1): a UDP header from and to the NAT-T port
+/// between the IP header and ESP. IPv4 sends no UDP checksum; IPv6 must.
+pub fn encapsulate(
+    packet: &[u8],
+    layout: &Layout,
+    esp: &[u8],
+    dst_port: u16,
+) -> Result<Vec<u8>, CannotBuild> {
+    let len = u16::try_from(udp::HEADER_LEN + esp.len()).map_err(|_| CannotBuild)?;
+    let mut datagram = vec![0u8; udp::HEADER_LEN];
+    {
+        let mut u = udp::Packet::new_unchecked(&mut datagram[..]);
+        u.set_src_port(PORT);
+        u.set_dst_port(dst_port);
+        u.set_len(len);
+    }
+    datagram.extend_from_slice(esp);
+    if layout.v6 {
+        let sum = checksum::pseudo_header(layout.src, layout.dst, proto::UDP, u32::from(len));
+        let value = match checksum::finish(checksum::accumulate(sum, &datagram)) {
+            0 => 0xffff,
+            v => v,
+        };
+        udp::Packet::new_unchecked(&mut datagram[..]).set_checksum(value);
+    }
+    rebuild(packet, layout, proto::UDP, &datagram)
+}
+
+/// Recomputes a TCP checksum, or clears an IPv4 UDP one, after NAT-T
+/// transport mode.
+pub fn fix_transport_checksum(packet: &mut [u8], layout: &Layout) {
+    let (start, end) = (layout.header_len, layout.len);
+    let field = match layout.protocol {
+        proto::TCP => 16,
+        proto::UDP if !layout.v6 => {
+            if end - start >= udp::HEADER_LEN {
+                packet[start + 6..start + 8].fill(0);
+            }
+            return;
+        }
+        proto::UDP => 6,
+        _ => return,
+    };
+    if end - start < field + 2 {
+        return;
+    }
+    packet[start + field..start + field + 2].fill(0);
+    let sum = checksum::pseudo_header(
+        layout.src,
+        layout.dst,
+        layout.protocol,
+        (end - start) as u32,
+    );
+    let mut value = checksum::finish(checksum::accumulate(sum, &packet[start..end]));
+    if layout.protocol == proto::UDP && value == 0 {
+        value = 0xffff;
+    }
+    packet[start + field..start + field + 2].copy_from_slice(&value.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xform::ip::fix_lengths;
+
+    /// A TCP segment whose checksum is right for other addresses, as
+    /// after a NAT rewrote the outer header of a transport-mode packet.
+    fn segment(v6: bool) -> Vec<u8> {
+        let mut p = if v6 {
+            let mut h = vec![0x60, 0, 0, 0, 0, 0, proto::TCP, 64];
+            h.extend_from_slice(
+                &"2001:db8::1"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+                    .octets(),
+            );
+            h.extend_from_slice(
+                &"2001:db8::2"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+                    .octets(),
+            );
+            h
+        } else {
+            vec![
+                0x45,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                64,
+                proto::TCP,
+                0,
+                0,
+                198,
+                51,
+                100,
+                1,
+                192,
+                0,
+                2,
+                2,
+            ]
+        };
+        let mut tcp = vec![0u8; 20];
+        tcp[12] = 0x50;
+        tcp[16..18].copy_from_slice(&0xdeadu16.to_be_bytes());
+        tcp.extend_from_slice(b"payload");
+        p.extend_from_slice(&tcp);
+        fix_lengths(&mut p, v6).unwrap();
+        p
+    }
+
+    fn verifies(packet: &[u8], layout: &Layout) -> bool {
+        let (start, end) = (layout.header_len, layout.len);
+        let sum = checksum::pseudo_header(
+            layout.src,
+            layout.dst,
+            layout.protocol,
+            (end - start) as u32,
+        );
+        checksum::finish(checksum::accumulate(sum, &packet[start..end])) == 0
+    }
+
+    #[test]
+    fn transport_checksums_are_made_right_for_the_addresses_seen() {
+        for v6 in [false, true] {
+            let mut p = segment(v6);
+            let layout = Layout::of(&p).unwrap();
+            assert!(!verifies(&p, &layout));
+            fix_transport_checksum(&mut p, &layout);
+            assert!(verifies(&p, &layout), "v6={v6}");
+        }
+    }
+
+    #[test]
+    fn esp_goes_in_udp_from_and_to_the_nat_t_port() {
+        let p = segment(false);
+        let layout = Layout::of(&p).unwrap();
+        let out = encapsulate(&p, &layout, &[0xaa; 16], 4501).unwrap();
+        let l = Layout::of(&out).unwrap();
+        assert_eq!(l.protocol, proto::UDP);
+        let u = udp::Packet::new_checked(l.payload(&out)).unwrap();
+        assert_eq!(
+            (u.src_port(), u.dst_port(), u.len(), u.checksum()),
+            (PORT, 4501, 24, 0)
+        );
+        assert_eq!(u.payload(), &[0xaa; 16]);
+        // IPv6 has no checksum-free UDP: it must verify.
+        let p = segment(true);
+        let layout = Layout::of(&p).unwrap();
+        let out = encapsulate(&p, &layout, &[0xbb; 16], PORT).unwrap();
+        let l = Layout::of(&out).unwrap();
+        assert!(verifies(&out, &l));
+    }
+}
