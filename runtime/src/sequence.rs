@@ -18,6 +18,15 @@ impl SendSequence {
         }
     }
 
+    /// A counter whose next number is `next`: tests start near the end.
+    #[cfg(test)]
+    pub fn starting_at(next: u64, esn: bool) -> SendSequence {
+        SendSequence {
+            next,
+            ..SendSequence::new(esn)
+        }
+    }
+
     /// Takes the number for the next packet, or `None` once every number
     /// has been used.
     pub fn take(&mut self) -> Option<u64> {

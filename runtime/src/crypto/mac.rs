@@ -2,6 +2,9 @@
 //! (SHA-1) and RFC 4868 (SHA-2) say.
 
 use std::fmt;
+use std::mem::ManuallyDrop;
+
+use zeroize::Zeroize;
 
 use hmac::Hmac;
 use hmac::digest::{KeyInit, Output};
@@ -19,7 +22,21 @@ use super::{BadIcv, KeyError};
 /// not once per packet.
 #[derive(Clone)]
 pub struct Mac {
-    keyed: Keyed,
+    /// ManuallyDrop: [`Drop`] wipes it and nothing may read it after.
+    keyed: ManuallyDrop<Keyed>,
+}
+
+impl Drop for Mac {
+    fn drop(&mut self) {
+        // hmac 0.12 cannot zeroize, and its keyed states are as good as
+        // the key. They are plain words and buffers with nothing on the
+        // heap, so their bytes are overwritten where they lie.
+        let at = std::ptr::from_mut::<Keyed>(&mut self.keyed).cast::<u8>();
+        // SAFETY: `at` covers exactly the Keyed value, which is never
+        // read or dropped after this (it sits in a ManuallyDrop).
+        let bytes = unsafe { std::slice::from_raw_parts_mut(at, std::mem::size_of::<Keyed>()) };
+        bytes.zeroize();
+    }
 }
 
 #[derive(Clone)]
@@ -64,13 +81,15 @@ impl Mac {
             AuthAlg::X_SHA2_512 => Keyed::Sha512(keyed(key)),
             _ => return Err(KeyError::Unsupported),
         };
-        Ok(Mac { keyed })
+        Ok(Mac {
+            keyed: ManuallyDrop::new(keyed),
+        })
     }
 
     /// Truncated ICV length: half the hash for SHA-2 (RFC 4868), 96 bits
     /// for MD5 and SHA-1.
     pub fn icv_len(&self) -> usize {
-        match self.keyed {
+        match *self.keyed {
             Keyed::Md5(_) | Keyed::Sha1(_) => 12,
             Keyed::Sha256(_) => 16,
             Keyed::Sha384(_) => 24,
@@ -117,7 +136,7 @@ impl Mac {
             }
             mac.finalize().into_bytes()
         }
-        match &self.keyed {
+        match &*self.keyed {
             Keyed::Md5(m) => f(&run(m, parts)),
             Keyed::Sha1(m) => f(&run(m, parts)),
             Keyed::Sha256(m) => f(&run(m, parts)),
@@ -130,7 +149,7 @@ impl Mac {
 /// Names the algorithm, never the key.
 impl fmt::Debug for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let alg = match self.keyed {
+        let alg = match *self.keyed {
             Keyed::Md5(_) => "hmac-md5-96",
             Keyed::Sha1(_) => "hmac-sha1-96",
             Keyed::Sha256(_) => "hmac-sha2-256-128",

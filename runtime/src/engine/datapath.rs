@@ -199,10 +199,22 @@ impl Engine {
             let spi = sa.id.spi;
             let udp_port = (sa.flags & sa_flags::UDPENCAP != 0)
                 .then(|| sa.udpencap_port.filter(|&p| p != 0).unwrap_or(NAT_T_PORT));
+            let sequenced = matches!(live.transform, Transform::Esp(_) | Transform::Ah(_));
+            let Some(seq) = (if sequenced {
+                live.sequence.take()
+            } else {
+                Some(0)
+            }) else {
+                // Every sequence number is used: the SA expires, as at a
+                // hard limit, so that a key manager makes a new one.
+                if let Some(sa) = self.sad.delete(&id) {
+                    out.messages.extend(self.expired(&sa, Expiry::Hard));
+                }
+                return Err(Drop::Expired);
+            };
             packet = match &live.transform {
                 Transform::Ipip => packet,
                 Transform::Esp(esp) => {
-                    let seq = live.sequence.take().ok_or(Drop::Expired)?;
                     let mut sealed = Vec::with_capacity(bytes + esp.overhead());
                     esp.seal(
                         spi,
@@ -218,10 +230,7 @@ impl Engine {
                         None => ipx::rebuild(&packet, &layout, proto::ESP, &sealed)?,
                     }
                 }
-                Transform::Ah(ah) => {
-                    let seq = live.sequence.take().ok_or(Drop::Expired)?;
-                    ah.seal(&packet, &layout, spi, seq, live.esn)?
-                }
+                Transform::Ah(ah) => ah.seal(&packet, &layout, spi, seq, live.esn)?,
                 Transform::IpComp(ipcomp) => {
                     match ipcomp.compress(spi as u16, layout.protocol, layout.payload(&packet)) {
                         Some(packed) => ipx::rebuild(&packet, &layout, proto::IPCOMP, &packed)?,

@@ -472,6 +472,28 @@ fn a_hard_byte_lifetime_expires_the_sa() {
 }
 
 #[test]
+fn an_sa_that_used_up_its_sequence_numbers_expires() {
+    let (mut a, _, ha, hb) = pair(SUITES[0], false, true);
+    a.connect(9);
+    let id = a.sad.by_dst(b_gw(false), SaType::ESP).next().unwrap().id;
+    seal(&mut a, &udp_packet(ha, hb, b"first"));
+    let (_, live) = a.sad.live_mut(&id).unwrap().unwrap();
+    live.sequence = crate::sequence::SendSequence::new(false);
+    while live
+        .sequence
+        .take()
+        .is_some_and(|s| s < u64::from(u32::MAX) - 1)
+    {}
+    seal(&mut a, &udp_packet(ha, hb, b"last"));
+    let mut out = Output::default();
+    a.outbound(&udp_packet(ha, hb, b"one too many"), 1, &mut out);
+    assert_eq!(out.dropped, Some(Drop::Expired));
+    assert!(out.wire.is_empty());
+    assert!(out.messages.iter().any(|m| m.bytes[1] == MsgType::EXPIRE.0));
+    assert!(a.sad.get(&id).is_none(), "the SA is gone");
+}
+
+#[test]
 fn packets_too_big_for_the_path_are_answered() {
     let (mut a, _, ha, hb) = pair(SUITES[0], false, true);
     a.path_mtu = 1000;
