@@ -279,6 +279,17 @@ impl Lab {
     pub(crate) fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
+
+    /// The index of the process started last ([`Lab::daemon`] included),
+    /// for [`Lab::stop`] and [`Lab::running`].
+    pub(crate) fn last_spawned(&self) -> usize {
+        self.children.len() - 1
+    }
+
+    /// Whether a background process is still running.
+    pub(crate) fn running(&mut self, index: usize) -> bool {
+        matches!(self.children[index].1.try_wait(), Ok(None))
+    }
 }
 
 impl Drop for Lab {
@@ -432,8 +443,16 @@ fn two_gateways(test: &str, proto: Proto, v6: bool, tunnel: bool) {
         .collect();
     assert_eq!(carried.len(), 2, "{flows}");
     assert!(carried.iter().all(|&n| n > 100), "{flows}");
-    // And enc0's capture has the plaintext.
-    assert!(std::fs::metadata(lab.dir.join(format!("{a}-enc.pcap"))).is_ok());
+    // And enc0's capture (ipsecd -w) has the plaintext both ways, with
+    // LINKTYPE_ENC headers naming the SAs.
+    let enc = lab.dir.join(format!("{a}-enc.pcap"));
+    let bytes = std::fs::read(&enc).unwrap();
+    assert_eq!(u32::from_ne_bytes(bytes[20..24].try_into().unwrap()), 109);
+    // As on OpenBSD, tunnel-mode packets show their outer header there.
+    for (host, way) in [(gw_a, "out"), (gw_b, "in")] {
+        let shown = lab.count(&enc, &format!("src host {host}"));
+        assert!(shown > 100, "{shown} packets {way} in the enc capture");
+    }
     let log = lab.log(&format!("{a}-ipsecd.log"));
     assert!(!log.contains("panicked"), "{log}");
 }

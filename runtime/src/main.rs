@@ -239,6 +239,7 @@ fn main() -> ExitCode {
 /// time passing once a second, until SIGTERM or SIGINT.
 fn serve(listener: &Listener, signals: &Signals, dataplane: &mut Dataplane) {
     let mut engine = Engine::new(entropy());
+    engine.capture = dataplane.capturing();
     let mut clients: BTreeMap<ClientId, Conn> = BTreeMap::new();
     let mut next_id: ClientId = 1;
     // Clients that may not talk PF_KEY: their first message is answered
@@ -359,6 +360,7 @@ fn serve(listener: &Listener, signals: &Signals, dataplane: &mut Dataplane) {
         if t != last_tick {
             last_tick = t;
             out.extend(engine.tick(t));
+            dataplane.tick(&engine, t);
         }
         if messages_in {
             quiet_rounds = 0;

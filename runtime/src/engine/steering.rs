@@ -5,6 +5,7 @@
 use super::*;
 use crate::spd::{self, Direction};
 use crate::wire::{ipv4, ipv6, udp};
+use crate::xform::natt;
 use pfkey::{FlowType, sa_flags};
 use std::collections::BTreeSet;
 
@@ -72,5 +73,19 @@ impl Engine {
             worst = worst.max(total);
         }
         worst
+    }
+
+    /// NAT-keepalives for every SA carried in UDP, from its source to its
+    /// destination's port. Only the SAs this host sends on matter; the
+    /// shell knows its addresses and sends those.
+    pub fn keepalives(&self) -> Vec<Vec<u8>> {
+        self.sad
+            .iter()
+            .filter(|sa| sa.flags & sa_flags::UDPENCAP != 0)
+            .filter_map(|sa| {
+                let port = sa.udpencap_port.filter(|&p| p != 0).unwrap_or(natt::PORT);
+                natt::keepalive(sa.src, sa.id.dst, port)
+            })
+            .collect()
     }
 }

@@ -7,10 +7,12 @@ use super::cleartext::Cleartext;
 use super::log;
 use super::net::Peers;
 use super::pcap::{self, Capture};
-use super::routes::{Route, Routes};
+use super::routes::{Route, Routes, local_addresses};
 use super::tun::Tun;
 use crate::engine::datapath::NAT_T_PORT;
 use crate::engine::{Engine, Output, Send};
+use crate::xform::ip::Layout;
+use crate::xform::natt;
 use std::io;
 use std::os::fd::RawFd;
 use std::path::Path;
@@ -37,6 +39,9 @@ pub struct Dataplane {
     synced: Option<u64>,
     mtu: usize,
     send_errors: u64,
+    /// When NAT-keepalives last went out, and the engine's change count
+    /// then: new SAs get theirs at once.
+    last_keepalive: (u64, u64),
 }
 
 impl Dataplane {
@@ -61,7 +66,35 @@ impl Dataplane {
             synced: None,
             mtu: 0,
             send_errors: 0,
+            last_keepalive: (0, 0),
         })
+    }
+
+    /// Whether packets are being captured (`-w`): the engine keeps copies
+    /// only then.
+    pub fn capturing(&self) -> bool {
+        self.capture.is_some()
+    }
+
+    /// Once a second: NAT-keepalives for the SAs this host sends in UDP,
+    /// every [`natt::KEEPALIVE_INTERVAL`] seconds and when SAs change.
+    pub fn tick(&mut self, engine: &Engine, now: u64) {
+        let (at, changes) = self.last_keepalive;
+        if now < at + natt::KEEPALIVE_INTERVAL && changes == engine.changes {
+            return;
+        }
+        self.last_keepalive = (now, engine.changes);
+        let keepalives = engine.keepalives();
+        if keepalives.is_empty() {
+            return;
+        }
+        let local = local_addresses();
+        for packet in keepalives {
+            let from_here = Layout::of(&packet).is_ok_and(|l| local.contains(&l.src));
+            if from_here && let Err(e) = self.peers.send(&packet) {
+                log::debug(&format!("keepalive: {e}"));
+            }
+        }
     }
 
     /// Descriptors to poll for input.

@@ -44,6 +44,11 @@ pub const MARK: u32 = 0x1950_0000;
 
 const IPPROTO_ESP: u8 = 50;
 const IPPROTO_AH: u8 = 51;
+const IPPROTO_COMP: u8 = 108;
+
+/// The protocols read from raw sockets: ESP, AH, and IPComp, which a
+/// transport-mode IPComp SA sends on its own.
+const PROTECTED: [u8; 3] = [IPPROTO_ESP, IPPROTO_AH, IPPROTO_COMP];
 const IPV4_HEADER: usize = 20;
 const IPV6_HEADER: usize = 40;
 /// Room in front of a received payload for the header to rebuild.
@@ -230,7 +235,7 @@ fn recv_ancillary6(fd: &OwnedFd) -> io::Result<()> {
 /// The IPv6 sockets: inputs and the sending socket.
 fn open6(port: u16) -> io::Result<(Vec<Input>, OwnedFd)> {
     let mut inputs = Vec::new();
-    for protocol in [IPPROTO_ESP, IPPROTO_AH] {
+    for protocol in PROTECTED {
         let fd = socket(libc::AF_INET6, libc::SOCK_RAW, protocol.into())?;
         recv_ancillary6(&fd)?;
         inputs.push(Input {
@@ -399,7 +404,7 @@ impl Peers {
     /// on with IPv4 only.
     pub fn open(udp_port: u16) -> io::Result<Peers> {
         let mut inputs = Vec::new();
-        for protocol in [IPPROTO_ESP, IPPROTO_AH] {
+        for protocol in PROTECTED {
             inputs.push(Input {
                 fd: socket(libc::AF_INET, libc::SOCK_RAW, protocol.into())?,
                 kind: Kind::Raw4,
@@ -723,7 +728,7 @@ mod tests {
             sh(&["ip", "link", "set", "lo", "up"]);
             let peers = Peers::open(4500).unwrap();
             let v6 = peers.send6.is_some();
-            assert_eq!(peers.fds().len(), if v6 { 6 } else { 3 });
+            assert_eq!(peers.fds().len(), if v6 { 8 } else { 4 });
             for input in &peers.inputs {
                 let fd = input.fd.as_raw_fd();
                 // SAFETY: the descriptor is ours and open.
@@ -933,20 +938,20 @@ mod tests {
     /// quiet about ESP and AH (on a kernel without esp4/ah4 it would
     /// answer). Protocol 99 shows that the listener hears what is sent.
     #[test]
-    fn open_peers_keep_the_kernel_from_refusing_esp_and_ah() {
-        const TEST: &str = "open_peers_keep_the_kernel_from_refusing_esp_and_ah";
+    fn open_peers_keep_the_kernel_from_refusing_what_they_read() {
+        const TEST: &str = "open_peers_keep_the_kernel_from_refusing_what_they_read";
         if !is_root(TEST) {
             return;
         }
         run(TEST, || {
             sh(&["ip", "link", "set", "lo", "up"]);
             let peers = Peers::open(4500).unwrap();
-            for protocol in [IPPROTO_ESP, IPPROTO_AH] {
+            for protocol in PROTECTED {
                 assert_eq!(icmp_errors_after(&ipv4(protocol, &esp_payload(1))), []);
             }
             assert_eq!(icmp_errors_after(&ipv4(99, &esp_payload(1))), [(3, 2)]);
             if peers.send6.is_some() {
-                for protocol in [IPPROTO_ESP, IPPROTO_AH] {
+                for protocol in PROTECTED {
                     assert_eq!(icmp_errors_after(&ipv6(protocol, &esp_payload(1))), []);
                 }
                 assert_eq!(icmp_errors_after(&ipv6(99, &esp_payload(1))), [(4, 1)]);
@@ -958,7 +963,7 @@ mod tests {
                     got += 1;
                 }
             }
-            assert_eq!(got, if peers.send6.is_some() { 4 } else { 2 });
+            assert_eq!(got, if peers.send6.is_some() { 6 } else { 3 });
         });
     }
 

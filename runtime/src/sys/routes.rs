@@ -104,7 +104,7 @@ impl Drop for Routes {
 }
 
 /// The addresses of this host's interfaces.
-fn local_addresses() -> Vec<IpAddr> {
+pub fn local_addresses() -> Vec<IpAddr> {
     let mut found = Vec::new();
     let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `list` with a list we free below.

@@ -2,11 +2,63 @@
 //! ESP on the way out, and on the way in the transport checksums a NAT
 //! has invalidated.
 
-use super::ip::{CannotBuild, Layout, proto, rebuild};
-use crate::wire::{checksum, udp};
+use super::ip::{CannotBuild, DEFAULT_TTL, Layout, fix_lengths, proto, rebuild};
+use crate::wire::{checksum, ipv4, ipv6, udp};
+use std::net::IpAddr;
 
 /// The UDP port of ESP in UDP.
 pub const PORT: u16 = 4500;
+
+/// How often a host behind a NAT reminds it of the mapping (RFC 3948
+/// §4 suggests 20 seconds).
+pub const KEEPALIVE_INTERVAL: u64 = 20;
+
+/// A NAT-keepalive (RFC 3948 §2.3): one 0xFF byte in UDP from the NAT-T
+/// port to the peer's. None for addresses of two families.
+pub fn keepalive(src: IpAddr, dst: IpAddr, dst_port: u16) -> Option<Vec<u8>> {
+    let v6 = src.is_ipv6();
+    if dst.is_ipv6() != v6 {
+        return None;
+    }
+    let header = if v6 {
+        ipv6::HEADER_LEN
+    } else {
+        ipv4::HEADER_LEN
+    };
+    let mut packet = vec![0u8; header + udp::HEADER_LEN + 1];
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let mut ip = ipv4::Packet::new_unchecked(&mut packet[..]);
+            ip.set_version_and_header_len(ipv4::HEADER_LEN);
+            ip.set_ttl(DEFAULT_TTL);
+            ip.set_protocol(proto::UDP);
+            ip.set_src_addr(s);
+            ip.set_dst_addr(d);
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let mut ip = ipv6::Packet::new_unchecked(&mut packet[..]);
+            ip.set_version_class_and_label(0, 0);
+            ip.set_next_header(proto::UDP);
+            ip.set_hop_limit(DEFAULT_TTL);
+            ip.set_src_addr(s);
+            ip.set_dst_addr(d);
+        }
+        _ => return None,
+    }
+    fix_lengths(&mut packet, v6).ok()?;
+    let datagram = &mut packet[header..];
+    datagram[udp::HEADER_LEN] = 0xff;
+    let mut u = udp::Packet::new_unchecked(&mut datagram[..]);
+    u.set_src_port(PORT);
+    u.set_dst_port(dst_port);
+    u.set_len((udp::HEADER_LEN + 1) as u16);
+    if v6 {
+        let sum = checksum::pseudo_header(src, dst, proto::UDP, (udp::HEADER_LEN + 1) as u32);
+        let value = checksum::finish(checksum::accumulate(sum, datagram));
+        udp::Packet::new_unchecked(datagram).set_checksum(if value == 0 { 0xffff } else { value });
+    }
+    Some(packet)
+}
 
 /// ESP in UDP (RFC 3948 §2.1): a UDP header from and to the NAT-T port
 /// between the IP header and ESP. IPv4 sends no UDP checksum; IPv6 must.
@@ -71,7 +123,6 @@ pub fn fix_transport_checksum(packet: &mut [u8], layout: &Layout) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xform::ip::fix_lengths;
 
     /// A TCP segment whose checksum is right for other addresses, as
     /// after a NAT rewrote the outer header of a transport-mode packet.
@@ -144,6 +195,33 @@ mod tests {
             fix_transport_checksum(&mut p, &layout);
             assert!(verifies(&p, &layout), "v6={v6}");
         }
+    }
+
+    #[test]
+    fn keepalives_are_one_ff_byte_from_the_nat_t_port() {
+        let src: IpAddr = "192.168.1.2".parse().unwrap();
+        let dst: IpAddr = "198.51.100.2".parse().unwrap();
+        let k = keepalive(src, dst, 4501).unwrap();
+        let l = Layout::of(&k).unwrap();
+        assert_eq!(
+            (l.src, l.dst, l.protocol, l.len),
+            (src, dst, proto::UDP, 29)
+        );
+        assert!(ipv4::Packet::new_checked(&k[..]).unwrap().verify_checksum());
+        let u = udp::Packet::new_checked(l.payload(&k)).unwrap();
+        assert_eq!(
+            (u.src_port(), u.dst_port(), u.payload()),
+            (PORT, 4501, &[0xff][..])
+        );
+        let k = keepalive(
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+            PORT,
+        )
+        .unwrap();
+        let l = Layout::of(&k).unwrap();
+        assert!(verifies(&k, &l));
+        assert_eq!(keepalive(src, "2001:db8::2".parse().unwrap(), PORT), None);
     }
 
     #[test]
