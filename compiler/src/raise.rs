@@ -134,11 +134,10 @@ pub fn sa_text(msg: &Message, keys: bool, verbose: bool) -> Option<String> {
         ordered.sort_by_key(|e| e.ext_type);
         for ext in ordered {
             let name = ext.ext_type.name().unwrap_or("unknown");
-            let _ = writeln!(
-                text,
-                "\t{name}: {}",
-                pfkey::display::extension_text(msg, ext, keys)
-            );
+            let body = pfkey::display::extension_text(msg, ext, keys);
+            // A body of several lines starts on the next one.
+            let gap = if body.starts_with('\n') { "" } else { " " };
+            let _ = writeln!(text, "\t{name}:{gap}{body}");
         }
     }
     Some(text)
