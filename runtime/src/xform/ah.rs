@@ -83,9 +83,12 @@ impl Ah {
         let next_header = view.next_header();
         let icv = &view.icv()[..self.mac.icv_len()];
         let muted = muted_header(&packet[..at], layout.v6);
+        // The header as the sender signed it: the ICV zeroed, its padding
+        // as sent (RFC 4302 §2.6: the padding is in the ICV).
         let mut ah_copy = [0u8; 80];
         let ah_copy = &mut ah_copy[..ah_len];
-        ah_copy[..ah::FIXED_LEN].copy_from_slice(&packet[at..at + ah::FIXED_LEN]);
+        ah_copy.copy_from_slice(&packet[at..at + ah_len]);
+        ah_copy[ah::FIXED_LEN..ah::FIXED_LEN + self.mac.icv_len()].fill(0);
         let high = high_bits(seq, esn);
         self.mac
             .verify(

@@ -472,6 +472,20 @@ fn a_hard_byte_lifetime_expires_the_sa() {
 }
 
 #[test]
+fn ah_padding_is_authenticated() {
+    // SHA2-256's 16-byte ICV is padded with 4 bytes in IPv6.
+    let suite = ah(AuthAlg::X_SHA2_256, 32);
+    let (mut a, mut b, ha, hb) = pair(suite, true, false);
+    let wire = seal(&mut a, &udp_packet(ha, hb, b"padded"));
+    let padding = 40 + 12 + 16;
+    assert_eq!(&wire[padding..padding + 4], &[0; 4]);
+    let mut tampered = wire.clone();
+    tampered[padding + 2] = 0x70;
+    assert_eq!(open(&mut b, &tampered), Err(Drop::Authentication));
+    assert!(open(&mut b, &wire).is_ok());
+}
+
+#[test]
 fn an_sa_that_used_up_its_sequence_numbers_expires() {
     let (mut a, _, ha, hb) = pair(SUITES[0], false, true);
     a.connect(9);
