@@ -12,7 +12,7 @@ use pfkey::Message;
 const PID: u32 = 7;
 
 fuzz_target!(|data: &[u8]| {
-    let mut engine = Engine::new(1);
+    let mut engine = Engine::new([1; 32]);
     for client in 0..3 {
         engine.connect(client);
     }
