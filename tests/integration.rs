@@ -6,6 +6,8 @@
 mod cli;
 mod daemon;
 mod datapath;
+mod hostile;
+mod interop;
 mod natt;
 mod roundtrip;
 mod snapshots;
