@@ -31,10 +31,13 @@ pub enum Drop {
     Unkeyed,
     /// ESP in UDP for an SA without NAT-T, or the other way round.
     EncapMismatch,
+    /// Sent on in the clear until its TTL or hop limit ran out: a route
+    /// that leads back into enc0.
+    HopLimit,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 13] = [
+    pub const ALL: [Drop; 14] = [
         Drop::Malformed,
         Drop::NoSa,
         Drop::NoPolicy,
@@ -48,6 +51,7 @@ impl Drop {
         Drop::Expired,
         Drop::Unkeyed,
         Drop::EncapMismatch,
+        Drop::HopLimit,
     ];
 
     /// A short name for logs and the statistics dump.
@@ -66,6 +70,7 @@ impl Drop {
             Drop::Expired => "SA expired",
             Drop::Unkeyed => "unusable keys",
             Drop::EncapMismatch => "encapsulation mismatch",
+            Drop::HopLimit => "hop limit reached",
         }
     }
 }

@@ -153,8 +153,20 @@ impl Engine {
         Ok(())
     }
 
+    /// Sends a packet on unprotected, as a router would: one hop less.
+    /// That also ends the loop a route of the host's own can make, into
+    /// enc0 from the main table, which the daemon's marked packets use.
     fn send_clear(&mut self, packet: &[u8], out: &mut Output) -> Fate<()> {
-        out.wire.push(packet.to_vec());
+        let mut packet = packet.to_vec();
+        let ttl_at = if packet[0] >> 4 == 6 { 7 } else { 8 };
+        if packet[ttl_at] <= 1 {
+            return Err(Drop::HopLimit);
+        }
+        packet[ttl_at] -= 1;
+        if ttl_at == 8 {
+            ipv4::Packet::new_unchecked(&mut packet[..]).fill_checksum();
+        }
+        out.wire.push(packet);
         self.counters.clear_out += 1;
         Ok(())
     }

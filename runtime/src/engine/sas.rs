@@ -21,6 +21,26 @@ fn key_len(k: &Option<Key>) -> usize {
 /// exact sizes for authentication keys, the cipher's range for
 /// encryption keys.
 fn check_algorithms(sa: &SecurityAssociation) -> Result<(), Errno> {
+    let enc = EncAlg(sa.encrypt);
+    let enc_len = key_len(&sa.enc_key);
+    // Combined ciphers make their own ICV. OpenBSD's ipsecctl and isakmpd
+    // still name it in the auth field (GMAC of the cipher's key size, or
+    // Poly1305), with no key of its own.
+    let own_icv = match sa.auth {
+        AuthAlg::X_AES128GMAC => enc_len == 20,
+        AuthAlg::X_AES192GMAC => enc_len == 28,
+        AuthAlg::X_AES256GMAC => enc_len == 36,
+        AuthAlg::X_CHACHA20POLY1305 => enc == EncAlg::X_CHACHA20POLY1305,
+        _ => false,
+    };
+    let combined = matches!(
+        enc,
+        EncAlg::X_AESGCM8
+            | EncAlg::X_AESGCM12
+            | EncAlg::X_AESGCM16
+            | EncAlg::X_AESGMAC
+            | EncAlg::X_CHACHA20POLY1305
+    );
     let auth_len = match sa.auth {
         AuthAlg::NONE => 0,
         AuthAlg::MD5HMAC => 16,
@@ -28,6 +48,7 @@ fn check_algorithms(sa: &SecurityAssociation) -> Result<(), Errno> {
         AuthAlg::X_SHA2_256 => 32,
         AuthAlg::X_SHA2_384 => 48,
         AuthAlg::X_SHA2_512 => 64,
+        _ if combined && own_icv => 0,
         _ => return Err(Errno::EINVAL),
     };
     let enc_ok = |len: usize| match EncAlg(sa.encrypt) {
@@ -37,14 +58,19 @@ fn check_algorithms(sa: &SecurityAssociation) -> Result<(), Errno> {
         EncAlg::X_BLF => (5..=56).contains(&len),
         EncAlg::NULL => len <= 256,
         EncAlg::X_AES => matches!(len, 16 | 24 | 32),
-        EncAlg::X_AESCTR | EncAlg::X_AESGCM16 | EncAlg::X_AESGMAC => matches!(len, 20 | 28 | 36),
+        // Unlike OpenBSD, GCM with 8- and 12-byte ICVs too (RFC 4106).
+        EncAlg::X_AESCTR
+        | EncAlg::X_AESGCM8
+        | EncAlg::X_AESGCM12
+        | EncAlg::X_AESGCM16
+        | EncAlg::X_AESGMAC => matches!(len, 20 | 28 | 36),
         EncAlg::X_CHACHA20POLY1305 => len == 36,
         _ => false,
     };
     let ok = match sa.id.satype {
         SaType::ESP => {
             key_len(&sa.auth_key) == auth_len
-                && enc_ok(key_len(&sa.enc_key))
+                && enc_ok(enc_len)
                 && (sa.encrypt != EncAlg::NONE.0 || sa.auth != AuthAlg::NONE)
         }
         SaType::AH => {
@@ -440,4 +466,53 @@ fn export(msg: &mut Message, sa: &SecurityAssociation, replay: u64, links: bool)
         ..pfkey::Counter::default()
     };
     push(msg, ExtType::X_COUNTER, Body::Counter(Box::new(counter)));
+}
+
+#[cfg(test)]
+mod algorithm_tests {
+    use super::*;
+    use crate::sad::SaId;
+
+    fn esp(enc: EncAlg, enc_len: usize, auth: AuthAlg, auth_len: usize) -> SecurityAssociation {
+        let id = SaId {
+            dst: "192.0.2.2".parse().unwrap(),
+            spi: 0x1000,
+            satype: SaType::ESP,
+        };
+        let mut sa = SecurityAssociation::new(id, "192.0.2.1".parse().unwrap(), 0);
+        sa.encrypt = enc.0;
+        sa.enc_key = (enc_len > 0).then(|| pfkey::Key::new(&vec![7; enc_len]));
+        sa.auth = auth;
+        sa.auth_key = (auth_len > 0).then(|| pfkey::Key::new(&vec![9; auth_len]));
+        sa
+    }
+
+    #[test]
+    fn combined_ciphers_may_name_their_own_icv_as_the_auth_algorithm() {
+        let ok = |sa: &SecurityAssociation| check_algorithms(sa).is_ok();
+        // As OpenBSD's ipsecctl and isakmpd send them.
+        assert!(ok(&esp(EncAlg::X_AESGCM16, 20, AuthAlg::X_AES128GMAC, 0)));
+        assert!(ok(&esp(EncAlg::X_AESGCM16, 36, AuthAlg::X_AES256GMAC, 0)));
+        assert!(ok(&esp(EncAlg::X_AESGMAC, 28, AuthAlg::X_AES192GMAC, 0)));
+        assert!(ok(&esp(
+            EncAlg::X_CHACHA20POLY1305,
+            36,
+            AuthAlg::X_CHACHA20POLY1305,
+            0
+        )));
+        // Or nothing at all; and the shorter GCM ICVs.
+        assert!(ok(&esp(EncAlg::X_AESGCM16, 20, AuthAlg::NONE, 0)));
+        assert!(ok(&esp(EncAlg::X_AESGCM8, 20, AuthAlg::NONE, 0)));
+        assert!(ok(&esp(EncAlg::X_AESGCM12, 28, AuthAlg::X_AES192GMAC, 0)));
+        // A GMAC of another key size, a key for it, or GMAC without GCM.
+        assert!(!ok(&esp(EncAlg::X_AESGCM16, 20, AuthAlg::X_AES256GMAC, 0)));
+        assert!(!ok(&esp(EncAlg::X_AESGCM16, 20, AuthAlg::X_AES128GMAC, 20)));
+        assert!(!ok(&esp(EncAlg::X_AES, 16, AuthAlg::X_AES128GMAC, 0)));
+        assert!(!ok(&esp(
+            EncAlg::X_AESGCM16,
+            20,
+            AuthAlg::X_CHACHA20POLY1305,
+            0
+        )));
+    }
 }

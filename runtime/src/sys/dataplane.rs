@@ -42,6 +42,9 @@ pub struct Dataplane {
     /// When NAT-keepalives last went out, and the engine's change count
     /// then: new SAs get theirs at once.
     last_keepalive: (u64, u64),
+    /// The host's addresses when last looked at: routes name their source
+    /// only if it is one of them, so a change means a new sync.
+    addresses: Vec<std::net::IpAddr>,
 }
 
 impl Dataplane {
@@ -67,6 +70,7 @@ impl Dataplane {
             mtu: 0,
             send_errors: 0,
             last_keepalive: (0, 0),
+            addresses: Vec::new(),
         })
     }
 
@@ -79,6 +83,12 @@ impl Dataplane {
     /// Once a second: NAT-keepalives for the SAs this host sends in UDP,
     /// every [`natt::KEEPALIVE_INTERVAL`] seconds and when SAs change.
     pub fn tick(&mut self, engine: &Engine, now: u64) {
+        let mut addresses = local_addresses();
+        addresses.sort();
+        if addresses != self.addresses {
+            self.addresses = addresses;
+            self.synced = None;
+        }
         let (at, changes) = self.last_keepalive;
         if now < at + natt::KEEPALIVE_INTERVAL && changes == engine.changes {
             return;
@@ -88,9 +98,8 @@ impl Dataplane {
         if keepalives.is_empty() {
             return;
         }
-        let local = local_addresses();
         for packet in keepalives {
-            let from_here = Layout::of(&packet).is_ok_and(|l| local.contains(&l.src));
+            let from_here = Layout::of(&packet).is_ok_and(|l| self.addresses.contains(&l.src));
             if from_here && let Err(e) = self.peers.send(&packet) {
                 log::debug(&format!("keepalive: {e}"));
             }

@@ -380,22 +380,40 @@ fn flow_types_decide_without_an_sa() {
         out.clear();
         e.outbound(&packet, 5, &mut out);
         assert_eq!(out.dropped, dropped, "{flow_type:?}");
-        assert_eq!(
-            out.wire.first() == Some(&packet),
-            sent_clear,
-            "{flow_type:?}"
-        );
+        // In the clear means the packet itself, one hop on.
+        let clear = out
+            .wire
+            .first()
+            .is_some_and(|w| w[12..] == packet[12..] && w[8] == 63);
+        assert_eq!(clear, sent_clear, "{flow_type:?}");
         let acquired = out
             .messages
             .iter()
             .any(|m| m.bytes[1] == MsgType::ACQUIRE.0);
         assert_eq!(acquired, acquires, "{flow_type:?}");
     }
-    // No flow at all: no IPsec.
+    // No flow at all: no IPsec, and one hop less, as a router would.
     e.spd.clear();
     out.clear();
     e.outbound(&packet, 5, &mut out);
-    assert_eq!(out.wire, vec![packet]);
+    let mut sent = packet.clone();
+    sent[8] -= 1;
+    ipx::fix_lengths(&mut sent, false).unwrap();
+    assert_eq!(out.wire, vec![sent.clone()]);
+    // A route that brings such packets back into enc0 cannot loop them
+    // for ever.
+    let mut hops = 1;
+    loop {
+        let again = out.wire.pop().unwrap();
+        out.clear();
+        e.outbound(&again, 5, &mut out);
+        if out.dropped.is_some() {
+            break;
+        }
+        hops += 1;
+    }
+    assert_eq!(out.dropped, Some(Drop::HopLimit));
+    assert_eq!(hops, 63, "the test packet starts at TTL 64");
 }
 
 fn register(satype: SaType) -> Vec<u8> {
