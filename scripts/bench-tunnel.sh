@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# bench-tunnel.sh - ipsecd as a `cmd:NAME` tunnel for ../shared/bench/netns-tunnel.sh.
+#
+#   scripts/bench-tunnel.sh MODE [SIDE]
+#
+# MODE: the SA pair to key
+#   cbc     AES-128-CBC + HMAC-SHA2-256, manual SAs through ipsecctl -f
+#   gcm     AES-128-GCM, keyed by keymgr (GETSPI + UPDATE, as isakmpd does;
+#           ipsec.conf refuses GCM with static keys)
+#   gcm256  AES-256-GCM, keymgr
+#   chacha  ChaCha20-Poly1305, keymgr
+# SIDE: a or b; by default taken from $NS (ipsbench-a / ipsbench-b).
+#
+# The harness runs this in each namespace with $IFACE set and wants a TUN
+# named $IFACE that stays in the foreground; it then puts 10.78.0.x/24 on
+# it. So: start a loader in the background that waits for ipsecd's control
+# socket and loads the flow (ipsecctl) and the SA pair (ipsecctl or keymgr),
+# then `exec ipsecd -d -e $IFACE`, so that the pid the harness holds (and
+# charges CPU to, and SIGTERMs at the end) is ipsecd's own.
+#
+#   [ns A] 10.78.0.1 tun --ipsecd-- 10.77.0.1 veth ==== veth 10.77.0.2 --ipsecd-- tun 10.78.0.2 [ns B]
+#   SPI 0x1000 carries A to B, 0x1001 B to A; tunnel mode between the veth addresses.
+#
+# The keys are fixed: this is a benchmark, nothing here is secret.
+#
+# Build first (the harness gives the command 5 s to make the TUN):
+#   cargo build --release --locked --bin ipsecd --bin ipsecctl --example keymgr
+# Then, from the workspace:
+#   for m in cbc gcm; do
+#     TUN_CMD_A="$PWD/scripts/bench-tunnel.sh $m" TUN_CMD_B="$PWD/scripts/bench-tunnel.sh $m" \
+#       LABEL=$m DUR=5 REPS=3 ../shared/bench/netns-tunnel.sh cmd:ipsecd
+#   done
+#
+# Knobs: IPSECD, IPSECCTL, KEYMGR (binaries; default target/release),
+# IPSECD_FLAGS (extra ipsecd flags, e.g. -v), BENCH_RUN (socket directory,
+# default /run/ipsecd-bench).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+mode=${1:?usage: bench-tunnel.sh cbc|gcm|gcm256|chacha [a|b]}
+side=${2:-}
+if [[ -z $side ]]; then
+  case ${NS:-} in
+    *-a) side=a ;;
+    *-b) side=b ;;
+    *) echo "bench-tunnel.sh: give the side (a or b); \$NS is '${NS:-}'" >&2; exit 2 ;;
+  esac
+fi
+ifname=${IFACE:?IFACE must name the TUN to create}
+IPSECD=${IPSECD:-$here/target/release/ipsecd}
+IPSECCTL=${IPSECCTL:-$here/target/release/ipsecctl}
+KEYMGR=${KEYMGR:-$here/target/release/examples/keymgr}
+run=${BENCH_RUN:-/run/ipsecd-bench}
+for b in "$IPSECD" "$IPSECCTL" "$KEYMGR"; do
+  [[ -x $b ]] || { echo "bench-tunnel.sh: $b missing; build with cargo build --release --locked --bin ipsecd --bin ipsecctl --example keymgr" >&2; exit 1; }
+done
+
+# Outer (veth) and inner (TUN) addresses, as netns-tunnel.sh sets them.
+if [[ $side == a ]]; then
+  me=10.77.0.1 peer=10.77.0.2 inner_me=10.78.0.1 inner_peer=10.78.0.2
+  spi_out=0x1000 spi_in=0x1001
+else
+  me=10.77.0.2 peer=10.77.0.1 inner_me=10.78.0.2 inner_peer=10.78.0.1
+  spi_out=0x1001 spi_in=0x1000
+fi
+# Per direction: the SA with SPI 0x1000 (A to B) and 0x1001 (B to A).
+key() { # key SPI BYTES: a fixed key of BYTES bytes for the SA
+  local fill=b2 i s=
+  [[ $1 == 0x1000 ]] && fill=a1
+  for ((i = 0; i < $2; i++)); do s+=$fill; done
+  echo "0x$s"
+}
+
+mkdir -p "$run"
+chmod 700 "$run"
+socket=$run/$ifname.sock
+rm -f "$socket"
+
+load() {
+  local i
+  for i in $(seq 1 100); do [[ -S $socket ]] && break; sleep 0.05; done
+  [[ -S $socket ]] || { echo "bench-tunnel.sh: no control socket at $socket" >&2; return 1; }
+  local conf
+  conf=$(mktemp "$run/$ifname.XXXXXX.conf") # mktemp makes it 0600, as ipsecctl wants
+  echo "flow esp from $inner_me to $inner_peer peer $peer" >"$conf"
+  case $mode in
+    cbc)
+      echo "esp tunnel from $me to $peer spi $spi_out:$spi_in auth hmac-sha2-256 enc aes" \
+        "authkey $(key "$spi_out" 32):$(key "$spi_in" 32)" \
+        "enckey $(key "$spi_out" 16):$(key "$spi_in" 16)" >>"$conf"
+      ;;
+    gcm | gcm256 | chacha) ;;
+    *) echo "bench-tunnel.sh: unknown mode $mode" >&2; rm -f "$conf"; return 1 ;;
+  esac
+  IPSECD_SOCKET=$socket "$IPSECCTL" -f "$conf" || { rm -f "$conf"; return 1; }
+  rm -f "$conf"
+  local enc bytes
+  case $mode in
+    gcm) enc=aes-gcm bytes=20 ;;
+    gcm256) enc=aes-gcm bytes=36 ;;
+    chacha) enc=chacha20-poly1305 bytes=36 ;;
+    *) enc= ;;
+  esac
+  if [[ -n $enc ]]; then
+    "$KEYMGR" -s "$socket" add --src "$me" --dst "$peer" --spi "$spi_out" \
+      --enc "$enc" --enckey "$(key "$spi_out" "$bytes")" --tunnel || return 1
+    "$KEYMGR" -s "$socket" add --src "$peer" --dst "$me" --spi "$spi_in" \
+      --enc "$enc" --enckey "$(key "$spi_in" "$bytes")" --tunnel || return 1
+  fi
+  echo "bench-tunnel.sh: $mode SAs and flow loaded on side $side"
+  IPSECD_SOCKET=$socket "$IPSECCTL" -s all || true
+  # What the data path ends up with once the harness has set the TUN up:
+  # kept in $run/$ifname.log, as the harness deletes its own logs.
+  for i in $(seq 1 50); do ip -4 addr show dev "$ifname" | grep -q inet && break; sleep 0.1; done
+  sleep 0.5
+  {
+    echo "$(date +%T) $mode side $side:"
+    ip -o link show dev "$ifname"
+    ip -4 -o addr show dev "$ifname"
+    ip route show table 1950
+    ip route get "$inner_peer"
+  } >"$run/$ifname.log" 2>&1
+}
+
+# Detached (the subshell exits at once), so ipsecd has no child to reap.
+# A loader that fails stops the daemon: a tunnel without SAs would send
+# the harness's traffic in the clear.
+(load || kill -TERM $$ &)
+# shellcheck disable=SC2086
+exec "$IPSECD" -d ${IPSECD_FLAGS:-} -s "$socket" -e "$ifname"
