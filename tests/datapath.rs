@@ -442,17 +442,21 @@ fn two_gateways(test: &str, proto: Proto, v6: bool, tunnel: bool) {
         .map(|(n, _)| n.parse().unwrap())
         .collect();
     assert_eq!(carried.len(), 2, "{flows}");
-    assert!(carried.iter().all(|&n| n > 100), "{flows}");
+    // Out: the transfer's segments; in: B's acknowledgements, fewer since
+    // runs of segments reach B's TCP joined.
+    assert!(carried[0] > 100 && carried[1] > 5, "{flows}");
     // And enc0's capture (ipsecd -w) has the plaintext both ways, with
     // LINKTYPE_ENC headers naming the SAs.
     let enc = lab.dir.join(format!("{a}-enc.pcap"));
     let bytes = std::fs::read(&enc).unwrap();
     assert_eq!(u32::from_ne_bytes(bytes[20..24].try_into().unwrap()), 109);
     // As on OpenBSD, tunnel-mode packets show their outer header there.
-    for (host, way) in [(gw_a, "out"), (gw_b, "in")] {
-        let shown = lab.count(&enc, &format!("src host {host}"));
-        assert!(shown > 100, "{shown} packets {way} in the enc capture");
-    }
+    let out = lab.count(&enc, &format!("src host {gw_a}"));
+    let back = lab.count(&enc, &format!("src host {gw_b}"));
+    assert!(
+        out > 100 && back > 5,
+        "{out} packets out, {back} in, in the enc capture"
+    );
     let log = lab.log(&format!("{a}-ipsecd.log"));
     assert!(!log.contains("panicked"), "{log}");
 }

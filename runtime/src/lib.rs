@@ -6,6 +6,7 @@
 pub mod crypto;
 pub mod engine;
 mod hash;
+pub mod offload;
 pub mod random;
 pub mod replay;
 pub mod sad;

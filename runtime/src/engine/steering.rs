@@ -75,13 +75,14 @@ impl Engine {
         worst
     }
 
-    /// NAT-keepalives for every SA carried in UDP, from its source to its
-    /// destination's port. Only the SAs this host sends on matter; the
-    /// shell knows its addresses and sends those.
+    /// NAT-keepalives for the SAs carried in UDP that this host has sent
+    /// on: only a host behind a NAT needs them, and it is the one that
+    /// talks first. A peer that sent one before the NAT had a mapping
+    /// would make the NAT pick another port for the real traffic.
     pub fn keepalives(&self) -> Vec<Vec<u8>> {
         self.sad
             .iter()
-            .filter(|sa| sa.flags & sa_flags::UDPENCAP != 0)
+            .filter(|sa| sa.flags & sa_flags::UDPENCAP != 0 && sa.usage.packets_out > 0)
             .filter_map(|sa| {
                 let port = sa.udpencap_port.filter(|&p| p != 0).unwrap_or(natt::PORT);
                 natt::keepalive(sa.src, sa.id.dst, port)

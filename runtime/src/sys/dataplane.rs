@@ -11,6 +11,7 @@ use super::routes::{Route, Routes, local_addresses};
 use super::tun::Tun;
 use crate::engine::datapath::NAT_T_PORT;
 use crate::engine::{Engine, Output, Send};
+use crate::offload;
 use crate::xform::ip::Layout;
 use crate::xform::natt;
 use std::io;
@@ -35,13 +36,16 @@ pub struct Dataplane {
     capture: Option<Capture>,
     out: Output,
     buffer: Vec<u8>,
+    /// The segments of the run being sent, and the arrivals waiting to be
+    /// joined into runs for the host.
+    segments: Vec<Vec<u8>>,
+    coalescer: offload::Coalescer,
     /// The engine's change count when routes and filter were last synced.
     synced: Option<u64>,
     mtu: usize,
     send_errors: u64,
-    /// When NAT-keepalives last went out, and the engine's change count
-    /// then: new SAs get theirs at once.
-    last_keepalive: (u64, u64),
+    /// When NAT-keepalives last went out.
+    last_keepalive: u64,
     /// The host's addresses when last looked at: routes name their source
     /// only if it is one of them, so a change means a new sync.
     addresses: Vec<std::net::IpAddr>,
@@ -52,7 +56,7 @@ impl Dataplane {
     /// what an earlier run may have left. With `capture`, every packet
     /// through the enc interface is also written there.
     pub fn open(name: &str, capture: Option<&Path>) -> io::Result<Dataplane> {
-        let tun = Tun::open(name).map_err(|e| annotate(e, name))?;
+        let tun = Tun::open_offloaded(name).map_err(|e| annotate(e, name))?;
         tun.up()?;
         let peers = Peers::open(NAT_T_PORT)?;
         let routes = Routes::install(tun.name())?;
@@ -65,11 +69,13 @@ impl Dataplane {
             cleartext,
             capture,
             out: Output::default(),
-            buffer: vec![0u8; 65536],
+            buffer: vec![0u8; offload::HEADER_LEN + 65536],
+            segments: Vec::new(),
+            coalescer: offload::Coalescer::default(),
             synced: None,
             mtu: 0,
             send_errors: 0,
-            last_keepalive: (0, 0),
+            last_keepalive: 0,
             addresses: Vec::new(),
         })
     }
@@ -81,7 +87,7 @@ impl Dataplane {
     }
 
     /// Once a second: NAT-keepalives for the SAs this host sends in UDP,
-    /// every [`natt::KEEPALIVE_INTERVAL`] seconds and when SAs change.
+    /// every [`natt::KEEPALIVE_INTERVAL`] seconds.
     pub fn tick(&mut self, engine: &Engine, now: u64) {
         let mut addresses = local_addresses();
         addresses.sort();
@@ -89,11 +95,10 @@ impl Dataplane {
             self.addresses = addresses;
             self.synced = None;
         }
-        let (at, changes) = self.last_keepalive;
-        if now < at + natt::KEEPALIVE_INTERVAL && changes == engine.changes {
+        if now < self.last_keepalive + natt::KEEPALIVE_INTERVAL {
             return;
         }
-        self.last_keepalive = (now, engine.changes);
+        self.last_keepalive = now;
         let keepalives = engine.keepalives();
         if keepalives.is_empty() {
             return;
@@ -118,10 +123,9 @@ impl Dataplane {
     pub fn ready(&mut self, fd: RawFd, engine: &mut Engine, now: u64) -> Vec<Send> {
         let mut messages = Vec::new();
         for _ in 0..BURST {
-            self.out.clear();
             if fd == self.tun.fd() {
                 match self.tun.recv(&mut self.buffer) {
-                    Ok(Some(n)) => engine.outbound(&self.buffer[..n], now, &mut self.out),
+                    Ok(Some(n)) => self.outbound(n, engine, now, &mut messages),
                     Ok(None) => break,
                     Err(e) => {
                         log::warn(&format!("{}: {e}", self.tun.name()));
@@ -131,7 +135,10 @@ impl Dataplane {
             } else {
                 match self.peers.recv(fd) {
                     Ok(Some(arrival)) => {
-                        engine.inbound(&arrival.packet, arrival.udp_port, now, &mut self.out)
+                        self.out.clear();
+                        engine.inbound(&arrival.packet, arrival.udp_port, now, &mut self.out);
+                        self.emit(true);
+                        messages.append(&mut self.out.messages);
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -140,25 +147,59 @@ impl Dataplane {
                     }
                 }
             }
-            if let Some(reason) = self.out.dropped {
-                log::debug(&format!("dropped: {reason}"));
+        }
+        // What arrived together goes to the host in as few runs as it can.
+        for (header, packet) in self.coalescer.flush() {
+            let mut bytes = [0u8; offload::HEADER_LEN];
+            header.write(&mut bytes);
+            if let Err(e) = self.tun.send_parts(&[&bytes, &packet]) {
+                log::debug(&format!("{}: {e}", self.tun.name()));
             }
-            self.emit();
-            messages.append(&mut self.out.messages);
         }
         messages
     }
 
-    /// Sends and delivers what the engine produced for one packet.
-    fn emit(&mut self) {
+    /// One read from the enc interface (`n` bytes in the buffer): with
+    /// offload a virtio-net header and perhaps a run of TCP segments.
+    fn outbound(&mut self, n: usize, engine: &mut Engine, now: u64, messages: &mut Vec<Send>) {
+        let read = &self.buffer[..n];
+        let header = offload::VnetHeader::parse(read);
+        let (Some(header), Some(packet)) = (header, read.get(offload::HEADER_LEN..)) else {
+            return;
+        };
+        self.segments.clear();
+        if offload::segment(&header, packet, &mut self.segments).is_err() {
+            log::debug("dropped: a run the host handed over that cannot be cut");
+            return;
+        }
+        // The run's protected segments leave in one batch.
+        let mut wire = Vec::with_capacity(self.segments.len());
+        for segment in std::mem::take(&mut self.segments) {
+            self.out.clear();
+            engine.outbound(&segment, now, &mut self.out);
+            wire.append(&mut self.out.wire);
+            self.emit(false);
+            messages.append(&mut self.out.messages);
+        }
+        self.send_errors += self.peers.send_many(&wire) as u64;
+    }
+
+    /// Sends and delivers what the engine produced for one packet; packets
+    /// for the host wait in the coalescer when `inbound`.
+    fn emit(&mut self, inbound: bool) {
+        if let Some(reason) = self.out.dropped {
+            log::debug(&format!("dropped: {reason}"));
+        }
         for packet in &self.out.wire {
             if let Err(e) = self.peers.send(packet) {
                 self.send_errors += 1;
                 log::debug(&format!("send: {e}"));
             }
         }
-        for packet in &self.out.enc {
-            if let Err(e) = self.tun.send(packet) {
+        for packet in self.out.enc.drain(..) {
+            if inbound {
+                self.coalescer.push(packet);
+            } else if let Err(e) = self.tun.send_parts(&[&[0; offload::HEADER_LEN], &packet]) {
                 log::debug(&format!("{}: {e}", self.tun.name()));
             }
         }

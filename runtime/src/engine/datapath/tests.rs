@@ -552,7 +552,13 @@ fn nat_t_wraps_esp_in_udp() {
         }
     }
     let plain = udp_packet(ha, hb, b"behind a nat");
+    // Keepalives only once this side has sent: the NAT maps on its
+    // first packet.
+    assert!(a.keepalives().is_empty());
     let wire = seal(&mut a, &plain);
+    let keepalives = a.keepalives();
+    assert_eq!(keepalives.len(), 1);
+    assert_eq!(Layout::of(&keepalives[0]).unwrap().dst, b_gw(false));
     let l = Layout::of(&wire).unwrap();
     assert_eq!(l.protocol, proto::UDP);
     let u = udp::Packet::new_checked(l.payload(&wire)).unwrap();

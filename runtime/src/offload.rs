@@ -1,0 +1,522 @@
+//! Segmentation offload at the enc interface, as virtio-net describes it
+//! (the header a TUN device with `IFF_VNET_HDR` puts before each packet).
+//!
+//! Outbound, the host hands over TCP in runs of up to 64 KiB with one
+//! header ("TSO"), and [`segment`] cuts them into the segments that go
+//! through the SAs one by one. Inbound, [`Coalescer`] joins consecutive
+//! segments of one TCP connection that arrive together back into one
+//! such run, so that the host's TCP receives one packet instead of dozens
+//! ("GRO"). Either way the host does per run what it would otherwise do
+//! per packet, which is where most of a userspace tunnel's time goes.
+
+use crate::wire::checksum;
+use crate::xform::ip::{Layout, fix_lengths, proto};
+use std::net::IpAddr;
+
+/// The virtio-net header's length (without `num_buffers`).
+pub const HEADER_LEN: usize = 10;
+
+/// `flags`: the checksum at `csum_start + csum_offset` still needs the sum
+/// of everything from `csum_start` on.
+pub const NEEDS_CSUM: u8 = 1;
+
+/// `gso_type` values.
+pub const GSO_NONE: u8 = 0;
+pub const GSO_TCPV4: u8 = 1;
+pub const GSO_TCPV6: u8 = 4;
+
+/// The virtio-net header (host byte order, as TUN uses it by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VnetHeader {
+    pub flags: u8,
+    pub gso_type: u8,
+    pub hdr_len: u16,
+    pub gso_size: u16,
+    pub csum_start: u16,
+    pub csum_offset: u16,
+}
+
+impl VnetHeader {
+    pub fn parse(bytes: &[u8]) -> Option<VnetHeader> {
+        let b = bytes.get(..HEADER_LEN)?;
+        let word = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+        Some(VnetHeader {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: word(2),
+            gso_size: word(4),
+            csum_start: word(6),
+            csum_offset: word(8),
+        })
+    }
+
+    pub fn write(&self, out: &mut [u8]) {
+        out[0] = self.flags;
+        out[1] = self.gso_type;
+        out[2..4].copy_from_slice(&self.hdr_len.to_ne_bytes());
+        out[4..6].copy_from_slice(&self.gso_size.to_ne_bytes());
+        out[6..8].copy_from_slice(&self.csum_start.to_ne_bytes());
+        out[8..10].copy_from_slice(&self.csum_offset.to_ne_bytes());
+    }
+}
+
+/// Why a run could not be cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsegmentable;
+
+/// The packets a run from the host stands for, each whole with its
+/// checksums, appended to `out`.
+pub fn segment(
+    header: &VnetHeader,
+    packet: &[u8],
+    out: &mut Vec<Vec<u8>>,
+) -> Result<(), Unsegmentable> {
+    if header.gso_type == GSO_NONE {
+        let mut whole = packet.to_vec();
+        if header.flags & NEEDS_CSUM != 0 {
+            complete_checksum(&mut whole, header)?;
+        }
+        out.push(whole);
+        return Ok(());
+    }
+    if !matches!(header.gso_type, GSO_TCPV4 | GSO_TCPV6) {
+        return Err(Unsegmentable);
+    }
+    let layout = Layout::of(packet).map_err(|_| Unsegmentable)?;
+    if layout.protocol != proto::TCP || layout.v6 != (header.gso_type == GSO_TCPV6) {
+        return Err(Unsegmentable);
+    }
+    let ip_len = layout.header_len;
+    let tcp = packet.get(ip_len..layout.len).ok_or(Unsegmentable)?;
+    let tcp_len = usize::from(*tcp.get(12).ok_or(Unsegmentable)? >> 4) * 4;
+    let mss = usize::from(header.gso_size);
+    if tcp_len < 20 || tcp.len() < tcp_len || mss == 0 {
+        return Err(Unsegmentable);
+    }
+    let headers = &packet[..ip_len + tcp_len];
+    let payload = &tcp[tcp_len..];
+    let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+    let flags = tcp[13];
+    let ident = u16::from_be_bytes([packet[4], packet[5]]);
+    let count = payload.len().div_ceil(mss).max(1);
+    for (i, chunk) in payload.chunks(mss).enumerate() {
+        let mut seg = Vec::with_capacity(headers.len() + chunk.len());
+        seg.extend_from_slice(headers);
+        seg.extend_from_slice(chunk);
+        if !layout.v6 {
+            seg[4..6].copy_from_slice(&ident.wrapping_add(i as u16).to_be_bytes());
+        }
+        fix_lengths(&mut seg, layout.v6).map_err(|_| Unsegmentable)?;
+        let t = &mut seg[ip_len..];
+        t[4..8].copy_from_slice(&seq.wrapping_add((i * mss) as u32).to_be_bytes());
+        // FIN and PSH end the run; CWR starts it (RFC 3168 §6.1.2).
+        let mut f = flags;
+        if i + 1 < count {
+            f &= !(TCP_FIN | TCP_PSH);
+        }
+        if i > 0 {
+            f &= !TCP_CWR;
+        }
+        t[13] = f;
+        tcp_checksum(&mut seg, ip_len, layout.src, layout.dst);
+        out.push(seg);
+    }
+    Ok(())
+}
+
+const TCP_FIN: u8 = 0x01;
+const TCP_PSH: u8 = 0x08;
+const TCP_ACK: u8 = 0x10;
+const TCP_CWR: u8 = 0x80;
+
+/// Fills the TCP checksum of `seg` from scratch.
+fn tcp_checksum(seg: &mut [u8], ip_len: usize, src: IpAddr, dst: IpAddr) {
+    seg[ip_len + 16..ip_len + 18].fill(0);
+    let len = (seg.len() - ip_len) as u32;
+    let sum = checksum::pseudo_header(src, dst, proto::TCP, len);
+    let value = checksum::finish(checksum::accumulate(sum, &seg[ip_len..]));
+    seg[ip_len + 16..ip_len + 18].copy_from_slice(&value.to_be_bytes());
+}
+
+/// Completes a checksum the host left partial: the field holds the
+/// pseudo-header's sum, and the rest is summed from `csum_start` on.
+fn complete_checksum(packet: &mut [u8], header: &VnetHeader) -> Result<(), Unsegmentable> {
+    let start = usize::from(header.csum_start);
+    let at = start + usize::from(header.csum_offset);
+    if at + 2 > packet.len() {
+        return Err(Unsegmentable);
+    }
+    let value = checksum::finish(checksum::accumulate(0, &packet[start..]));
+    packet[at..at + 2].copy_from_slice(&value.to_be_bytes());
+    Ok(())
+}
+
+/// The largest run handed to the host at once.
+const MAX_RUN: usize = 65535;
+
+/// Joins consecutive TCP segments of one connection into runs. Packets go
+/// in with [`Coalescer::push`]; [`Coalescer::flush`] gives every run and
+/// lone packet back, each with the virtio-net header to write it with, in
+/// the order they came (per connection).
+#[derive(Debug, Default)]
+pub struct Coalescer {
+    runs: Vec<Run>,
+}
+
+#[derive(Debug)]
+struct Run {
+    packet: Vec<u8>,
+    /// Where the TCP header starts, and its length.
+    ip_len: usize,
+    tcp_len: usize,
+    /// The segment size; a shorter segment ends the run.
+    mss: usize,
+    segments: usize,
+    next_seq: u32,
+    closed: bool,
+    v6: bool,
+    src: IpAddr,
+    dst: IpAddr,
+}
+
+impl Coalescer {
+    /// Adds a packet that is on its way to the host.
+    pub fn push(&mut self, packet: Vec<u8>) {
+        let seg = match Run::start(packet) {
+            Ok(seg) => seg,
+            Err(packet) => {
+                self.runs.push(Run::lone(packet));
+                return;
+            }
+        };
+        if let Some(run) = self.runs.iter_mut().rev().find(|r| r.same_flow(&seg)) {
+            if run.append(&seg) {
+                return;
+            }
+            run.closed = true;
+        }
+        self.runs.push(seg);
+    }
+
+    /// Every run and lone packet, with its header, oldest first.
+    pub fn flush(&mut self) -> impl Iterator<Item = (VnetHeader, Vec<u8>)> + '_ {
+        self.runs.drain(..).map(Run::finish)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+}
+
+impl Run {
+    fn lone(packet: Vec<u8>) -> Run {
+        Run {
+            packet,
+            ip_len: 0,
+            tcp_len: 0,
+            mss: 0,
+            segments: 1,
+            next_seq: 0,
+            closed: true,
+            v6: false,
+            src: IpAddr::from([0, 0, 0, 0]),
+            dst: IpAddr::from([0, 0, 0, 0]),
+        }
+    }
+
+    /// A run of one, if the packet may start one: TCP carrying data with
+    /// only ACK (and PSH, which then ends it) set, not a fragment, IPv4
+    /// without options. Otherwise the packet back.
+    fn start(packet: Vec<u8>) -> Result<Run, Vec<u8>> {
+        let Ok(layout) = Layout::of(&packet) else {
+            return Err(packet);
+        };
+        let joinable = layout.protocol == proto::TCP
+            && layout.len == packet.len()
+            && !layout.later_fragment
+            && if layout.v6 {
+                layout.header_len == 40
+            } else {
+                layout.header_len == 20 && !more_fragments(&packet)
+            };
+        if !joinable {
+            return Err(packet);
+        }
+        let ip_len = layout.header_len;
+        let tcp = &packet[ip_len..];
+        let Some(&offset) = tcp.get(12) else {
+            return Err(packet);
+        };
+        let tcp_len = usize::from(offset >> 4) * 4;
+        let flags = tcp[13];
+        let data = tcp.len().saturating_sub(tcp_len);
+        if tcp_len < 20 || tcp.len() < tcp_len || data == 0 || flags & !TCP_PSH != TCP_ACK {
+            return Err(packet);
+        }
+        let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+        Ok(Run {
+            ip_len,
+            tcp_len,
+            mss: data,
+            segments: 1,
+            next_seq: seq.wrapping_add(data as u32),
+            closed: flags & TCP_PSH != 0,
+            v6: layout.v6,
+            src: layout.src,
+            dst: layout.dst,
+            packet,
+        })
+    }
+
+    fn same_flow(&self, other: &Run) -> bool {
+        self.tcp_len != 0
+            && self.src == other.src
+            && self.dst == other.dst
+            && self.packet[self.ip_len..self.ip_len + 4]
+                == other.packet[other.ip_len..other.ip_len + 4]
+    }
+
+    /// Appends the next segment if it continues this run exactly: the
+    /// same headers but for sequence, checksum and PSH, the next bytes,
+    /// and no longer than the segments before it.
+    fn append(&mut self, seg: &Run) -> bool {
+        let data = &seg.packet[seg.ip_len + seg.tcp_len..];
+        let seq = u32::from_be_bytes(
+            seg.packet[seg.ip_len + 4..seg.ip_len + 8]
+                .try_into()
+                .unwrap(),
+        );
+        if self.closed
+            || seq != self.next_seq
+            || seg.tcp_len != self.tcp_len
+            || data.len() > self.mss
+            || self.packet.len() + data.len() > MAX_RUN
+            || !self.headers_match(seg)
+        {
+            return false;
+        }
+        self.packet.extend_from_slice(data);
+        self.segments += 1;
+        self.next_seq = seq.wrapping_add(data.len() as u32);
+        let flags = seg.packet[seg.ip_len + 13];
+        if flags & TCP_PSH != 0 || data.len() < self.mss {
+            self.closed = true;
+            let at = self.ip_len + 13;
+            self.packet[at] |= flags & TCP_PSH;
+        }
+        true
+    }
+
+    /// IP fields that must agree (TOS, TTL, DF; for IPv6 class and flow
+    /// label) and the TCP header past the sequence number, checksum and
+    /// flags aside (ACK, window, options such as timestamps).
+    fn headers_match(&self, seg: &Run) -> bool {
+        let (a, b) = (&self.packet, &seg.packet);
+        let ip_same = if self.v6 {
+            a[0..4] == b[0..4] && a[7] == b[7]
+        } else {
+            a[1] == b[1] && a[6] == b[6] && a[8] == b[8]
+        };
+        let (ta, tb) = (&a[self.ip_len..], &b[seg.ip_len..]);
+        ip_same
+            && ta[8..13] == tb[8..13]
+            && ta[14..16] == tb[14..16]
+            && ta[18..self.tcp_len] == tb[18..self.tcp_len]
+    }
+
+    /// The run as one packet with its header: lone packets as they are;
+    /// runs with fixed lengths, the IPv4 checksum made again, and the TCP
+    /// checksum left for the host to complete from the pseudo-header
+    /// (which is what a run handed over with TSO looks like).
+    fn finish(mut self) -> (VnetHeader, Vec<u8>) {
+        if self.segments == 1 {
+            return (VnetHeader::default(), self.packet);
+        }
+        if fix_lengths(&mut self.packet, self.v6).is_err() {
+            return (VnetHeader::default(), self.packet);
+        }
+        let at = self.ip_len + 16;
+        let len = (self.packet.len() - self.ip_len) as u32;
+        let pseudo = checksum::pseudo_header(self.src, self.dst, proto::TCP, len);
+        // The folded sum, not complemented: the host adds the rest.
+        let partial = !checksum::finish(pseudo);
+        self.packet[at..at + 2].copy_from_slice(&partial.to_be_bytes());
+        let header = VnetHeader {
+            flags: NEEDS_CSUM,
+            gso_type: if self.v6 { GSO_TCPV6 } else { GSO_TCPV4 },
+            hdr_len: (self.ip_len + self.tcp_len) as u16,
+            gso_size: self.mss as u16,
+            csum_start: self.ip_len as u16,
+            csum_offset: 16,
+        };
+        (header, self.packet)
+    }
+}
+
+fn more_fragments(packet: &[u8]) -> bool {
+    packet[6] & 0x20 != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TCP segment from 10.0.0.1:1000 to 10.0.0.2:2000 (or IPv6).
+    fn tcp(v6: bool, seq: u32, flags: u8, data: &[u8]) -> Vec<u8> {
+        let mut p = if v6 {
+            let mut h = vec![0x60, 0, 0, 0, 0, 0, proto::TCP, 64];
+            h.extend_from_slice(&[0xfd, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+            h.extend_from_slice(&[0xfd, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+            h
+        } else {
+            vec![
+                0x45,
+                0,
+                0,
+                0,
+                0x12,
+                0x34,
+                0x40,
+                0,
+                64,
+                proto::TCP,
+                0,
+                0,
+                10,
+                0,
+                0,
+                1,
+                10,
+                0,
+                0,
+                2,
+            ]
+        };
+        let ip_len = p.len();
+        let mut t = vec![0u8; 32];
+        t[0..2].copy_from_slice(&1000u16.to_be_bytes());
+        t[2..4].copy_from_slice(&2000u16.to_be_bytes());
+        t[4..8].copy_from_slice(&seq.to_be_bytes());
+        t[8..12].copy_from_slice(&77u32.to_be_bytes());
+        t[12] = 8 << 4; // 32 bytes: with a timestamp option
+        t[13] = flags;
+        t[14..16].copy_from_slice(&500u16.to_be_bytes());
+        t[20..32].copy_from_slice(&[1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 8]);
+        p.extend_from_slice(&t);
+        p.extend_from_slice(data);
+        fix_lengths(&mut p, v6).unwrap();
+        let layout = Layout::of(&p).unwrap();
+        tcp_checksum(&mut p, ip_len, layout.src, layout.dst);
+        p
+    }
+
+    fn valid(p: &[u8]) -> bool {
+        let l = Layout::of(p).unwrap();
+        let sum = checksum::pseudo_header(l.src, l.dst, proto::TCP, (l.len - l.header_len) as u32);
+        checksum::finish(checksum::accumulate(sum, &p[l.header_len..l.len])) == 0
+    }
+
+    #[test]
+    fn a_run_is_cut_into_its_segments_and_joined_again() {
+        for v6 in [false, true] {
+            let data: Vec<u8> = (0..3500u32).map(|i| (i * 7) as u8).collect();
+            let mut run = tcp(v6, 1000, TCP_ACK | TCP_PSH, &data);
+            let ip_len = if v6 { 40 } else { 20 };
+            let header = VnetHeader {
+                flags: NEEDS_CSUM,
+                gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 },
+                hdr_len: (ip_len + 32) as u16,
+                gso_size: 1400,
+                csum_start: ip_len as u16,
+                csum_offset: 16,
+            };
+            // The host leaves the pseudo-header's sum in the field.
+            run[ip_len + 16..ip_len + 18].fill(0xaa);
+            let mut segments = Vec::new();
+            segment(&header, &run, &mut segments).unwrap();
+            assert_eq!(segments.len(), 3);
+            for (i, s) in segments.iter().enumerate() {
+                assert!(valid(s), "segment {i} v6={v6}");
+                let want = if i < 2 { 1400 } else { 700 };
+                assert_eq!(s.len(), ip_len + 32 + want);
+                let seq = u32::from_be_bytes(s[ip_len + 4..ip_len + 8].try_into().unwrap());
+                assert_eq!(seq, 1000 + 1400 * i as u32);
+                let psh = s[ip_len + 13] & TCP_PSH != 0;
+                assert_eq!(psh, i == 2, "only the last keeps PSH");
+            }
+            // And back: one run, the same bytes, a header for TSO.
+            let mut c = Coalescer::default();
+            for s in segments {
+                c.push(s);
+            }
+            let out: Vec<_> = c.flush().collect();
+            assert_eq!(out.len(), 1);
+            let (h, joined) = &out[0];
+            assert_eq!(
+                (h.gso_type, h.gso_size, h.flags),
+                (header.gso_type, 1400, NEEDS_CSUM)
+            );
+            assert_eq!(&joined[ip_len + 32..], &data[..]);
+            assert_eq!(joined[ip_len + 13], TCP_ACK | TCP_PSH);
+            // Completing the partial checksum gives a valid segment.
+            let mut done = joined.clone();
+            complete_checksum(&mut done, h).unwrap();
+            assert!(valid(&done));
+        }
+    }
+
+    #[test]
+    fn only_consecutive_segments_of_one_connection_join() {
+        let mut c = Coalescer::default();
+        c.push(tcp(false, 0, TCP_ACK, &[1; 100]));
+        c.push(tcp(false, 100, TCP_ACK, &[2; 100]));
+        c.push(tcp(false, 300, TCP_ACK, &[3; 100])); // a gap
+        c.push(tcp(false, 400, TCP_ACK | 0x01, &[4; 100])); // FIN
+        c.push(tcp(false, 500, TCP_ACK, &[])); // a bare ACK
+        let mut other = tcp(false, 200, TCP_ACK, &[5; 100]);
+        other[20] = 9; // another source port
+        let l = Layout::of(&other).unwrap();
+        tcp_checksum(&mut other, 20, l.src, l.dst);
+        c.push(other);
+        let sizes: Vec<usize> = c.flush().map(|(_, p)| p.len() - 52).collect();
+        assert_eq!(sizes, vec![200, 100, 100, 0, 100]);
+    }
+
+    #[test]
+    fn partial_checksums_are_completed_and_bad_runs_refused() {
+        let mut p = tcp(false, 0, TCP_ACK, &[9; 10]);
+        let good = p.clone();
+        let l = Layout::of(&p).unwrap();
+        let pseudo = checksum::pseudo_header(l.src, l.dst, proto::TCP, (p.len() - 20) as u32);
+        p[36..38].copy_from_slice(&(!checksum::finish(pseudo)).to_be_bytes());
+        let h = VnetHeader {
+            flags: NEEDS_CSUM,
+            csum_start: 20,
+            csum_offset: 16,
+            ..VnetHeader::default()
+        };
+        let mut out = Vec::new();
+        segment(&h, &p, &mut out).unwrap();
+        assert_eq!(out, vec![good]);
+        let bad = VnetHeader {
+            gso_type: GSO_TCPV6,
+            gso_size: 100,
+            ..VnetHeader::default()
+        };
+        assert_eq!(segment(&bad, &p, &mut out), Err(Unsegmentable));
+        assert_eq!(
+            segment(
+                &VnetHeader {
+                    csum_start: 60,
+                    ..h
+                },
+                &p,
+                &mut out
+            ),
+            Err(Unsegmentable)
+        );
+        let mut bytes = [0u8; HEADER_LEN];
+        h.write(&mut bytes);
+        assert_eq!(VnetHeader::parse(&bytes), Some(h));
+    }
+}
