@@ -24,6 +24,8 @@ pub const NEEDS_CSUM: u8 = 1;
 pub const GSO_NONE: u8 = 0;
 pub const GSO_TCPV4: u8 = 1;
 pub const GSO_TCPV6: u8 = 4;
+/// A bit on top of the type: the run carries ECN's CWR.
+pub const GSO_ECN: u8 = 0x80;
 
 /// The virtio-net header (host byte order, as TUN uses it by default).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,7 +73,8 @@ pub fn segment(
     packet: &[u8],
     out: &mut Vec<Vec<u8>>,
 ) -> Result<(), Unsegmentable> {
-    if header.gso_type == GSO_NONE {
+    let kind = header.gso_type & !GSO_ECN;
+    if kind == GSO_NONE {
         let mut whole = packet.to_vec();
         if header.flags & NEEDS_CSUM != 0 {
             complete_checksum(&mut whole, header)?;
@@ -79,11 +82,11 @@ pub fn segment(
         out.push(whole);
         return Ok(());
     }
-    if !matches!(header.gso_type, GSO_TCPV4 | GSO_TCPV6) {
+    if !matches!(kind, GSO_TCPV4 | GSO_TCPV6) {
         return Err(Unsegmentable);
     }
     let layout = Layout::of(packet).map_err(|_| Unsegmentable)?;
-    if layout.protocol != proto::TCP || layout.v6 != (header.gso_type == GSO_TCPV6) {
+    if layout.protocol != proto::TCP || layout.v6 != (kind == GSO_TCPV6) {
         return Err(Unsegmentable);
     }
     let ip_len = layout.header_len;
