@@ -12,10 +12,8 @@ use std::time::Duration;
 /// numbers it, host byte order; the SPI as stored, network order; the
 /// flags, host byte order), then the IP packet.
 pub const LINKTYPE_ENC: u32 = 109;
-/// The packet was (or is to be) encrypted.
-pub const ENC_CONF: u32 = 0x0400;
-/// The packet was (or is to be) authenticated.
-pub const ENC_AUTH: u32 = 0x0800;
+/// The enc header's flags, as the engine sets them on its taps.
+pub use crate::engine::datapath::{ENC_AUTH, ENC_CONF};
 /// OpenBSD's `AF_INET`, for the enc header's address family.
 pub const ENC_AF_INET: u32 = 2;
 /// OpenBSD's `AF_INET6` (Linux numbers it 10), for the enc header.

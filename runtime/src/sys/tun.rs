@@ -208,18 +208,7 @@ impl Tun {
     /// version nibble); the kernel receives it as arriving on the
     /// interface.
     pub fn send(&self, packet: &[u8]) -> io::Result<()> {
-        // SAFETY: write(2) from a valid buffer of its length.
-        let n = unsafe { libc::write(self.fd.as_raw_fd(), packet.as_ptr().cast(), packet.len()) };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else if n as usize != packet.len() {
-            Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "the TUN device took part of a packet",
-            ))
-        } else {
-            Ok(())
-        }
+        self.send_parts(&[packet])
     }
 }
 
