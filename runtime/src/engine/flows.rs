@@ -32,6 +32,16 @@ impl Policy {
             FlowType::USE | FlowType::ACQUIRE | FlowType::REQUIRE | FlowType::DONTACQ
         )
     }
+
+    /// Whether the flow never lets its packets go in clear text, SA or
+    /// not: the flow types under which OpenBSD would drop rather than
+    /// send them unprotected.
+    pub fn fails_closed(&self) -> bool {
+        matches!(
+            self.flow_type,
+            FlowType::REQUIRE | FlowType::DONTACQ | FlowType::DENY
+        )
+    }
 }
 
 /// The selector of a flow message; `EINVAL` for a direction other than
@@ -90,7 +100,7 @@ fn flow_sockaddr(ip: IpAddr, port: u16) -> Body {
 }
 
 /// A flow as the flow dump and ASKPOLICY describe it.
-fn describe(msg: &mut Message, sel: &Selector, policy: Option<&Policy>) {
+pub(super) fn describe(msg: &mut Message, sel: &Selector, policy: Option<&Policy>) {
     if let Some(p) = policy {
         if let Some(local) = p.local {
             push(msg, ExtType::ADDRESS_SRC, sockaddr(local));
@@ -186,6 +196,16 @@ pub(super) fn acquire_message(seq: u32, policy: Option<&Policy>, gateway: IpAddr
     };
     push(&mut msg, ExtType::PROPOSAL, Body::Proposal(prop));
     msg
+}
+
+/// The checks X_ADDFLOW makes before it changes anything.
+pub(super) fn check(msg: &Message) -> Result<(), Errno> {
+    let (_, kind) = selector(msg)?;
+    if FlowType::KNOWN.contains(&FlowType(kind.proto)) {
+        Ok(())
+    } else {
+        Err(Errno::EINVAL)
+    }
 }
 
 impl Engine {

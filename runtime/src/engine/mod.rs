@@ -11,6 +11,7 @@
 pub mod counters;
 pub mod datapath;
 mod flows;
+mod persist;
 mod sas;
 mod steering;
 
@@ -24,6 +25,8 @@ use std::net::IpAddr;
 pub use counters::{Counters, Drop, FlowUsage};
 pub use datapath::{Output, Tap};
 pub use flows::Policy;
+pub use persist::RestoreError;
+pub use steering::EncRoute;
 
 /// A client connection, as the shell numbers them.
 pub type ClientId = u64;
@@ -87,6 +90,12 @@ pub struct Engine {
     /// Counts changes to the tables, so that the shell knows when to
     /// bring routes, filter rules and the MTU up to date.
     pub changes: u64,
+    /// Counts changes to the SPD alone: when it moves, the saved flows
+    /// are written again.
+    pub flow_changes: u64,
+    /// Counts flushes of the SPD (`ipsecctl -F`): the operator's word that
+    /// whatever guards an earlier run left may go.
+    pub spd_flushes: u64,
 }
 
 /// xorshift64*: SPIs only need to be spread out, not secret.
@@ -133,6 +142,8 @@ impl Engine {
             counters: Counters::default(),
             path_mtu: 1500,
             changes: 0,
+            flow_changes: 0,
+            spd_flushes: 0,
         }
     }
 
@@ -174,6 +185,14 @@ impl Engine {
             )
         {
             self.changes += 1;
+            let spd_flush =
+                msg.header.msg_type == MsgType::FLUSH && msg.header.satype == SaType::UNSPEC;
+            if spd_flush {
+                self.spd_flushes += 1;
+            }
+            if spd_flush || matches!(msg.header.msg_type, MsgType::X_ADDFLOW | MsgType::X_DELFLOW) {
+                self.flow_changes += 1;
+            }
         }
         match result {
             Ok(Outcome::Done(sends)) => out.extend(sends),

@@ -7,31 +7,48 @@ use crate::spd::{self, Direction};
 use crate::wire::{ipv4, ipv6, udp};
 use crate::xform::natt;
 use pfkey::{FlowType, sa_flags};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A destination the host must route into the enc interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncRoute {
+    pub dst: IpAddr,
+    pub len: u8,
+    /// The single-address sources of the flows to it: the host should
+    /// pick one of its own among them, so that its packets match a flow.
+    pub sources: BTreeSet<IpAddr>,
+    /// Whether a flow to it must never let clear text out (`require`,
+    /// `dontacq`, `deny`): its route must outlive the daemon and the
+    /// enc interface.
+    pub guard: bool,
+}
 
 impl Engine {
-    /// Where the host must route into the enc interface: the destination
-    /// of every outbound flow that protects or denies, as (prefix,
-    /// length, source). A flow from a single address names it as the
-    /// source for the host to pick, if the address is the host's, so that
-    /// the host's own packets match the flow.
-    pub fn enc_routes(&self) -> BTreeSet<(IpAddr, u8, Option<IpAddr>)> {
-        self.spd
-            .iter()
-            .filter(|(sel, p)| {
-                sel.direction == Direction::Out && (p.wants_sa() || p.flow_type == FlowType::DENY)
-            })
-            .map(|(sel, _)| {
-                let len = spd::prefix_len(sel.dst_mask);
-                let host = if sel.src.is_ipv6() { 128 } else { 32 };
-                let src = (spd::prefix_len(sel.src_mask) == host).then_some(sel.src);
-                (
-                    spd::masked(sel.dst, spd::prefix_mask(sel.dst, len)),
-                    len,
-                    src,
-                )
-            })
-            .collect()
+    /// Where the host must route into the enc interface: one route per
+    /// destination prefix of the outbound flows that protect or deny,
+    /// whatever their sources (two flows to one prefix share one kernel
+    /// route, so the route must not belong to either).
+    pub fn enc_routes(&self) -> Vec<EncRoute> {
+        let mut routes: BTreeMap<(IpAddr, u8), EncRoute> = BTreeMap::new();
+        let outbound = self.spd.iter().filter(|(sel, p)| {
+            sel.direction == Direction::Out && (p.wants_sa() || p.flow_type == FlowType::DENY)
+        });
+        for (sel, policy) in outbound {
+            let len = spd::prefix_len(sel.dst_mask);
+            let dst = spd::masked(sel.dst, spd::prefix_mask(sel.dst, len));
+            let route = routes.entry((dst, len)).or_insert_with(|| EncRoute {
+                dst,
+                len,
+                sources: BTreeSet::new(),
+                guard: false,
+            });
+            let host = if sel.src.is_ipv6() { 128 } else { 32 };
+            if spd::prefix_len(sel.src_mask) == host {
+                route.sources.insert(sel.src);
+            }
+            route.guard |= policy.fails_closed();
+        }
+        routes.into_values().collect()
     }
 
     /// The inbound flows that refuse unprotected packets: cleartext they

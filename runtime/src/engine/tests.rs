@@ -11,7 +11,7 @@ use pfkey::{Lifetime, SpiRange};
 const CTL: ClientId = 1;
 const KEYMGR: ClientId = 2;
 const WATCHER: ClientId = 3;
-const PID: u32 = 4242;
+pub(super) const PID: u32 = 4242;
 
 const CONFIG: &str = "\
 flow esp from 10.1.0.0/16 to 10.2.0.0/16 peer 192.0.2.2
@@ -23,8 +23,17 @@ ipcomp transport from 192.0.2.1 to 192.0.2.2 spi 0x2000 bundle b
 ";
 
 fn messages(action: Action) -> Vec<Vec<u8>> {
+    compile(CONFIG, action)
+}
+
+/// The messages `ipsecctl -f` sends to load `conf`.
+pub(super) fn load_messages(conf: &str) -> Vec<Vec<u8>> {
+    compile(conf, Action::Add)
+}
+
+fn compile(conf: &str, action: Action) -> Vec<Vec<u8>> {
     let mut sources = SourceMap::new();
-    let main = sources.add("t.conf", CONFIG.as_bytes());
+    let main = sources.add("t.conf", conf.as_bytes());
     let out = ipsec_compiler::compile(
         &mut sources,
         main,
