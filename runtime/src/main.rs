@@ -4,9 +4,9 @@
 use ipsec_runtime::engine::{ClientId, Engine, Send};
 use ipsec_runtime::sys::control::{Client, Listener, Received};
 use ipsec_runtime::sys::dataplane::Dataplane;
-use ipsec_runtime::sys::{log, signals::Signals};
+use ipsec_runtime::sys::{log, saved, signals::Signals};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -208,7 +208,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut dataplane = match Dataplane::open(&args.enc, args.capture.as_deref()) {
+    let mut engine = Engine::new(entropy());
+    let state = saved::path_for(&args.socket);
+    let restored = match restore(&mut engine, &state) {
+        Ok(restored) => restored,
+        Err(e) => {
+            eprintln!(
+                "ipsecd: {}: {e}; refusing to start without the flows it holds \
+                 (remove it to start afresh)",
+                state.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut dataplane = match Dataplane::open(&args.enc, args.capture.as_deref(), &engine, restored)
+    {
         Ok(d) => d,
         Err(e) => {
             eprintln!("ipsecd: data path: {e}");
@@ -229,17 +243,70 @@ fn main() -> ExitCode {
         }
         log::init(false, args.verbose);
     }
+    if restored {
+        log::info(&format!(
+            "restored {} flows from {}",
+            engine.spd.len(),
+            state.display()
+        ));
+    }
     log::info(&format!("serving PF_KEY on {}", args.socket.display()));
-    serve(&listener, &signals, &mut dataplane);
-    log::info("stopped");
+    serve(&listener, &signals, &mut dataplane, &mut engine, &state);
+    if dataplane.stop(&engine) {
+        if let Err(e) = saved::remove(&state) {
+            log::warn(&format!("{}: {e}", state.display()));
+        }
+        log::info("stopped; no flows were left, so nothing is left installed");
+    } else {
+        log::info(&format!(
+            "stopped; {} flows stay guarded until ipsecd is back \
+             (ipsecctl -F before stopping removes them)",
+            engine.spd.len()
+        ));
+    }
     ExitCode::SUCCESS
+}
+
+/// Loads the flows an earlier run saved into `engine`; whether there
+/// were any.
+fn restore(engine: &mut Engine, state: &Path) -> Result<bool, String> {
+    let Some(bytes) = saved::load(state).map_err(|e| e.to_string())? else {
+        return Ok(false);
+    };
+    engine.restore_flows(&bytes).map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
+/// Saves the flows when they changed since `saved_at`.
+fn save(engine: &Engine, state: &Path, saved_at: &mut Option<u64>) {
+    if *saved_at == Some(engine.flow_changes) {
+        return;
+    }
+    let result = if engine.spd.is_empty() {
+        saved::remove(state)
+    } else {
+        saved::save(state, &engine.saved_flows())
+    };
+    match result {
+        Ok(()) => *saved_at = Some(engine.flow_changes),
+        // Tried again next round; the guard in the kernel does not
+        // depend on it.
+        Err(e) => log::warn(&format!("{}: {e}", state.display())),
+    }
 }
 
 /// The event loop: clients' messages into the engine, its messages out,
 /// time passing once a second, until SIGTERM or SIGINT.
-fn serve(listener: &Listener, signals: &Signals, dataplane: &mut Dataplane) {
-    let mut engine = Engine::new(entropy());
+fn serve(
+    listener: &Listener,
+    signals: &Signals,
+    dataplane: &mut Dataplane,
+    engine: &mut Engine,
+    state: &Path,
+) {
     engine.capture = dataplane.capturing();
+    // Restored flows are what the file holds already.
+    let mut saved_at = Some(engine.flow_changes);
     let mut clients: BTreeMap<ClientId, Conn> = BTreeMap::new();
     let mut next_id: ClientId = 1;
     // Clients that may not talk PF_KEY: their first message is answered
@@ -286,11 +353,11 @@ fn serve(listener: &Listener, signals: &Signals, dataplane: &mut Dataplane) {
         if fds[0].revents != 0 {
             for signal in signals.take() {
                 if signal == libc::SIGTERM || signal == libc::SIGINT {
-                    log::info(&dataplane.summary(&engine));
+                    log::info(&dataplane.summary(engine));
                     return;
                 }
                 if signal == libc::SIGUSR1 {
-                    log::info(&dataplane.summary(&engine));
+                    log::info(&dataplane.summary(engine));
                 } else {
                     log::info("SIGHUP: nothing to reload yet");
                 }
@@ -353,20 +420,21 @@ fn serve(listener: &Listener, signals: &Signals, dataplane: &mut Dataplane) {
         let messages_in = !out.is_empty();
         for pfd in &fds[first_data..] {
             if pfd.revents != 0 {
-                out.extend(dataplane.ready(pfd.fd, &mut engine, now()));
+                out.extend(dataplane.ready(pfd.fd, engine, now()));
             }
         }
         let t = now();
         if t != last_tick {
             last_tick = t;
             out.extend(engine.tick(t));
-            dataplane.tick(&engine, t);
+            dataplane.tick(engine, t);
         }
         if messages_in {
             quiet_rounds = 0;
         } else {
             quiet_rounds += 1;
-            dataplane.sync(&mut engine);
+            dataplane.sync(engine);
+            save(engine, state, &mut saved_at);
         }
         for send in out {
             let Some(conn) = clients.get_mut(&send.to) else {

@@ -5,71 +5,135 @@
 //! stay allowed: they are how protected traffic arrives. So does IPv6
 //! neighbour discovery, without which the peer could not be reached at all.
 
+//!
+//! The table is kernel state and outlives the daemon: it stays while the
+//! daemon is down or restarting, and goes only with the flows (an empty
+//! SPD at a clean stop, or [`Cleartext::teardown`]).
+
 use crate::spd::{self, Selector};
 use std::io::{self, Write};
 use std::net::IpAddr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The nftables table the daemon owns.
 pub const TABLE: &str = "ipsecd";
 
+/// Where `nft` may be: never looked up through `PATH`.
+const NFT: [&str; 2] = ["/usr/sbin/nft", "/sbin/nft"];
+
 /// The daemon's nftables table.
 #[derive(Debug)]
 pub struct Cleartext {
     dev: String,
-    installed: Vec<Selector>,
+    /// What the table holds, when the daemon wrote it whole; `None` while
+    /// it holds what an earlier run left.
+    installed: Option<Vec<Selector>>,
+    /// What was added behind an adopted table.
+    added: Vec<Selector>,
 }
 
 impl Cleartext {
-    /// Removes what an earlier run left.
-    pub fn install(dev: &str) -> Cleartext {
-        let _ = nft(&format!("delete table inet {TABLE}\n"));
+    /// Adopts whatever table an earlier run left: it keeps guarding until
+    /// a sync replaces it, in one transaction.
+    pub fn adopt(dev: &str) -> Cleartext {
         Cleartext {
             dev: dev.to_string(),
-            installed: Vec::new(),
+            installed: None,
+            added: Vec::new(),
         }
     }
 
     /// Drops cleartext that the `selectors` (inbound flows that require
-    /// protection) select, replacing the rules of the last call at once.
-    pub fn sync(&mut self, selectors: Vec<Selector>) -> io::Result<()> {
-        if selectors == self.installed {
+    /// protection) select, replacing the table at once. With `keep`, the
+    /// table an earlier run left stays and only rules are added to it.
+    /// Only what `nft` accepted is recorded as installed.
+    pub fn sync(&mut self, selectors: Vec<Selector>, keep: bool) -> io::Result<()> {
+        if keep {
+            let new: Vec<Selector> = selectors
+                .into_iter()
+                .filter(|s| !self.added.contains(s))
+                .collect();
+            if new.is_empty() {
+                return Ok(());
+            }
+            nft(&additions(&self.dev, &new))?;
+            self.added.extend(new);
+            return Ok(());
+        }
+        if self.installed.as_ref() == Some(&selectors) {
             return Ok(());
         }
         let mut script = format!("table inet {TABLE}\ndelete table inet {TABLE}\n");
         if !selectors.is_empty() {
             script.push_str(&ruleset(&self.dev, &selectors));
         }
-        self.installed = selectors;
-        nft(&script)
+        nft(&script)?;
+        self.installed = Some(selectors);
+        self.added.clear();
+        Ok(())
+    }
+
+    /// Whether the table is there (an earlier run's, at start).
+    pub fn exists() -> bool {
+        nft(&format!("list table inet {TABLE}\n")).is_ok()
+    }
+
+    /// Removes the table: the documented teardown, once no flow is left.
+    pub fn teardown(&mut self) -> io::Result<()> {
+        nft(&format!("table inet {TABLE}\ndelete table inet {TABLE}\n"))?;
+        self.installed = Some(Vec::new());
+        self.added.clear();
+        Ok(())
     }
 }
 
-impl Drop for Cleartext {
-    fn drop(&mut self) {
-        let _ = nft(&format!("delete table inet {TABLE}\n"));
-    }
+/// The chain's hook, and the rules that accept what may pass whatever
+/// the selectors say: what came through `dev` or is protected.
+fn chain(dev: &str) -> (&'static str, [String; 4]) {
+    (
+        "type filter hook prerouting priority -140; policy accept;",
+        [
+            format!("iifname \"{dev}\" accept"),
+            "meta l4proto { esp, ah } accept".to_string(),
+            "udp dport { 500, 4500 } accept".to_string(),
+            "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, \
+             nd-neighbor-advert, nd-redirect } accept"
+                .to_string(),
+        ],
+    )
 }
 
 /// The table: accept what came through `dev` or is protected, drop what
 /// a selector covers.
 fn ruleset(dev: &str, selectors: &[Selector]) -> String {
-    let mut s = format!(
-        "table inet {TABLE} {{\n\
-         \tchain cleartext {{\n\
-         \t\ttype filter hook prerouting priority -140; policy accept;\n\
-         \t\tiifname \"{dev}\" accept\n\
-         \t\tmeta l4proto {{ esp, ah }} accept\n\
-         \t\tudp dport {{ 500, 4500 }} accept\n\
-         \t\ticmpv6 type {{ nd-router-solicit, nd-router-advert, nd-neighbor-solicit, \
-         nd-neighbor-advert, nd-redirect }} accept\n"
-    );
+    let (hook, accepts) = chain(dev);
+    let mut s = format!("table inet {TABLE} {{\n\tchain cleartext {{\n\t\t{hook}\n");
+    for accept in accepts {
+        s.push_str(&format!("\t\t{accept}\n"));
+    }
     for sel in selectors {
-        s.push_str("\t\t");
-        s.push_str(&rule(sel));
-        s.push_str(" counter drop\n");
+        s.push_str(&format!("\t\t{} counter drop\n", rule(sel)));
     }
     s.push_str("\t}\n}\n");
+    s
+}
+
+/// Drops added behind whatever the table holds, creating the table if it
+/// is gone. Accepts are added first so that a table made here lets the
+/// protected traffic through; in an adopted one they are repeats.
+fn additions(dev: &str, selectors: &[Selector]) -> String {
+    let (hook, accepts) = chain(dev);
+    let mut s = format!("add table inet {TABLE}\nadd chain inet {TABLE} cleartext {{ {hook} }}\n");
+    for accept in accepts {
+        s.push_str(&format!("add rule inet {TABLE} cleartext {accept}\n"));
+    }
+    for sel in selectors {
+        s.push_str(&format!(
+            "add rule inet {TABLE} cleartext {} counter drop\n",
+            rule(sel)
+        ));
+    }
     s
 }
 
@@ -103,8 +167,17 @@ fn prefix(addr: IpAddr, mask: IpAddr) -> String {
     format!("{}/{len}", spd::masked(addr, spd::prefix_mask(mask, len)))
 }
 
+/// Runs `nft -f -` on `script`, by its absolute path and with an empty
+/// environment.
 fn nft(script: &str) -> io::Result<()> {
-    let mut child = Command::new("nft")
+    let path = NFT.iter().find(|p| Path::new(p).is_file()).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("nft is not at {}", NFT.join(" or ")),
+        )
+    })?;
+    let mut child = Command::new(path)
+        .env_clear()
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -7,7 +7,7 @@ use super::cleartext::Cleartext;
 use super::log;
 use super::net::Peers;
 use super::pcap::{self, Capture};
-use super::routes::{Route, Routes, local_addresses};
+use super::routes::{self, Steering, local_addresses};
 use super::tun::Tun;
 use crate::engine::datapath::NAT_T_PORT;
 use crate::engine::{Engine, Output, Send};
@@ -31,8 +31,14 @@ const MIN_MTU: usize = 1280;
 pub struct Dataplane {
     tun: Tun,
     peers: Peers,
-    routes: Routes,
+    steering: Steering,
     cleartext: Cleartext,
+    /// While set, nothing an earlier run installed is removed: its flows
+    /// could not be restored, so what it guarded is not known. The
+    /// operator's flush (`ipsecctl -F`) ends it.
+    hold: Option<u64>,
+    /// A change to routes or filter failed: try again at the next tick.
+    retry: bool,
     capture: Option<Capture>,
     out: Output,
     buffer: Vec<u8>,
@@ -52,21 +58,40 @@ pub struct Dataplane {
 }
 
 impl Dataplane {
-    /// Creates the enc interface `name`, opens the sockets, and clears
-    /// what an earlier run may have left. With `capture`, every packet
-    /// through the enc interface is also written there.
-    pub fn open(name: &str, capture: Option<&Path>) -> io::Result<Dataplane> {
+    /// Creates (or takes over) the persistent enc interface `name`, opens
+    /// the sockets, and adopts the routes, rules and filter an earlier run
+    /// left, removing nothing. `engine` holds the flows restored from that
+    /// run, if they could be; if not and the earlier run left a guard, the
+    /// guard is held until the SPD is flushed. With `capture`, every
+    /// packet through the enc interface is also written there.
+    pub fn open(
+        name: &str,
+        capture: Option<&Path>,
+        engine: &Engine,
+        restored: bool,
+    ) -> io::Result<Dataplane> {
         let tun = Tun::open_offloaded(name).map_err(|e| annotate(e, name))?;
+        tun.set_persist(true).map_err(|e| annotate(e, name))?;
         tun.up()?;
         let peers = Peers::open(NAT_T_PORT)?;
-        let routes = Routes::install(tun.name())?;
-        let cleartext = Cleartext::install(tun.name());
+        let mut steering = Steering::adopt()?;
+        let cleartext = Cleartext::adopt(tun.name());
+        let left = !steering.present()?.is_empty() || Cleartext::exists();
+        let hold = (!restored && left).then_some(engine.spd_flushes);
+        if hold.is_some() {
+            log::warn(
+                "an earlier run left routes or a filter but no saved flows: \
+                 keeping them until the flows are flushed (ipsecctl -F)",
+            );
+        }
         let capture = capture.map(Capture::create).transpose()?;
         Ok(Dataplane {
             tun,
             peers,
-            routes,
+            steering,
             cleartext,
+            hold,
+            retry: false,
             capture,
             out: Output::default(),
             buffer: vec![0u8; offload::HEADER_LEN + 65536],
@@ -76,7 +101,11 @@ impl Dataplane {
             mtu: 0,
             send_errors: 0,
             last_keepalive: 0,
-            addresses: Vec::new(),
+            addresses: {
+                let mut a = local_addresses();
+                a.sort();
+                a
+            },
         })
     }
 
@@ -91,7 +120,7 @@ impl Dataplane {
     pub fn tick(&mut self, engine: &Engine, now: u64) {
         let mut addresses = local_addresses();
         addresses.sort();
-        if addresses != self.addresses {
+        if addresses != self.addresses || self.retry {
             self.addresses = addresses;
             self.synced = None;
         }
@@ -231,16 +260,19 @@ impl Dataplane {
             return;
         }
         self.synced = Some(engine.changes);
-        let routes = engine
-            .enc_routes()
-            .into_iter()
-            .map(|(dst, len, src)| Route { dst, len, src })
-            .collect();
-        if let Err(e) = self.routes.sync(routes) {
-            log::warn(&format!("routes: {e}"));
+        if self.hold.is_some_and(|at| engine.spd_flushes != at) {
+            log::info("the flows were flushed: what an earlier run left may go");
+            self.hold = None;
         }
-        if let Err(e) = self.cleartext.sync(engine.cleartext_refused()) {
-            log::warn(&format!("cleartext filter: {e}"));
+        let keep = self.hold.is_some();
+        self.retry = false;
+        if let Err(e) = self.steer(engine, keep) {
+            self.retry = true;
+            log::warn(&format!("routes: {e}; trying again"));
+        }
+        if let Err(e) = self.cleartext.sync(engine.cleartext_refused(), keep) {
+            self.retry = true;
+            log::warn(&format!("cleartext filter: {e}; trying again"));
         }
         let path = path_mtu();
         engine.path_mtu = path;
@@ -251,6 +283,43 @@ impl Dataplane {
                 Err(e) => log::warn(&format!("{}: mtu {mtu}: {e}", self.tun.name())),
             }
         }
+    }
+
+    /// Brings the daemon's routing table in step with the flows: routes
+    /// added before any is removed, so a destination is never left
+    /// unrouted in between.
+    fn steer(&mut self, engine: &Engine, keep: bool) -> io::Result<()> {
+        let index = self.tun.index()?;
+        let wanted = routes::wanted(&engine.enc_routes(), index, &self.addresses);
+        let present = self.steering.present()?;
+        let (add, remove) = routes::plan(&present, &wanted, keep);
+        self.steering
+            .apply(&add, &remove)
+            .map_err(|(n, e)| io::Error::new(e.kind(), format!("{n} changes failed, first {e}")))
+    }
+
+    /// The daemon stops cleanly. With flows left, everything stays, so
+    /// that what they guard stays guarded until the daemon is back; with
+    /// none, interface, rules, routes and filter go. Returns whether it
+    /// tore down.
+    pub fn stop(&mut self, engine: &Engine) -> bool {
+        if !engine.spd.is_empty() || self.hold.is_some() {
+            return false;
+        }
+        let mut clean = true;
+        if let Err(e) = self.steering.teardown() {
+            log::warn(&format!("routes: {e}"));
+            clean = false;
+        }
+        if let Err(e) = self.cleartext.teardown() {
+            log::warn(&format!("cleartext filter: {e}"));
+            clean = false;
+        }
+        if let Err(e) = self.tun.set_persist(false) {
+            log::warn(&format!("{}: {e}", self.tun.name()));
+            clean = false;
+        }
+        clean
     }
 
     /// A summary for the log when the daemon stops.

@@ -1,105 +1,353 @@
-//! Steering plaintext into the enc interface: for each outbound flow, a
-//! route to its destination through `enc0` in a routing table of the
-//! daemon's own, which a policy rule consults for every packet that does
-//! not carry the daemon's mark. The daemon's own packets carry it
-//! ([`super::net::MARK`]), so they are routed normally: that is what stops
-//! a protected packet from looping back into `enc0`, even when the peer's
-//! own address is covered by a flow (transport mode).
+//! Steering plaintext into the enc interface, and keeping it from leaving
+//! any other way. For each destination of the outbound flows, a route
+//! through `enc0` in a routing table of the daemon's own, which a policy
+//! rule consults for every packet that does not carry the daemon's mark.
+//! The daemon's own packets carry it ([`super::net::MARK`]), so they are
+//! routed normally: that is what stops a protected packet from looping
+//! back into `enc0`, even when the peer's own address is covered by a flow.
 //!
-//! Changes go through `ip -batch`, one process per change set. Whatever a
-//! previous run left (after a crash) is removed at start.
+//! Fail closed: this state is the kernel's and outlives the process. The
+//! enc interface is persistent, so its routes stay when the daemon dies
+//! and what they carry is dropped (nobody reads the device). Behind each
+//! route of a flow that must never send clear text there is a second
+//! one, a blackhole at a worse metric, which holds even if the interface
+//! goes. A starting daemon finds both and changes only what differs from
+//! the flows it restored; only an empty SPD at a clean stop, or
+//! [`Steering::teardown`], removes them.
 
 use super::net::MARK;
+use super::netlink::Rtnl;
+use crate::engine::EncRoute;
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::collections::BTreeSet;
-use std::io::{self, Write};
-use std::net::IpAddr;
-use std::process::{Command, Stdio};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The daemon's routing table, and the priority of the rule that picks
 /// it: after the local table (0), before main (32766).
 pub const TABLE: u32 = 1950;
 pub const RULE_PRIORITY: u32 = 1950;
 
-/// A route into the enc interface: a destination prefix and, for flows
-/// from one of this host's addresses, that address as the source to pick.
+/// Metrics in the daemon's table: the route into the enc interface wins;
+/// the guard behind it only answers when that route is gone.
+const ENC_METRIC: u32 = 1;
+const GUARD_METRIC: u32 = 1_950_000;
+
+/// One route of the daemon's table, as the kernel reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Route {
+pub struct TableRoute {
     pub dst: IpAddr,
     pub len: u8,
-    pub src: Option<IpAddr>,
+    pub metric: u32,
+    pub via: Via,
 }
 
-/// The routes and rules the daemon installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Via {
+    /// Into the interface with this index, naming a source address.
+    Dev { index: u32, src: Option<IpAddr> },
+    /// Dropped.
+    Blackhole,
+    /// Anything else somebody put in the table.
+    Other,
+}
+
+impl TableRoute {
+    /// The kernel identifies a route by these: adding one with the same
+    /// key replaces it.
+    fn key(&self) -> (IpAddr, u8, u32) {
+        (self.dst, self.len, self.metric)
+    }
+}
+
+/// The routes the flows want: into `index`, with a source that is one of
+/// `local` when a flow names one (the smallest, so that the choice does
+/// not depend on which flow came first), and the guards.
+pub fn wanted(routes: &[EncRoute], index: u32, local: &[IpAddr]) -> BTreeSet<TableRoute> {
+    let mut out = BTreeSet::new();
+    for r in routes {
+        let src = r.sources.iter().find(|s| local.contains(s)).copied();
+        out.insert(TableRoute {
+            dst: r.dst,
+            len: r.len,
+            metric: ENC_METRIC,
+            via: Via::Dev { index, src },
+        });
+        if r.guard {
+            out.insert(TableRoute {
+                dst: r.dst,
+                len: r.len,
+                metric: GUARD_METRIC,
+                via: Via::Blackhole,
+            });
+        }
+    }
+    out
+}
+
+/// The changes that take the table from `present` to `wanted`: what to
+/// add (or replace) first, then what to remove. With `keep`, nothing is
+/// removed (a guard whose flows are not known yet stays).
+pub fn plan(
+    present: &BTreeSet<TableRoute>,
+    wanted: &BTreeSet<TableRoute>,
+    keep: bool,
+) -> (Vec<TableRoute>, Vec<TableRoute>) {
+    let add: Vec<TableRoute> = wanted.difference(present).copied().collect();
+    let replaced: BTreeSet<_> = add.iter().map(TableRoute::key).collect();
+    let remove = if keep {
+        Vec::new()
+    } else {
+        present
+            .difference(wanted)
+            .filter(|r| !replaced.contains(&r.key()))
+            .copied()
+            .collect()
+    };
+    (add, remove)
+}
+
+/// The policy rules and the daemon's routing table.
 #[derive(Debug)]
-pub struct Routes {
-    dev: String,
-    installed: BTreeSet<Route>,
+pub struct Steering {
+    rtnl: Rtnl,
 }
 
-impl Routes {
-    /// Clears what an earlier run left and adds the policy rules.
-    pub fn install(dev: &str) -> io::Result<Routes> {
-        remove_all();
-        let mark = format!("{MARK:#x}");
-        let table = TABLE.to_string();
-        let priority = RULE_PRIORITY.to_string();
-        for family in ["-4", "-6"] {
-            let rule = [
-                family, "rule", "add", "not", "fwmark", &mark, "table", &table, "priority",
-                &priority,
-            ];
+impl Steering {
+    /// Makes sure the policy rules are there, leaving in place whatever an
+    /// earlier run installed.
+    pub fn adopt() -> io::Result<Steering> {
+        let mut steering = Steering {
+            rtnl: Rtnl::open()?,
+        };
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             // IPv6 may be off; IPv4 may not.
-            if let Err(e) = run(&rule, None)
-                && family == "-4"
+            if let Err(e) = steering.ensure_rule(family)
+                && family == AddressFamily::Inet
             {
-                return Err(e);
+                return Err(io::Error::new(e.kind(), format!("policy rule: {e}")));
             }
         }
-        Ok(Routes {
-            dev: dev.to_string(),
-            installed: BTreeSet::new(),
-        })
+        Ok(steering)
     }
 
-    /// Makes the installed routes the `wanted` ones. A source that is not
-    /// one of this host's addresses is left out (the kernel would refuse
-    /// the route).
-    pub fn sync(&mut self, wanted: BTreeSet<Route>) -> io::Result<()> {
-        let local = local_addresses();
-        let wanted: BTreeSet<Route> = wanted
+    fn ensure_rule(&mut self, family: AddressFamily) -> io::Result<()> {
+        let mut probe = RuleMessage::default();
+        probe.header.family = family;
+        let found = self
+            .rtnl
+            .dump(RouteNetlinkMessage::GetRule(probe))?
             .into_iter()
-            .map(|r| Route {
-                src: r.src.filter(|s| local.contains(s)),
-                ..r
-            })
-            .collect();
-        let mut script = String::new();
-        for r in self.installed.difference(&wanted) {
-            script.push_str(&format!("route del {}/{} table {TABLE}\n", r.dst, r.len));
-        }
-        for r in wanted.difference(&self.installed) {
-            script.push_str(&format!(
-                "route replace {}/{} dev {} table {TABLE}",
-                r.dst, r.len, self.dev
-            ));
-            if let Some(src) = r.src {
-                script.push_str(&format!(" src {src}"));
-            }
-            script.push('\n');
-        }
-        if script.is_empty() {
+            .any(|m| matches!(m, RouteNetlinkMessage::NewRule(r) if is_ours(&r)));
+        if found {
             return Ok(());
         }
-        // -force: one route the kernel refuses does not stop the others.
-        let result = run(&["-force", "-batch", "-"], Some(&script));
-        self.installed = wanted;
-        result
+        self.rtnl
+            .request(RouteNetlinkMessage::NewRule(rule(family)), NLM_F_CREATE)
+    }
+
+    /// The routes in the daemon's table now.
+    pub fn present(&mut self) -> io::Result<BTreeSet<TableRoute>> {
+        let mut out = BTreeSet::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut probe = RouteMessage::default();
+            probe.header.address_family = family;
+            probe.attributes.push(RouteAttribute::Table(TABLE));
+            let dumped = match self.rtnl.dump(RouteNetlinkMessage::GetRoute(probe)) {
+                Ok(d) => d,
+                Err(e) if family == AddressFamily::Inet6 => {
+                    // No IPv6 in this kernel: no IPv6 routes either.
+                    if e.raw_os_error() == Some(libc::EAFNOSUPPORT) {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
+            for m in dumped {
+                if let RouteNetlinkMessage::NewRoute(r) = m
+                    && let Some(route) = parse(&r)
+                {
+                    out.insert(route);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds, then removes; returns how many changes failed and the first
+    /// reason, having tried every one.
+    pub fn apply(
+        &mut self,
+        add: &[TableRoute],
+        remove: &[TableRoute],
+    ) -> Result<(), (usize, io::Error)> {
+        let mut failed = 0;
+        let mut first = None;
+        let mut note = |e: io::Error, r: &TableRoute| {
+            failed += 1;
+            first.get_or_insert_with(|| {
+                io::Error::new(
+                    e.kind(),
+                    format!("{}/{} metric {}: {e}", r.dst, r.len, r.metric),
+                )
+            });
+        };
+        for r in add {
+            let msg = RouteNetlinkMessage::NewRoute(message(r));
+            if let Err(e) = self.rtnl.request(msg, NLM_F_CREATE | NLM_F_REPLACE) {
+                note(e, r);
+            }
+        }
+        for r in remove {
+            let msg = RouteNetlinkMessage::DelRoute(message(r));
+            match self.rtnl.request(msg, 0) {
+                // Gone already: what was wanted.
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => note(e, r),
+                Ok(()) => {}
+            }
+        }
+        match first {
+            None => Ok(()),
+            Some(e) => Err((failed, e)),
+        }
+    }
+
+    /// Removes the rules and every route of the daemon's table: the
+    /// documented teardown, once no flow is left to guard.
+    pub fn teardown(&mut self) -> io::Result<()> {
+        let present = self.present()?;
+        let all: Vec<TableRoute> = present.into_iter().collect();
+        self.apply(&[], &all).map_err(|(_, e)| e)?;
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut probe = RuleMessage::default();
+            probe.header.family = family;
+            let Ok(rules) = self.rtnl.dump(RouteNetlinkMessage::GetRule(probe)) else {
+                continue;
+            };
+            for m in rules {
+                if let RouteNetlinkMessage::NewRule(r) = m
+                    && is_ours(&r)
+                {
+                    self.rtnl.request(RouteNetlinkMessage::DelRule(r), 0)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
-impl Drop for Routes {
-    fn drop(&mut self) {
-        remove_all();
+/// `not fwmark MARK lookup TABLE priority RULE_PRIORITY`.
+fn rule(family: AddressFamily) -> RuleMessage {
+    let mut r = RuleMessage::default();
+    r.header.family = family;
+    r.header.action = RuleAction::ToTable;
+    r.header.flags = RuleFlags::Invert;
+    r.attributes = vec![
+        RuleAttribute::Priority(RULE_PRIORITY),
+        RuleAttribute::FwMark(MARK),
+        RuleAttribute::FwMask(u32::MAX),
+        RuleAttribute::Table(TABLE),
+    ];
+    r
+}
+
+fn is_ours(r: &RuleMessage) -> bool {
+    let has = |a: RuleAttribute| r.attributes.contains(&a);
+    has(RuleAttribute::Priority(RULE_PRIORITY)) && has(RuleAttribute::Table(TABLE))
+}
+
+fn family_of(ip: IpAddr) -> AddressFamily {
+    if ip.is_ipv6() {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    }
+}
+
+/// The message that adds (or, as RTM_DELROUTE, removes) a route.
+fn message(r: &TableRoute) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = family_of(r.dst);
+    m.header.destination_prefix_length = r.len;
+    // Tables above 255 are named by attribute alone.
+    m.header.table = RouteHeader::RT_TABLE_UNSPEC;
+    m.header.protocol = RouteProtocol::Static;
+    m.attributes = vec![
+        RouteAttribute::Table(TABLE),
+        RouteAttribute::Destination(RouteAddress::from(r.dst)),
+        RouteAttribute::Priority(r.metric),
+    ];
+    match r.via {
+        Via::Dev { index, src } => {
+            m.header.kind = RouteType::Unicast;
+            m.header.scope = RouteScope::Link;
+            m.attributes.push(RouteAttribute::Oif(index));
+            if let Some(src) = src {
+                m.attributes
+                    .push(RouteAttribute::PrefSource(RouteAddress::from(src)));
+            }
+        }
+        Via::Blackhole => {
+            m.header.kind = RouteType::BlackHole;
+            m.header.scope = RouteScope::Universe;
+        }
+        Via::Other => {
+            m.header.kind = RouteType::Unspec;
+            m.header.scope = RouteScope::NoWhere;
+        }
+    }
+    m
+}
+
+/// A route of the daemon's table, from a dump; none for other tables.
+fn parse(m: &RouteMessage) -> Option<TableRoute> {
+    let mut table = u32::from(m.header.table);
+    let mut dst = None;
+    let mut metric = 0;
+    let mut index = None;
+    let mut src = None;
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Destination(d) => dst = ip(d),
+            RouteAttribute::Priority(p) => metric = *p,
+            RouteAttribute::Oif(i) => index = Some(*i),
+            RouteAttribute::PrefSource(s) => src = ip(s),
+            _ => {}
+        }
+    }
+    if table != TABLE {
+        return None;
+    }
+    let dst = dst.unwrap_or(match m.header.address_family {
+        AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    });
+    let via = match (m.header.kind, index) {
+        (RouteType::BlackHole, _) => Via::Blackhole,
+        (RouteType::Unicast, Some(index)) => Via::Dev { index, src },
+        _ => Via::Other,
+    };
+    Some(TableRoute {
+        dst,
+        len: m.header.destination_prefix_length,
+        metric,
+        via,
+    })
+}
+
+fn ip(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
     }
 }
 
@@ -138,46 +386,124 @@ pub fn local_addresses() -> Vec<IpAddr> {
     found
 }
 
-/// Removes the rules and routes of this or an earlier run.
-fn remove_all() {
-    let priority = RULE_PRIORITY.to_string();
-    let table = TABLE.to_string();
-    for family in ["-4", "-6"] {
-        // One rule per family, but a crashed run may have left several.
-        for _ in 0..16 {
-            if run(&[family, "rule", "del", "priority", &priority], None).is_err() {
-                break;
-            }
-        }
-        let _ = run(&[family, "route", "flush", "table", &table], None);
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Runs `ip` with `args`, feeding it `input`; an error carries its
-/// complaint.
-fn run(args: &[&str], input: Option<&str>) -> io::Result<()> {
-    let mut child = Command::new("ip")
-        .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin.write_all(input.as_bytes())?;
+    fn enc(dst: &str, len: u8, sources: &[&str], guard: bool) -> EncRoute {
+        EncRoute {
+            dst: dst.parse().unwrap(),
+            len,
+            sources: sources.iter().map(|s| s.parse().unwrap()).collect(),
+            guard,
+        }
     }
-    let out = child.wait_with_output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        let why = String::from_utf8_lossy(&out.stderr);
-        Err(io::Error::other(format!(
-            "ip {}: {}",
-            args.join(" "),
-            why.trim()
-        )))
+
+    #[test]
+    fn a_guarded_prefix_gets_a_blackhole_behind_its_route() {
+        let local: Vec<IpAddr> = vec!["192.0.2.1".parse().unwrap(), "192.0.2.7".parse().unwrap()];
+        let routes = wanted(
+            &[
+                enc(
+                    "10.2.0.0",
+                    24,
+                    &["192.0.2.9", "192.0.2.7", "192.0.2.1"],
+                    true,
+                ),
+                enc("10.3.0.0", 16, &[], false),
+            ],
+            5,
+            &local,
+        );
+        let want: BTreeSet<TableRoute> = [
+            TableRoute {
+                dst: "10.2.0.0".parse().unwrap(),
+                len: 24,
+                metric: ENC_METRIC,
+                // The smallest of the flows' sources that is this host's.
+                via: Via::Dev {
+                    index: 5,
+                    src: Some("192.0.2.1".parse().unwrap()),
+                },
+            },
+            TableRoute {
+                dst: "10.2.0.0".parse().unwrap(),
+                len: 24,
+                metric: GUARD_METRIC,
+                via: Via::Blackhole,
+            },
+            TableRoute {
+                dst: "10.3.0.0".parse().unwrap(),
+                len: 16,
+                metric: ENC_METRIC,
+                via: Via::Dev {
+                    index: 5,
+                    src: None,
+                },
+            },
+        ]
+        .into();
+        assert_eq!(routes, want);
+    }
+
+    #[test]
+    fn the_plan_adds_before_it_removes_and_replaces_in_place() {
+        let r = |dst: &str, metric, via| TableRoute {
+            dst: dst.parse().unwrap(),
+            len: 24,
+            metric,
+            via,
+        };
+        let dev = |src: Option<&str>| Via::Dev {
+            index: 3,
+            src: src.map(|s| s.parse().unwrap()),
+        };
+        let present: BTreeSet<_> = [
+            r("10.1.0.0", ENC_METRIC, dev(None)),
+            r("10.1.0.0", GUARD_METRIC, Via::Blackhole),
+            r("10.9.0.0", ENC_METRIC, dev(None)),
+        ]
+        .into();
+        let wanted: BTreeSet<_> = [
+            r("10.1.0.0", ENC_METRIC, dev(Some("192.0.2.1"))),
+            r("10.1.0.0", GUARD_METRIC, Via::Blackhole),
+            r("10.2.0.0", ENC_METRIC, dev(None)),
+        ]
+        .into();
+        let (add, remove) = plan(&present, &wanted, false);
+        assert_eq!(
+            add,
+            vec![
+                r("10.1.0.0", ENC_METRIC, dev(Some("192.0.2.1"))),
+                r("10.2.0.0", ENC_METRIC, dev(None)),
+            ]
+        );
+        // 10.1.0.0's old route is replaced by the new one, not removed.
+        assert_eq!(remove, vec![r("10.9.0.0", ENC_METRIC, dev(None))]);
+        let (_, kept) = plan(&present, &wanted, true);
+        assert!(kept.is_empty());
+    }
+
+    #[test]
+    fn messages_round_trip_through_the_dump_parser() {
+        for route in [
+            TableRoute {
+                dst: "2001:db8::".parse().unwrap(),
+                len: 32,
+                metric: GUARD_METRIC,
+                via: Via::Blackhole,
+            },
+            TableRoute {
+                dst: "10.0.0.0".parse().unwrap(),
+                len: 8,
+                metric: ENC_METRIC,
+                via: Via::Dev {
+                    index: 9,
+                    src: Some("10.0.0.1".parse().unwrap()),
+                },
+            },
+        ] {
+            assert_eq!(parse(&message(&route)), Some(route));
+        }
     }
 }

@@ -133,6 +133,22 @@ impl Tun {
         Ok(())
     }
 
+    /// Makes the interface outlive the descriptor (`TUNSETPERSIST`), or
+    /// lets it go with the last one. A persistent enc interface keeps its
+    /// routes when the daemon dies, and what they carry is dropped: the
+    /// kernel has nobody to hand it to.
+    pub fn set_persist(&self, persist: bool) -> io::Result<()> {
+        // SAFETY: TUNSETPERSIST takes its argument by value.
+        check(unsafe {
+            libc::ioctl(
+                self.fd.as_raw_fd(),
+                libc::TUNSETPERSIST,
+                libc::c_ulong::from(persist),
+            )
+        })?;
+        Ok(())
+    }
+
     /// Brings the interface up (`SIOCGIFFLAGS`, then `SIOCSIFFLAGS` with
     /// `IFF_UP` added), keeping the other flags as they are. Writing to a
     /// TUN device that is down fails with `EIO`.
