@@ -267,7 +267,11 @@ kill -USR1 "$ipsecd_a"
 await "the totals" grep -q "protected out" "$tmp/ipsecd-a.log"
 grep "protected out" "$tmp/ipsecd-a.log" | tail -n 1
 
-heading "stopping (SIGTERM): each ipsecd removes its routes, rule and nftables table"
+heading "the teardown: ipsecctl -F, then SIGTERM; with no flows left, ipsecd removes its routes, rules, table and enc0"
+for side in a b; do
+	sock_var=sock_$side
+	"in_$side" "$ipsecctl" -S "${!sock_var}" -F
+done
 stop "$ipsecd_a"
 stop "$ipsecd_b"
 echo "\$ ip rule"

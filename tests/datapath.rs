@@ -114,9 +114,14 @@ impl Lab {
 
     /// Stops a background process (SIGTERM by pid, then waits for it).
     pub(crate) fn stop(&mut self, index: usize) {
+        self.signal(index, libc::SIGTERM);
+    }
+
+    /// Sends a background process `signal` by pid and waits for it to end.
+    pub(crate) fn signal(&mut self, index: usize, signal: i32) {
         let (_, child) = &mut self.children[index];
         // SAFETY: signalling a child this test started, by its pid.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(child.id() as i32, signal) };
         let _ = child.wait();
     }
 

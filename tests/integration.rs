@@ -6,6 +6,7 @@
 mod cli;
 mod daemon;
 mod datapath;
+mod failclosed;
 mod hostile;
 mod interop;
 mod natt;
