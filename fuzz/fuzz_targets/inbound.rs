@@ -266,6 +266,7 @@ impl Peer {
             dst_id: None,
             flags: 0,
             usage: Default::default(),
+            bound: None,
         }
     }
 

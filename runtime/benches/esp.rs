@@ -168,6 +168,7 @@ fn gateway(
             dst_id: None,
             flags: 0,
             usage: FlowUsage::default(),
+            bound: None,
         };
         e.spd.insert(selector(dir, src, dst), policy);
     }

@@ -78,6 +78,10 @@ pub struct Usage {
     pub drops_out: u64,
     /// When it was added (seconds).
     pub added: u64,
+    /// Its place in the order SAs were added, over the whole SAD: of
+    /// several SAs to one peer, outbound traffic takes the newest, so
+    /// that adding an SA is what switches to it (make before break).
+    pub order: u64,
     pub first_use: Option<u64>,
     pub last_use: Option<u64>,
     /// The soft limit has been reported.
@@ -152,6 +156,8 @@ pub struct Sad {
     /// The keyed state of SAs that have carried packets. It goes (and its
     /// keys are zeroized) with the SA.
     live: HashMap<SaId, Live, FastHash>,
+    /// How many SAs were ever added: the source of [`Usage::order`].
+    added: u64,
 }
 
 impl Sad {
@@ -276,6 +282,8 @@ impl Sad {
 
     fn insert(&mut self, mut sa: SecurityAssociation, now: u64) {
         sa.usage.added = now;
+        self.added += 1;
+        sa.usage.order = self.added;
         let id = sa.id;
         self.live.remove(&id);
         for (limit, kind) in [
@@ -338,12 +346,15 @@ impl Sad {
                     existing.udpencap_port = sa.udpencap_port;
                 }
                 let (soft, hard) = (existing.soft, existing.hard);
+                // Lifetimes count from when the SA was added, whenever
+                // they are set (RFC 2367 §2.3.4), as expiry checks them.
+                let added = existing.usage.added;
                 let id = sa.id;
                 for (limit, kind) in [(soft, TimerKind::SoftAdd), (hard, TimerKind::HardAdd)] {
                     if let Some(l) = limit
                         && l.addtime != 0
                     {
-                        self.arm(now.saturating_add(l.addtime), id, kind);
+                        self.arm(added.saturating_add(l.addtime), id, kind);
                     }
                 }
             }
@@ -528,6 +539,14 @@ impl Sad {
         out
     }
 
+    /// The SA toward `dst` of a protocol that outbound traffic takes: the
+    /// newest that is not larval.
+    pub fn newest_to(&self, dst: IpAddr, satype: SaType) -> Option<SaId> {
+        self.by_dst(dst, satype)
+            .max_by_key(|sa| sa.usage.order)
+            .map(|sa| sa.id)
+    }
+
     /// SAs toward `dst` of a protocol, not larval: what an outbound policy
     /// can use.
     pub fn by_dst(
@@ -629,6 +648,43 @@ mod tests {
         assert!(sad.delete(&id(0x1000)).is_some());
         assert!(sad.delete(&id(0x1000)).is_none());
         assert_eq!(sad.by_dst(ip("192.0.2.2"), SaType::ESP).count(), 0);
+    }
+
+    #[test]
+    fn a_lifetime_given_later_counts_from_when_the_sa_was_added() {
+        let mut sad = Sad::new();
+        sad.add(sa(0x1000), 100).unwrap();
+        // At 130, the SA (30 s old) is told to live 35 s: it goes at 135.
+        let mut retiring = sa(0x1000);
+        retiring.hard = life(0, 35, 0);
+        sad.update(retiring, 130).unwrap();
+        assert!(sad.expire(134).is_empty());
+        let gone = sad.expire(135);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].1, Expiry::Hard);
+        assert!(sad.is_empty());
+    }
+
+    #[test]
+    fn outbound_takes_the_newest_sa_to_a_peer() {
+        let mut sad = Sad::new();
+        sad.add(sa(0x2000), 0).unwrap();
+        assert_eq!(
+            sad.newest_to(ip("192.0.2.2"), SaType::ESP),
+            Some(id(0x2000))
+        );
+        // A lower SPI added later wins: adding is what switches.
+        sad.add(sa(0x1000), 5).unwrap();
+        assert_eq!(
+            sad.newest_to(ip("192.0.2.2"), SaType::ESP),
+            Some(id(0x1000))
+        );
+        sad.delete(&id(0x1000));
+        assert_eq!(
+            sad.newest_to(ip("192.0.2.2"), SaType::ESP),
+            Some(id(0x2000))
+        );
+        assert_eq!(sad.newest_to(ip("192.0.2.9"), SaType::ESP), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::counters::Drop;
 use super::*;
-use crate::sad::{Expiry, SaId};
+use crate::sad::{Expiry, SaId, State};
 use crate::spd::Direction;
 use crate::too_big;
 use crate::wire::{self, ipv4};
@@ -124,7 +124,16 @@ impl Engine {
             _ => {}
         }
         let gateway = peer.unwrap_or(layout.dst);
-        let sa = self.sad.by_dst(gateway, satype).map(|sa| sa.id).min();
+        let usable = |id: &SaId| {
+            id.dst == gateway
+                && id.satype == satype
+                && self.sad.get(id).is_some_and(|sa| sa.state == State::Mature)
+        };
+        let sa = match policy.bound.filter(usable) {
+            Some(id) => Some(id),
+            None => self.sad.newest_to(gateway, satype),
+        };
+        policy.bound = sa;
         let Some(sa) = sa else {
             if matches!(flow_type, FlowType::ACQUIRE | FlowType::REQUIRE) {
                 out.messages.extend(self.acquire(&key, now));

@@ -21,6 +21,11 @@ pub struct Policy {
     pub flags: u8,
     /// What the flow has carried.
     pub usage: super::FlowUsage,
+    /// The SA its packets last went out on. The flow keeps to it while it
+    /// lasts, as OpenBSD's flows keep their TDB: a newer SA to the same
+    /// peer takes over only when this one goes, which is what lets a
+    /// reload add the next SAs before the old ones are retired.
+    pub bound: Option<crate::sad::SaId>,
 }
 
 impl Policy {
@@ -236,6 +241,7 @@ impl Engine {
             dst_id,
             flags: kind.flags,
             usage: super::FlowUsage::default(),
+            bound: None,
         };
         // A static flow stays unless the request is static too.
         if let Some(existing) = self.spd.get(&sel)

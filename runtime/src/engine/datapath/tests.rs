@@ -171,6 +171,7 @@ fn policy(flow_type: FlowType, satype: SaType, peer: IpAddr) -> Policy {
         dst_id: None,
         flags: 0,
         usage: FlowUsage::default(),
+        bound: None,
     }
 }
 
@@ -707,4 +708,21 @@ fn mutable_field(wire: &[u8], at: usize) -> bool {
         // traffic class, flow label, hop limit
         matches!(at, 0..=3 | 7)
     }
+}
+
+#[test]
+fn a_flow_keeps_to_its_sa_until_it_goes_then_takes_the_newest() {
+    let (mut a, _, ha, hb) = pair(SUITES[0], false, true);
+    let old = a.sad.by_dst(b_gw(false), SaType::ESP).next().unwrap().id;
+    let spi_of = |wire: &[u8]| u32::from_be_bytes(wire[20..24].try_into().unwrap());
+    assert_eq!(spi_of(&seal(&mut a, &udp_packet(ha, hb, b"one"))), old.spi);
+    // The next generation arrives: the flow stays on the SA it uses.
+    let mut next = a.sad.get(&old).unwrap().clone();
+    next.id.spi = 0x2000;
+    next.usage = Default::default();
+    a.sad.add(next, 5).unwrap();
+    assert_eq!(spi_of(&seal(&mut a, &udp_packet(ha, hb, b"two"))), old.spi);
+    // The old SA goes: the newest takes over.
+    a.sad.delete(&old);
+    assert_eq!(spi_of(&seal(&mut a, &udp_packet(ha, hb, b"three"))), 0x2000);
 }
