@@ -112,6 +112,21 @@ impl Lab {
         self.children.len() - 1
     }
 
+    /// Waits for a background process to end on its own.
+    pub(crate) fn wait(&mut self, index: usize) -> std::process::ExitStatus {
+        self.children[index].1.wait().expect("the process is ours")
+    }
+
+    /// Writes a configuration file that only its owner may read (it holds
+    /// keys); returns its path.
+    pub(crate) fn config_file(&self, name: &str, config: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(config.as_bytes()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+
     /// Stops a background process (SIGTERM by pid, then waits for it).
     pub(crate) fn stop(&mut self, index: usize) {
         self.signal(index, libc::SIGTERM);
@@ -154,10 +169,7 @@ impl Lab {
 
     /// Loads a configuration into the daemon at `socket`.
     pub(crate) fn load(&self, ns: &str, socket: &Path, config: &str) {
-        let path = self.dir.join(format!("{ns}.conf"));
-        let mut f = std::fs::File::create(&path).unwrap();
-        f.write_all(config.as_bytes()).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let path = self.config_file(&format!("{ns}.conf"), config);
         self.exec(
             ns,
             &[

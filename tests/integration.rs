@@ -10,6 +10,7 @@ mod failclosed;
 mod hostile;
 mod interop;
 mod natt;
+mod reload;
 mod roundtrip;
 mod snapshots;
 mod support;

@@ -4,7 +4,11 @@
 use ipsec_grammar::ErrorFormat;
 
 pub const USAGE: &str = "usage: ipsecctl [-cdFkmnv] [-D macro=value] [-f file] [-i fifo] [-s modifier]\n\
-\t[-S socket] [-w file] [--error-format=openbsd|rich|short] [--json]";
+\t[-S socket] [-w file] [--error-format=openbsd|rich|short] [--json]\n\
+\t[--sync [--grace=seconds]]";
+
+/// How long, by default, `--sync` keeps the SAs it retires.
+pub const DEFAULT_GRACE: u64 = 5;
 
 pub const DEFAULT_SOCKET: &str = "/run/ipsecd/ipsecd.sock";
 pub const DEFAULT_FIFO: &str = "/var/run/isakmpd.fifo";
@@ -36,6 +40,10 @@ pub struct Args {
     pub error_format: ErrorFormat,
     /// `--json`: `-s` prints JSON.
     pub json: bool,
+    /// `--sync`: `-f` makes the live tables equal to the file.
+    pub sync: bool,
+    /// `--grace`: seconds `--sync` keeps the SAs it retires.
+    pub grace: u64,
 }
 
 /// The outcome of reading the command line.
@@ -67,6 +75,8 @@ impl Args {
             write: None,
             error_format: ErrorFormat::default(),
             json: false,
+            sync: false,
+            grace: DEFAULT_GRACE,
         }
     }
 }
@@ -109,6 +119,29 @@ pub fn parse(argv: &[String], default_socket: String) -> Parsed {
                 "help" => return Parsed::Help,
                 "version" => return Parsed::Version,
                 "json" => args.json = true,
+                "sync" => args.sync = true,
+                "grace" => {
+                    let value = match inline {
+                        Some(v) => v,
+                        None if i < argv.len() => {
+                            i += 1;
+                            argv[i - 1].clone()
+                        }
+                        None => {
+                            return Parsed::Usage(vec![
+                                "ipsecctl: option requires an argument -- grace".into(),
+                            ]);
+                        }
+                    };
+                    match value.parse::<u64>() {
+                        Ok(n) if n <= 86_400 => args.grace = n,
+                        _ => {
+                            return Parsed::Usage(vec![format!(
+                                "ipsecctl: --grace takes seconds, at most 86400, not '{value}'"
+                            )]);
+                        }
+                    }
+                }
                 "error-format" => {
                     let value = match inline {
                         Some(v) => v,
@@ -193,6 +226,9 @@ pub fn parse(argv: &[String], default_socket: String) -> Parsed {
                 }
             }
         }
+    }
+    if args.sync && (args.file.is_none() || args.delete) {
+        return Parsed::Usage(vec!["ipsecctl: --sync needs -f file, and not -d".into()]);
     }
     if i < argv.len() {
         for extra in &argv[i..] {

@@ -85,6 +85,17 @@ pub fn report_progress(done: usize, total: usize, delete: bool) {
     }
 }
 
+/// Every record of a dump (`X_SPDDUMP` for flows, `DUMP` for SAs).
+pub fn dump(client: &mut Client, msg_type: MsgType) -> Result<Vec<Message>, String> {
+    let seq = client.next_seq();
+    let msg = Message::new(Header::new(msg_type, SaType::UNSPEC, seq, client.pid()));
+    match client.dump(&msg) {
+        Ok(Ok(records)) => Ok(records),
+        Ok(Err(e)) => Err(e.description().to_owned()),
+        Err(e) => Err(strerror(&e)),
+    }
+}
+
 /// The flows and SAs ipsecd holds.
 struct Tables {
     /// Each flow with what it carried (packets, bytes), when told.
@@ -97,15 +108,7 @@ fn fetch(client: &mut Client, show: Show) -> Result<Tables, String> {
         flows: Vec::new(),
         sas: Vec::new(),
     };
-    let mut dump = |msg_type| -> Result<Vec<Message>, String> {
-        let seq = client.next_seq();
-        let msg = Message::new(Header::new(msg_type, SaType::UNSPEC, seq, client.pid()));
-        match client.dump(&msg) {
-            Ok(Ok(records)) => Ok(records),
-            Ok(Err(e)) => Err(e.description().to_owned()),
-            Err(e) => Err(strerror(&e)),
-        }
-    };
+    let mut dump = |msg_type| dump(client, msg_type);
     if show != Show::Sa {
         tables.flows = dump(MsgType::X_SPDDUMP)?
             .iter()

@@ -5,12 +5,14 @@ mod cli;
 mod client;
 mod isakmpd;
 mod live;
+mod sync;
 mod system;
 
 use cli::{Args, Parsed};
 use ipsec_compiler::lower::{self, Action, LowerError, Sequencer};
 use ipsec_compiler::{Options, Output, RuleKind};
 use ipsec_grammar::{Diagnostic, ErrorFormat, Renderer, Severity, SourceMap};
+use pfkey::MsgType;
 use std::io::{self, IsTerminal, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::process::ExitCode;
@@ -61,6 +63,10 @@ const HELP: &str = "  -c            collapse flows into lists when showing them 
   --error-format=openbsd|rich|short
                 how problems in the file are reported (default rich)
   --json        with -s, print the tables as JSON
+  --sync        with -f, make the running tables equal to the file: add
+                what is new, remove what is gone, switch changed SAs
+                without a gap; with -n, print the plan as +/- lines
+  --grace=N     with --sync, keep the SAs it retires N seconds (default 5)
 
 See ipsecctl(8) and ipsec.conf(5).";
 
@@ -223,10 +229,81 @@ fn load(args: &Args, file: &str, client: &mut Option<client::Client>) -> bool {
             return false;
         }
     }
+    if args.sync {
+        return synchronize(args, &out, client);
+    }
     if args.noaction {
         return true;
     }
     commit(args, &out, client)
+}
+
+/// `--sync`: works out what differs between the file and the daemon's
+/// tables, prints it with `-n` or `-v`, and (without `-n`) changes it.
+/// `ike` rules go to isakmpd as `-f` sends them.
+fn synchronize(args: &Args, out: &Output, client: &mut Option<client::Client>) -> bool {
+    let (wanted, lowered) = messages(args, out);
+    if !lowered {
+        return false;
+    }
+    if client.is_none() {
+        *client = live::connect(&args.socket, "synchronise the tables");
+    }
+    let Some(c) = client.as_mut() else {
+        return false;
+    };
+    let tables = live::dump(c, MsgType::X_SPDDUMP)
+        .and_then(|flows| Ok((flows, live::dump(c, MsgType::DUMP)?)));
+    let (flows, sas) = match tables {
+        Ok(t) => t,
+        Err(why) => {
+            eprintln!("ipsecctl: cannot read the tables: {why}");
+            return false;
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let resolver = system::System::default();
+    let local = system::local_addresses();
+    let live = sync::Live {
+        flows: &flows,
+        sas: &sas,
+        local: &local,
+        now,
+    };
+    let plan = sync::plan(&wanted, &live, args.grace, &resolver, args.keys);
+    if args.noaction || args.verbose > 0 {
+        let mut text = String::new();
+        for line in &plan.lines {
+            text.push_str(line);
+            text.push('\n');
+        }
+        print_text(&text);
+    }
+    if args.noaction {
+        return true;
+    }
+    if let Err(why) = sync::apply(c, &plan) {
+        eprintln!("ipsecctl: failed to synchronise the tables: {why}");
+        return false;
+    }
+    let host_name = ipsec_compiler::Resolver::host_name(&resolver);
+    for rule in &out.rules {
+        if let RuleKind::Ike(ike) = &rule.kind {
+            let sent = ipsec_compiler::ike::add_script(ike, &host_name)
+                .map_err(|(_, message)| message)
+                .and_then(|text| isakmpd::send(&args.fifo, &text));
+            if let Err(why) = sent {
+                eprintln!(
+                    "ipsecctl: failed to add rule {} (line {}): {why}",
+                    rule.nr, rule.line
+                );
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// The PF_KEY messages loading (or deleting) sends, numbered as one socket

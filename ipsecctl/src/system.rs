@@ -83,6 +83,11 @@ fn read_services(path: &str) -> HashMap<&'static str, Table> {
     tables
 }
 
+/// This host's addresses, on every interface.
+pub fn local_addresses() -> Vec<IpAddr> {
+    read_interfaces().into_values().flatten().collect()
+}
+
 /// Every interface's addresses, by interface name.
 fn read_interfaces() -> HashMap<String, Vec<IpAddr>> {
     let mut map: HashMap<String, Vec<IpAddr>> = HashMap::new();
