@@ -43,20 +43,25 @@ struct Daemon {
 
 impl Daemon {
     fn start(tag: &str) -> Daemon {
-        let dir = std::env::temp_dir().join(format!("ipsecd-test-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        Daemon::start_with(tag, |_| {})
+    }
+
+    /// Starts ipsecd in a directory of its own, after `prepare` has had
+    /// its way with the directory and the command.
+    fn start_with(tag: &str, prepare: impl FnOnce(&mut Command)) -> Daemon {
+        let dir = Daemon::dir(tag);
         let socket = dir.join("ipsecd.sock");
         // A network namespace of its own: the daemon makes enc0, routes and
         // filter rules, which must not touch the host's or another test's.
-        let child = Command::new("unshare")
+        let mut command = Command::new("unshare");
+        command
             .arg("--net")
             .arg(crate::support::ipsecd())
             .args(["-d", "-s"])
             .arg(&socket)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ipsecd starts");
+            .stderr(Stdio::null());
+        prepare(&mut command);
+        let child = command.spawn().expect("ipsecd starts");
         let daemon = Daemon { child, dir };
         // Ready means the socket accepts connections.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -65,6 +70,10 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         daemon
+    }
+
+    fn dir(tag: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("ipsecd-test-{tag}-{}", std::process::id()))
     }
 
     fn socket(&self) -> PathBuf {
@@ -139,6 +148,36 @@ fn exchange(fd: &OwnedFd, bytes: &[u8]) -> Vec<u8> {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn systemd_hears_ready_once_the_socket_accepts_and_stopping_at_the_end() {
+    let dir = Daemon::dir("notify");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let notify = std::os::unix::net::UnixDatagram::bind(dir.join("notify")).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let path = dir.join("notify");
+    let daemon = Daemon::start_with("notify", |cmd| {
+        cmd.env("NOTIFY_SOCKET", &path);
+    });
+    let mut buf = [0u8; 512];
+    let n = notify
+        .recv(&mut buf)
+        .expect("ipsecd tells systemd it is ready");
+    let said = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(said.lines().any(|l| l == "READY=1"), "{said}");
+    assert!(said.contains("STATUS=serving PF_KEY on "), "{said}");
+    assert!(
+        raw_connect(&daemon.socket()).is_some(),
+        "ready means accepting"
+    );
+    // SAFETY: signalling the child we started, by its pid.
+    unsafe { libc::kill(daemon.child.id() as i32, libc::SIGTERM) };
+    let n = notify.recv(&mut buf).expect("and that it is stopping");
+    assert_eq!(String::from_utf8_lossy(&buf[..n]).trim(), "STOPPING=1");
 }
 
 #[test]

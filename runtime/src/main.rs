@@ -5,6 +5,7 @@ use ipsec_runtime::engine::{ClientId, Engine, Send};
 use ipsec_runtime::sys::control::{Client, Listener, Received};
 use ipsec_runtime::sys::dataplane::Dataplane;
 use ipsec_runtime::sys::{log, saved, signals::Signals};
+use sd_notify::NotifyState;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -251,7 +252,13 @@ fn main() -> ExitCode {
         ));
     }
     log::info(&format!("serving PF_KEY on {}", args.socket.display()));
+    // Under systemd (Type=notify): ready, since the socket accepts now.
+    let status = format!("serving PF_KEY on {}", args.socket.display());
+    if let Err(e) = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&status)]) {
+        log::warn(&format!("telling systemd we are ready: {e}"));
+    }
     serve(&listener, &signals, &mut dataplane, &mut engine, &state);
+    let _ = sd_notify::notify(&[NotifyState::Stopping]);
     if dataplane.stop(&engine) {
         if let Err(e) = saved::remove(&state) {
             log::warn(&format!("{}: {e}", state.display()));
