@@ -112,6 +112,11 @@ impl Lab {
         self.children.len() - 1
     }
 
+    /// The process id of a background process.
+    pub(crate) fn pid(&self, index: usize) -> u32 {
+        self.children[index].1.id()
+    }
+
     /// Waits for a background process to end on its own.
     pub(crate) fn wait(&mut self, index: usize) -> std::process::ExitStatus {
         self.children[index].1.wait().expect("the process is ours")

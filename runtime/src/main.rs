@@ -4,7 +4,7 @@
 use ipsec_runtime::engine::{ClientId, Engine, Send};
 use ipsec_runtime::sys::control::{Client, Listener, Received};
 use ipsec_runtime::sys::dataplane::Dataplane;
-use ipsec_runtime::sys::{log, saved, signals::Signals};
+use ipsec_runtime::sys::{log, memory::Trimmer, saved, signals::Signals};
 use sd_notify::NotifyState;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -314,6 +314,7 @@ fn serve(
     engine.capture = dataplane.capturing();
     // Restored flows are what the file holds already.
     let mut saved_at = Some(engine.flow_changes);
+    let mut trimmer = Trimmer::default();
     let mut clients: BTreeMap<ClientId, Conn> = BTreeMap::new();
     let mut next_id: ClientId = 1;
     // Clients that may not talk PF_KEY: their first message is answered
@@ -435,6 +436,7 @@ fn serve(
             last_tick = t;
             out.extend(engine.tick(t));
             dataplane.tick(engine, t);
+            trimmer.observe(engine.sad.len());
         }
         if messages_in {
             quiet_rounds = 0;

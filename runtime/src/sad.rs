@@ -373,7 +373,29 @@ impl Sad {
         if let Some(prev) = sa.prev.and_then(|p| self.sas.get_mut(&p)) {
             prev.next = None;
         }
+        self.compact();
         Some(sa)
+    }
+
+    /// Gives memory back once the tables are mostly empty: maps keep
+    /// their largest size otherwise, and a burst of SAs that came and went
+    /// would hold on to it for the life of the daemon.
+    fn compact(&mut self) {
+        fn shrink<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V, FastHash>) {
+            if map.capacity() > 64 && map.len() * 4 < map.capacity() {
+                map.shrink_to(map.len() * 2);
+            }
+        }
+        shrink(&mut self.sas);
+        shrink(&mut self.live);
+        shrink(&mut self.by_dst);
+        // Timers of SAs that are gone are skipped when they come due; drop
+        // them before they outnumber the SAs.
+        if self.timers.len() > 64 && self.timers.len() > 8 * self.sas.len() {
+            let sas = &self.sas;
+            self.timers.retain(|Reverse(t)| sas.contains_key(&t.id));
+            self.timers.shrink_to(self.timers.len() * 2);
+        }
     }
 
     /// Removes every SA, or those of one type (FLUSH).
@@ -384,6 +406,7 @@ impl Sad {
                 self.live.clear();
                 self.by_dst.clear();
                 self.timers.clear();
+                self.compact();
             }
             Some(t) => {
                 let doomed: Vec<SaId> = self
@@ -663,6 +686,24 @@ mod tests {
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].1, Expiry::Hard);
         assert!(sad.is_empty());
+    }
+
+    #[test]
+    fn a_burst_of_sas_that_went_leaves_no_tables_behind() {
+        let mut sad = Sad::new();
+        for spi in 0..10_000 {
+            let mut a = sa(0x10_0000 + spi);
+            a.hard = life(0, 3600, 0);
+            sad.add(a, 0).unwrap();
+        }
+        for spi in 0..10_000 {
+            sad.delete(&id(0x10_0000 + spi));
+        }
+        assert!(sad.sas.capacity() < 1000, "{}", sad.sas.capacity());
+        assert!(sad.by_dst.capacity() < 1000);
+        // The timers of the deleted SAs went with them.
+        assert!(sad.timers.len() <= 64, "{}", sad.timers.len());
+        assert!(sad.timers.capacity() < 1000, "{}", sad.timers.capacity());
     }
 
     #[test]

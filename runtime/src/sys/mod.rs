@@ -6,6 +6,7 @@ pub mod cleartext;
 pub mod control;
 pub mod dataplane;
 pub mod log;
+pub mod memory;
 pub mod net;
 pub mod netlink;
 pub mod pcap;
