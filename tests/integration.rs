@@ -11,6 +11,7 @@ mod failclosed;
 mod hostile;
 mod interop;
 mod natt;
+mod observe;
 mod reload;
 mod roundtrip;
 mod snapshots;

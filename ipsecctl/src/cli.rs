@@ -5,7 +5,7 @@ use ipsec_grammar::ErrorFormat;
 
 pub const USAGE: &str = "usage: ipsecctl [-cdFkmnv] [-D macro=value] [-f file] [-i fifo] [-s modifier]\n\
 \t[-S socket] [-w file] [--error-format=openbsd|rich|short] [--json]\n\
-\t[--sync [--grace=seconds]]";
+\t[--sync [--grace=seconds]] [--explain 'packet']";
 
 /// How long, by default, `--sync` keeps the SAs it retires.
 pub const DEFAULT_GRACE: u64 = 5;
@@ -44,6 +44,8 @@ pub struct Args {
     pub sync: bool,
     /// `--grace`: seconds `--sync` keeps the SAs it retires.
     pub grace: u64,
+    /// `--explain`: a packet, to ask ipsecd what it would do with it.
+    pub explain: Option<String>,
 }
 
 /// The outcome of reading the command line.
@@ -77,7 +79,25 @@ impl Args {
             json: false,
             sync: false,
             grace: DEFAULT_GRACE,
+            explain: None,
         }
+    }
+}
+
+/// The value of a long option: after `=`, or the next word.
+fn long_value(
+    name: &str,
+    inline: Option<String>,
+    argv: &[String],
+    i: &mut usize,
+) -> Result<String, String> {
+    match inline {
+        Some(v) => Ok(v),
+        None if *i < argv.len() => {
+            *i += 1;
+            Ok(argv[*i - 1].clone())
+        }
+        None => Err(format!("ipsecctl: option requires an argument -- {name}")),
     }
 }
 
@@ -120,18 +140,17 @@ pub fn parse(argv: &[String], default_socket: String) -> Parsed {
                 "version" => return Parsed::Version,
                 "json" => args.json = true,
                 "sync" => args.sync = true,
+                "explain" => {
+                    let value = match long_value("explain", inline, argv, &mut i) {
+                        Ok(v) => v,
+                        Err(why) => return Parsed::Usage(vec![why]),
+                    };
+                    args.explain = Some(value);
+                }
                 "grace" => {
-                    let value = match inline {
-                        Some(v) => v,
-                        None if i < argv.len() => {
-                            i += 1;
-                            argv[i - 1].clone()
-                        }
-                        None => {
-                            return Parsed::Usage(vec![
-                                "ipsecctl: option requires an argument -- grace".into(),
-                            ]);
-                        }
+                    let value = match long_value("grace", inline, argv, &mut i) {
+                        Ok(v) => v,
+                        Err(why) => return Parsed::Usage(vec![why]),
                     };
                     match value.parse::<u64>() {
                         Ok(n) if n <= 86_400 => args.grace = n,
@@ -143,17 +162,9 @@ pub fn parse(argv: &[String], default_socket: String) -> Parsed {
                     }
                 }
                 "error-format" => {
-                    let value = match inline {
-                        Some(v) => v,
-                        None if i < argv.len() => {
-                            i += 1;
-                            argv[i - 1].clone()
-                        }
-                        None => {
-                            return Parsed::Usage(vec![
-                                "ipsecctl: option requires an argument -- error-format".into(),
-                            ]);
-                        }
+                    let value = match long_value("error-format", inline, argv, &mut i) {
+                        Ok(v) => v,
+                        Err(why) => return Parsed::Usage(vec![why]),
                     };
                     match ErrorFormat::from_name(&value) {
                         Some(f) => args.error_format = f,

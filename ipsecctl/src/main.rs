@@ -3,6 +3,7 @@
 
 mod cli;
 mod client;
+mod explain;
 mod isakmpd;
 mod live;
 mod sync;
@@ -67,6 +68,8 @@ const HELP: &str = "  -c            collapse flows into lists when showing them 
                 what is new, remove what is gone, switch changed SAs
                 without a gap; with -n, print the plan as +/- lines
   --grace=N     with --sync, keep the SAs it retires N seconds (default 5)
+  --explain 'out proto tcp from A port P to B port Q'
+                ask ipsecd which flow and SA such a packet would take
 
 See ipsecctl(8) and ipsec.conf(5).";
 
@@ -92,6 +95,10 @@ fn run(args: &Args) -> bool {
             && client
                 .as_mut()
                 .is_some_and(|c| live::show(c, args, show, &system::System::default()));
+    }
+    if let Some(words) = &args.explain {
+        ok &= connected("ask ipsecd", &mut client)
+            && client.as_mut().is_some_and(|c| explain::explain(c, words));
     }
     if args.monitor {
         ok &= connected("monitor", &mut client)

@@ -132,6 +132,7 @@ const FLOW_NEEDED: ExtSet = ExtSet::of(&[
     E::X_FLOW_TYPE,
 ]);
 const FLOW: ExtSet = FLOW_NEEDED.with(ExtSet::of(&[E::X_PROTOCOL]));
+const PACKET: ExtSet = ExtSet::of(&[E::X_FLOW_TYPE, E::X_PROTOCOL, E::X_SRC_FLOW, E::X_DST_FLOW]);
 const SA_OPTIONS: ExtSet =
     ExtSet::of(&[E::X_UDPENCAP, E::X_TAG, E::X_TAP, E::X_RDOMAIN, E::X_IFACE]);
 const SA_DST: ExtSet = ExtSet::of(&[E::SA, E::ADDRESS_DST]);
@@ -221,7 +222,11 @@ pub fn rules(msg_type: MsgType, dir: Direction) -> (ExtSet, ExtSet) {
         (MsgType::X_ASKPOLICY, FromKernel) => {
             (FLOW_NEEDED.with(ExtSet::of(&[E::X_POLICY])), FLOW_NEEDED)
         }
-        (MsgType::X_SPDDUMP, FromKernel) => (SRC_DST.with(IDS).with(FLOW), FLOW_NEEDED),
+        // A flow dump may name a packet (direction, protocol, addresses and
+        // ports): then only the flow that selects it is reported, with
+        // the SA it would take. An ipsecd extension; OpenBSD has no dump.
+        (MsgType::X_SPDDUMP, ToKernel) => (PACKET, ExtSet::EMPTY),
+        (MsgType::X_SPDDUMP, FromKernel) => (SRC_DST.with(IDS).with(FLOW).with(SA), FLOW_NEEDED),
         _ => (ExtSet::EMPTY, ExtSet::EMPTY),
     }
 }

@@ -435,6 +435,9 @@ fn serve(
         if t != last_tick {
             last_tick = t;
             out.extend(engine.tick(t));
+            for complaint in engine.complaints.report(t) {
+                log::warn(&complaint);
+            }
             dataplane.tick(engine, t);
             trimmer.observe(engine.sad.len());
         }

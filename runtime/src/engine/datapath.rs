@@ -3,6 +3,7 @@
 //! against the inbound flows and handed to `enc0`. OpenBSD's flow-type
 //! semantics decide what happens without an SA (spec §3.2).
 
+use super::complaints::Subject;
 use super::counters::Drop;
 use super::*;
 use crate::sad::{Expiry, SaId, State};
@@ -83,26 +84,50 @@ impl From<ipx::CannotBuild> for Drop {
     }
 }
 
+/// Where a drop happened, as far as the path got: the SA (or, with SPI
+/// 0, the peer an SA was wanted for) and the outer source of an arrival.
+#[derive(Debug, Default)]
+struct Blame {
+    sa: Option<SaId>,
+    src: Option<IpAddr>,
+}
+
 impl Engine {
+    /// Counts a drop, on its SA too, and keeps it for the rate-limited
+    /// complaints when it concerns a peer (not the host's own chatter on
+    /// the enc interface, and not what a deny flow is there to drop).
+    fn dropped(&mut self, reason: Drop, inbound: bool, blame: &Blame, out: &mut Output) {
+        self.counters.drop(reason, inbound);
+        if let Some(id) = &blame.sa {
+            self.sad.count_drop(id, inbound);
+        }
+        if (inbound || blame.sa.is_some()) && reason != Drop::Denied {
+            self.complaints.note(Subject {
+                reason,
+                inbound,
+                satype: blame.sa.map_or(SaType::ESP, |id| id.satype),
+                spi: blame.sa.map_or(0, |id| id.spi),
+                src: blame.src,
+                dst: blame.sa.map(|id| id.dst),
+            });
+        }
+        out.dropped = Some(reason);
+    }
+
     /// A packet the host routed into `enc0`.
     pub fn outbound(&mut self, packet: &[u8], now: u64, out: &mut Output) {
-        let mut blame = None;
+        let mut blame = Blame::default();
         if let Err(reason) = self.try_outbound(packet, now, out, &mut blame) {
-            self.counters.drop(reason, false);
-            if let Some(id) = blame {
-                self.sad.count_drop(&id, false);
-            }
-            out.dropped = Some(reason);
+            self.dropped(reason, false, &blame, out);
         }
     }
 
-    /// `blame` is the SA a drop happened on, once there is one.
     fn try_outbound(
         &mut self,
         packet: &[u8],
         now: u64,
         out: &mut Output,
-        blame: &mut Option<SaId>,
+        blame: &mut Blame,
     ) -> Fate<()> {
         let layout = Layout::of(packet)?;
         let packet = &packet[..layout.len];
@@ -135,6 +160,11 @@ impl Engine {
         };
         policy.bound = sa;
         let Some(sa) = sa else {
+            blame.sa = Some(SaId {
+                dst: gateway,
+                spi: 0,
+                satype,
+            });
             if matches!(flow_type, FlowType::ACQUIRE | FlowType::REQUIRE) {
                 out.messages.extend(self.acquire(&key, now));
             }
@@ -143,7 +173,7 @@ impl Engine {
                 _ => Err(Drop::NoSa),
             };
         };
-        *blame = Some(sa);
+        blame.sa = Some(sa);
         let protected = self.protect(packet.to_vec(), sa, now, out)?;
         if protected.len() > self.path_mtu {
             // enc0's MTU leaves room for the worst SA, so only a packet
@@ -272,13 +302,9 @@ impl Engine {
     /// An ESP or AH packet from a peer (with `udp_port` when it came in
     /// UDP), as a whole IP packet.
     pub fn inbound(&mut self, packet: &[u8], udp_port: Option<u16>, now: u64, out: &mut Output) {
-        let mut blame = None;
+        let mut blame = Blame::default();
         if let Err(reason) = self.try_inbound(packet, udp_port, now, out, &mut blame) {
-            self.counters.drop(reason, true);
-            if let Some(id) = blame {
-                self.sad.count_drop(&id, true);
-            }
-            out.dropped = Some(reason);
+            self.dropped(reason, true, &blame, out);
         }
     }
 
@@ -288,9 +314,10 @@ impl Engine {
         udp_port: Option<u16>,
         now: u64,
         out: &mut Output,
-        blame: &mut Option<SaId>,
+        blame: &mut Blame,
     ) -> Fate<()> {
         let mut layout = Layout::of(packet)?;
+        blame.src = Some(layout.src);
         let mut packet = packet[..layout.len].to_vec();
         let mut used: Vec<SaId> = Vec::new();
         let mut tunneled = false;
@@ -336,12 +363,12 @@ impl Engine {
             {
                 return Err(Drop::Malformed);
             }
+            blame.sa = Some(id);
             let (sa, live) = self
                 .sad
                 .live_mut(&id)
                 .ok_or(Drop::NoSa)?
                 .map_err(|_| Drop::Unkeyed)?;
-            *blame = Some(id);
             if (sa.flags & sa_flags::UDPENCAP != 0) != encapsulated {
                 return Err(Drop::EncapMismatch);
             }

@@ -2,7 +2,7 @@
 //! the ACQUIRE a flow without an SA causes.
 
 use super::*;
-use crate::spd::Direction;
+use crate::spd::{Direction, PacketKey};
 use pfkey::{FlowDirection, FlowType, Protocol};
 
 /// What a flow does with the packets it selects.
@@ -203,6 +203,39 @@ pub(super) fn acquire_message(seq: u32, policy: Option<&Policy>, gateway: IpAddr
     msg
 }
 
+/// The packet a filtered flow dump names: its direction, protocol,
+/// addresses and ports; `EINVAL` when one is missing or the families mix.
+fn packet(msg: &Message) -> Result<PacketKey, Errno> {
+    let Some(Body::Protocol(kind)) = msg.get(ExtType::X_FLOW_TYPE) else {
+        return Err(Errno::EINVAL);
+    };
+    let direction = match FlowDirection(kind.direction) {
+        FlowDirection::IN => Direction::In,
+        FlowDirection::OUT => Direction::Out,
+        _ => return Err(Errno::EINVAL),
+    };
+    let src = address(msg, ExtType::X_SRC_FLOW).ok_or(Errno::EINVAL)?;
+    let dst = address(msg, ExtType::X_DST_FLOW).ok_or(Errno::EINVAL)?;
+    let (Some(s), Some(d)) = (src.addr(), dst.addr()) else {
+        return Err(Errno::EINVAL);
+    };
+    if s.is_ipv6() != d.is_ipv6() {
+        return Err(Errno::EINVAL);
+    }
+    let proto = match msg.get(ExtType::X_PROTOCOL) {
+        Some(Body::Protocol(p)) => p.proto,
+        _ => 0,
+    };
+    Ok(PacketKey {
+        direction,
+        src: s,
+        dst: d,
+        proto,
+        sport: src.port(),
+        dport: dst.port(),
+    })
+}
+
 /// The checks X_ADDFLOW makes before it changes anything.
 pub(super) fn check(msg: &Message) -> Result<(), Errno> {
     let (_, kind) = selector(msg)?;
@@ -282,8 +315,12 @@ impl Engine {
         Ok(Outcome::Reply(reply, Mode::Unicast))
     }
 
-    /// Every flow, in the order they were added, as X_SPDDUMP records.
+    /// Every flow, in the order they were added, as X_SPDDUMP records; or,
+    /// when the request names a packet, the one flow that selects it.
     pub(super) fn spddump(&mut self, from: ClientId, msg: &Message) -> Handled {
+        if msg.get(ExtType::X_SRC_FLOW).is_some() {
+            return self.explain(from, msg);
+        }
         let records = self
             .spd
             .iter()
@@ -316,5 +353,50 @@ impl Engine {
             })
             .collect();
         self.records(from, msg, records)
+    }
+
+    /// What would become of a packet: the flow that selects it and, going
+    /// out under a flow that wants one, the SA it would take (the one
+    /// the flow is using, else the newest to its peer). No flow is
+    /// `ENOENT`, as an empty dump.
+    fn explain(&mut self, from: ClientId, msg: &Message) -> Handled {
+        let key = packet(msg)?;
+        let Some((sel, policy)) = self.spd.lookup(&key) else {
+            return self.records(from, msg, Vec::new());
+        };
+        let mut record = Message::new(Header {
+            satype: policy.satype,
+            ..msg.header
+        });
+        describe(&mut record, sel, Some(policy));
+        if key.direction == Direction::Out && policy.wants_sa() {
+            let gateway = policy.peer.unwrap_or(key.dst);
+            let bound = policy.bound.filter(|id| {
+                id.dst == gateway
+                    && self
+                        .sad
+                        .by_dst(gateway, policy.satype)
+                        .any(|sa| sa.id == *id)
+            });
+            let chosen = bound.or_else(|| self.sad.newest_to(gateway, policy.satype));
+            if let Some(sa) = chosen.and_then(|id| self.sad.get(&id)) {
+                push(
+                    &mut record,
+                    ExtType::SA,
+                    Body::Sa(pfkey::Sa {
+                        spi: sa.id.spi,
+                        replay: sa.replay,
+                        state: pfkey::SaState::MATURE,
+                        auth: sa.auth,
+                        encrypt: sa.encrypt,
+                        flags: sa.flags,
+                    }),
+                );
+                if policy.peer.is_none() {
+                    push(&mut record, ExtType::ADDRESS_DST, sockaddr(gateway));
+                }
+            }
+        }
+        self.records(from, msg, vec![record])
     }
 }

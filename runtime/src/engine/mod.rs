@@ -8,6 +8,7 @@
 //! sender alone gets its header back with the errno set and nothing else.
 //! Other errors are echoed to every client, as OpenBSD does.
 
+pub mod complaints;
 pub mod counters;
 pub mod datapath;
 mod flows;
@@ -85,6 +86,8 @@ pub struct Engine {
     /// Whether the data path keeps copies for an enc capture.
     pub capture: bool,
     pub counters: Counters,
+    /// Failures to tell the operator about, rate-limited.
+    pub complaints: complaints::Complaints,
     /// The largest packet the path to peers carries.
     pub path_mtu: usize,
     /// Counts changes to the tables, so that the shell knows when to
@@ -140,6 +143,7 @@ impl Engine {
             ident: u16::from_ne_bytes(ident),
             capture: false,
             counters: Counters::default(),
+            complaints: complaints::Complaints::default(),
             path_mtu: 1500,
             changes: 0,
             flow_changes: 0,

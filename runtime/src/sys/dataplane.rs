@@ -216,9 +216,6 @@ impl Dataplane {
     /// Sends and delivers what the engine produced for one packet; packets
     /// for the host wait in the coalescer when `inbound`.
     fn emit(&mut self, inbound: bool) {
-        if let Some(reason) = self.out.dropped {
-            log::debug(&format!("dropped: {reason}"));
-        }
         for packet in &self.out.wire {
             if let Err(e) = self.peers.send(packet) {
                 self.send_errors += 1;
