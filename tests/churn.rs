@@ -4,33 +4,12 @@
 //! within 10% of where it was. Needs root (CI runs as root); skipped
 //! otherwise.
 
-use crate::datapath::Lab;
+use crate::datapath::{Lab, Tunnel};
 use std::fmt::Write as _;
 use std::time::Duration;
 
 const CHURNED: u32 = 10_000;
 const ROUNDS: usize = 3;
-
-fn tunnel(me: &str, peer: &str, mine: &str, theirs: &str, a_side: bool) -> String {
-    let (spis, auth, enc) = if a_side {
-        ("0x6100:0x6101", "0x11:0x22", "0x33:0x44")
-    } else {
-        ("0x6101:0x6100", "0x22:0x11", "0x44:0x33")
-    };
-    let long = |k: &str, bytes: usize| {
-        k.split(':')
-            .map(|h| format!("0x{}", h[2..].repeat(bytes)))
-            .collect::<Vec<_>>()
-            .join(":")
-    };
-    format!(
-        "flow esp from {mine} to {theirs} peer {peer}\n\
-         esp tunnel from {me} to {peer} spi {spis} auth hmac-sha2-256 enc aes \
-         authkey {} enckey {}\n",
-        long(auth, 32),
-        long(enc, 16)
-    )
-}
 
 /// `count` SAs to peers the traffic does not go to.
 fn churn(count: u32) -> String {
@@ -64,36 +43,23 @@ fn ten_thousand_sas_come_and_go_without_a_drop_or_a_leak() {
     let Some(mut lab) = Lab::new("ten_thousand_sas_come_and_go") else {
         return;
     };
-    let a = lab.namespace("a");
-    let b = lab.namespace("b");
-    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
-    lab.exec(&a, &["ip", "addr", "add", "10.61.1.1/32", "dev", "lo"]);
-    lab.exec(&b, &["ip", "addr", "add", "10.61.2.1/32", "dev", "lo"]);
+    let (a, b) = lab.gateways();
     let sock_a = lab.daemon(&a);
     let pid = lab.pid(lab.last_spawned());
     let sock_b = lab.daemon(&b);
-    lab.load(
-        &a,
-        &sock_a,
-        &tunnel(
-            "192.0.2.1",
-            "192.0.2.2",
-            "10.61.1.0/24",
-            "10.61.2.0/24",
-            true,
+    let tunnel = Tunnel {
+        spis: (0x6100, 0x6101),
+        auth: (
+            &format!("0x{}", "11".repeat(32)),
+            &format!("0x{}", "22".repeat(32)),
         ),
-    );
-    lab.load(
-        &b,
-        &sock_b,
-        &tunnel(
-            "192.0.2.2",
-            "192.0.2.1",
-            "10.61.2.0/24",
-            "10.61.1.0/24",
-            false,
+        enc: (
+            &format!("0x{}", "33".repeat(16)),
+            &format!("0x{}", "44".repeat(16)),
         ),
-    );
+    };
+    lab.load(&a, &sock_a, &tunnel.config(true));
+    lab.load(&b, &sock_b, &tunnel.config(false));
     lab.ping(&a, "10.61.1.1", "10.61.2.1");
     let file = lab.config_file("churn.conf", &churn(CHURNED));
     let file = file.to_str().unwrap();

@@ -58,6 +58,18 @@ impl Lab {
         ns
     }
 
+    /// Two gateways, `a` (192.0.2.1) and `b` (192.0.2.2), on one wire,
+    /// each with a host of its protected network on its loopback
+    /// (10.61.1.1 behind A, 10.61.2.1 behind B): the sites of [`Tunnel`].
+    pub(crate) fn gateways(&mut self) -> (String, String) {
+        let a = self.namespace("a");
+        let b = self.namespace("b");
+        self.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
+        self.exec(&a, &["ip", "addr", "add", "10.61.1.1/32", "dev", "lo"]);
+        self.exec(&b, &["ip", "addr", "add", "10.61.2.1/32", "dev", "lo"]);
+        (a, b)
+    }
+
     /// A veth pair between two namespaces, with addresses on each end.
     pub(crate) fn link(&self, a: (&str, &str, &[&str]), b: (&str, &str, &[&str])) {
         must(
@@ -349,6 +361,42 @@ fn must(program: &str, args: &[&str]) {
 
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// An ESP tunnel between the sites of [`Lab::gateways`]: the SPI and keys
+/// of each direction, A to B and B to A (keys with their `0x`).
+pub(crate) struct Tunnel<'a> {
+    pub(crate) spis: (u32, u32),
+    pub(crate) auth: (&'a str, &'a str),
+    pub(crate) enc: (&'a str, &'a str),
+}
+
+impl Tunnel<'_> {
+    /// The configuration of gateway A (`a_side`) or B.
+    pub(crate) fn config(&self, a_side: bool) -> String {
+        let (me, peer, mine, theirs) = if a_side {
+            ("192.0.2.1", "192.0.2.2", "10.61.1.0/24", "10.61.2.0/24")
+        } else {
+            ("192.0.2.2", "192.0.2.1", "10.61.2.0/24", "10.61.1.0/24")
+        };
+        // Each side names its outbound SA first.
+        let pair = |(ab, ba): (&str, &str)| {
+            if a_side {
+                format!("{ab}:{ba}")
+            } else {
+                format!("{ba}:{ab}")
+            }
+        };
+        let (ab, ba) = (format!("{:#x}", self.spis.0), format!("{:#x}", self.spis.1));
+        format!(
+            "flow esp from {mine} to {theirs} peer {peer}\n\
+             esp tunnel from {me} to {peer} spi {} auth hmac-sha2-256 enc aes \
+             authkey {} enckey {}\n",
+            pair((&ab, &ba)),
+            pair(self.auth),
+            pair(self.enc)
+        )
+    }
 }
 
 /// What one scenario protects with.

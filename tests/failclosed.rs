@@ -8,37 +8,18 @@
 //! well, which leaves only the blackhole behind it). Then the flows are flushed, ipsecd stops, and nothing it
 //! made may be left. Needs root (CI runs as root); skipped otherwise.
 
-use crate::datapath::{Lab, text};
+use crate::datapath::{Lab, Tunnel, text};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const KEYS: (&str, &str) = (
+const AUTH: (&str, &str) = (
     "0x1111111111111111111111111111111111111111111111111111111111111111",
-    "0x33333333333333333333333333333333",
-);
-const KEYS_BACK: (&str, &str) = (
     "0x2222222222222222222222222222222222222222222222222222222222222222",
+);
+const ENC: (&str, &str) = (
+    "0x33333333333333333333333333333333",
     "0x44444444444444444444444444444444",
 );
-
-fn config(me: &str, peer: &str, mine: &str, theirs: &str, a_side: bool) -> String {
-    let (out, back) = if a_side {
-        (KEYS, KEYS_BACK)
-    } else {
-        (KEYS_BACK, KEYS)
-    };
-    let spis = if a_side {
-        "0x6100:0x6101"
-    } else {
-        "0x6101:0x6100"
-    };
-    format!(
-        "flow esp from {mine} to {theirs} peer {peer}\n\
-         esp tunnel from {me} to {peer} spi {spis} auth hmac-sha2-256 enc aes \
-         authkey {}:{} enckey {}:{}\n",
-        out.0, back.0, out.1, back.1
-    )
-}
 
 /// Waits until `ok` holds, for at most ten seconds.
 fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
@@ -54,31 +35,19 @@ fn protected_traffic_never_leaves_in_clear_text_while_ipsecd_is_down() {
     let Some(mut lab) = Lab::new("protected_traffic_never_leaves_in_clear_text") else {
         return;
     };
-    let a = lab.namespace("a");
-    let b = lab.namespace("b");
-    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
-    lab.exec(&a, &["ip", "addr", "add", "10.61.1.1/32", "dev", "lo"]);
-    lab.exec(&b, &["ip", "addr", "add", "10.61.2.1/32", "dev", "lo"]);
+    let (a, b) = lab.gateways();
     // Without ipsecd, A's traffic for B's network would go out in clear.
     lab.exec(&a, &["ip", "route", "add", "default", "via", "192.0.2.2"]);
     lab.exec(
         &b,
         &["ip", "route", "add", "10.61.1.0/24", "via", "192.0.2.1"],
     );
-    let conf_a = config(
-        "192.0.2.1",
-        "192.0.2.2",
-        "10.61.1.0/24",
-        "10.61.2.0/24",
-        true,
-    );
-    let conf_b = config(
-        "192.0.2.2",
-        "192.0.2.1",
-        "10.61.2.0/24",
-        "10.61.1.0/24",
-        false,
-    );
+    let tunnel = Tunnel {
+        spis: (0x6100, 0x6101),
+        auth: AUTH,
+        enc: ENC,
+    };
+    let (conf_a, conf_b) = (tunnel.config(true), tunnel.config(false));
 
     let sock_a = lab.daemon(&a);
     let mut daemon_a = lab.last_spawned();

@@ -3,50 +3,31 @@
 //! `ipsecctl --explain`, which asks the running daemon what it would do
 //! with a packet. Needs root (CI runs as root); skipped otherwise.
 
-use crate::datapath::Lab;
+use crate::datapath::{Lab, Tunnel};
 use std::time::{Duration, Instant};
-
-/// A tunnel seen from one side: `spis` and `auth` are (out, in).
-fn config(sides: (&str, &str, &str, &str), spis: &str, auth: &str, enc: &str) -> String {
-    let (me, peer, mine, theirs) = sides;
-    format!(
-        "flow esp from {mine} to {theirs} peer {peer}\n\
-         esp tunnel from {me} to {peer} spi {spis} auth hmac-sha2-256 enc aes \
-         authkey {auth} enckey {enc}\n"
-    )
-}
 
 #[test]
 fn a_key_mismatch_is_named_in_the_log_and_explain_tells_the_path() {
     let Some(mut lab) = Lab::new("a_key_mismatch_is_named") else {
         return;
     };
-    let a = lab.namespace("a");
-    let b = lab.namespace("b");
-    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
-    lab.exec(&a, &["ip", "addr", "add", "10.61.1.1/32", "dev", "lo"]);
-    lab.exec(&b, &["ip", "addr", "add", "10.61.2.1/32", "dev", "lo"]);
+    let (a, b) = lab.gateways();
     let sock_a = lab.daemon(&a);
     let sock_b = lab.daemon(&b);
     let (k1, k2, wrong) = ("11".repeat(32), "22".repeat(32), "99".repeat(32));
-    let (e1, e2) = ("33".repeat(16), "44".repeat(16));
-    let side_a = ("192.0.2.1", "192.0.2.2", "10.61.1.0/24", "10.61.2.0/24");
-    let side_b = ("192.0.2.2", "192.0.2.1", "10.61.2.0/24", "10.61.1.0/24");
-    let conf_a = config(
-        side_a,
-        "0x6100:0x6101",
-        &format!("0x{k1}:0x{k2}"),
-        &format!("0x{e1}:0x{e2}"),
+    let (k1, k2, wrong) = (format!("0x{k1}"), format!("0x{k2}"), format!("0x{wrong}"));
+    let (e1, e2) = (
+        format!("0x{}", "33".repeat(16)),
+        format!("0x{}", "44".repeat(16)),
     );
+    let tunnel = |auth_ab| Tunnel {
+        spis: (0x6100, 0x6101),
+        auth: (auth_ab, &k2),
+        enc: (&e1, &e2),
+    };
+    lab.load(&a, &sock_a, &tunnel(&k1).config(true));
     // B holds another authentication key for the SA from A than A does.
-    let conf_b = config(
-        side_b,
-        "0x6101:0x6100",
-        &format!("0x{k2}:0x{wrong}"),
-        &format!("0x{e2}:0x{e1}"),
-    );
-    lab.load(&a, &sock_a, &conf_a);
-    lab.load(&b, &sock_b, &conf_b);
+    lab.load(&b, &sock_b, &tunnel(&wrong).config(false));
     let pings = lab.try_exec(
         &a,
         &[
@@ -77,10 +58,7 @@ fn a_key_mismatch_is_named_in_the_log_and_explain_tells_the_path() {
         .lines()
         .find(|l| l.contains(want))
         .unwrap_or_else(|| panic!("{log}"));
-    assert!(
-        line.contains(" dropped (authentication failed)"),
-        "{line}"
-    );
+    assert!(line.contains(" dropped (authentication failed)"), "{line}");
     assert!(
         line.contains("the two ends hold different keys or transforms"),
         "{line}"

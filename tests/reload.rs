@@ -5,42 +5,25 @@
 //! reported. After the grace period only the last generation is left.
 //! Needs root (CI runs as root); skipped otherwise.
 
-use crate::datapath::{Lab, text};
+use crate::datapath::{Lab, Tunnel, text};
 use std::time::Duration;
 
 const GENERATIONS: u32 = 20;
 const GRACE: u64 = 2;
 
-/// Generation `g` of the tunnel, seen from A (`a_side`) or from B.
+/// Generation `g` of the tunnel, seen from A (`a_side`) or from B: new
+/// SPIs and new keys each time.
 fn generation(g: u32, a_side: bool) -> String {
-    let (me, peer, mine, theirs) = if a_side {
-        ("192.0.2.1", "192.0.2.2", "10.61.1.0/24", "10.61.2.0/24")
-    } else {
-        ("192.0.2.2", "192.0.2.1", "10.61.2.0/24", "10.61.1.0/24")
-    };
-    let (ab, ba) = (0x1000 + 2 * g, 0x1000 + 2 * g + 1);
     let key = |tag: u32, bytes: usize| {
         format!("0x{}", format!("{:02x}", (g * 4 + tag) % 256).repeat(bytes))
     };
     let (auth_ab, auth_ba, enc_ab, enc_ba) = (key(0, 32), key(1, 32), key(2, 16), key(3, 16));
-    let (spis, auth, enc) = if a_side {
-        (
-            format!("{ab:#x}:{ba:#x}"),
-            format!("{auth_ab}:{auth_ba}"),
-            format!("{enc_ab}:{enc_ba}"),
-        )
-    } else {
-        (
-            format!("{ba:#x}:{ab:#x}"),
-            format!("{auth_ba}:{auth_ab}"),
-            format!("{enc_ba}:{enc_ab}"),
-        )
-    };
-    format!(
-        "flow esp from {mine} to {theirs} peer {peer}\n\
-         esp tunnel from {me} to {peer} spi {spis} auth hmac-sha2-256 enc aes \
-         authkey {auth} enckey {enc}\n"
-    )
+    Tunnel {
+        spis: (0x1000 + 2 * g, 0x1000 + 2 * g + 1),
+        auth: (&auth_ab, &auth_ba),
+        enc: (&enc_ab, &enc_ba),
+    }
+    .config(a_side)
 }
 
 /// The retransmissions iperf3's JSON report gives for the sender.
@@ -60,11 +43,7 @@ fn twenty_reloads_under_a_tcp_transfer_drop_no_connection() {
     let Some(mut lab) = Lab::new("twenty_reloads_under_a_tcp_transfer") else {
         return;
     };
-    let a = lab.namespace("a");
-    let b = lab.namespace("b");
-    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
-    lab.exec(&a, &["ip", "addr", "add", "10.61.1.1/32", "dev", "lo"]);
-    lab.exec(&b, &["ip", "addr", "add", "10.61.2.1/32", "dev", "lo"]);
+    let (a, b) = lab.gateways();
     let sock_a = lab.daemon(&a);
     let sock_b = lab.daemon(&b);
     let sync = |lab: &Lab, ns: &str, sock: &std::path::Path, g: u32, a_side: bool| {

@@ -83,6 +83,44 @@ impl Output {
     }
 }
 
+/// Compiles a text that stands alone (an `include` in it is refused),
+/// named `name` in diagnostics.
+pub fn compile_text(name: &str, text: &str, resolver: &dyn Resolver, opts: &Options) -> Output {
+    let mut sources = SourceMap::new();
+    let main = sources.add(name, text.as_bytes());
+    compile(
+        &mut sources,
+        main,
+        &mut ipsec_grammar::NoIncludes,
+        resolver,
+        opts,
+    )
+}
+
+/// The PF_KEY messages that loading a standalone `text` sends, numbered
+/// for process `pid`; for tests and tools that drive an engine directly.
+/// `Err` says why a text cannot be sent.
+pub fn load_messages(
+    text: &str,
+    resolver: &dyn Resolver,
+    action: lower::Action,
+    pid: u32,
+) -> Result<Vec<pfkey::Message>, String> {
+    let out = compile_text("-", text, resolver, &Options::default());
+    if !out.ok() {
+        let why: Vec<&str> = out.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        return Err(why.join("; "));
+    }
+    let mut seq = lower::Sequencer::new(pid);
+    let mut messages = Vec::new();
+    for rule in &out.rules {
+        let lowered = lower::lower(rule, action, &mut seq)
+            .map_err(|_| format!("rule {}: an SA needs a key", rule.nr))?;
+        messages.extend(lowered);
+    }
+    Ok(messages)
+}
+
 /// Parses and compiles the file `main`, following includes.
 pub fn compile(
     sources: &mut SourceMap,

@@ -10,7 +10,6 @@ use crate::system::{self, strerror};
 use ipsec_compiler::print::flow_line;
 use ipsec_compiler::rule::{Direction, Flow, FlowType};
 use ipsec_compiler::{Options, Resolver, RuleKind, raise};
-use ipsec_grammar::{NoIncludes, SourceMap};
 use pfkey::{
     Address, Body, ExtType, Extension, Header, Message, MsgType, Protocol, SaType, SockAddr,
 };
@@ -19,16 +18,8 @@ use std::net::IpAddr;
 /// The packet the words describe, as a flow whose addresses are hosts.
 pub fn parse(words: &str) -> Result<Flow, String> {
     let text = format!("flow {words} type bypass\n");
-    let mut sources = SourceMap::new();
-    let main = sources.add("--explain", text.as_bytes());
     let resolver = system::System::default();
-    let out = ipsec_compiler::compile(
-        &mut sources,
-        main,
-        &mut NoIncludes,
-        &resolver,
-        &Options::default(),
-    );
+    let out = ipsec_compiler::compile_text("--explain", &text, &resolver, &Options::default());
     if let Some(d) = out.diagnostics.iter().find(|d| d.is_error()) {
         return Err(format!("--explain '{words}': {}", d.message));
     }

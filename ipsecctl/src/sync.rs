@@ -329,9 +329,8 @@ pub fn apply(client: &mut Client, plan: &Plan) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipsec_compiler::lower::{Action, Sequencer, lower};
-    use ipsec_compiler::{Fixed, Options};
-    use ipsec_grammar::{NoIncludes, SourceMap};
+    use ipsec_compiler::Fixed;
+    use ipsec_compiler::lower::Action;
     use ipsec_runtime::engine::Engine;
 
     const PID: u32 = 77;
@@ -358,21 +357,7 @@ mod tests {
 
     /// What `-f` would send for `text`.
     fn wanted(text: &str) -> Vec<Message> {
-        let mut sources = SourceMap::new();
-        let main = sources.add("t.conf", text.as_bytes());
-        let out = ipsec_compiler::compile(
-            &mut sources,
-            main,
-            &mut NoIncludes,
-            &Fixed::standard(),
-            &Options::default(),
-        );
-        assert!(out.ok(), "{:?}", out.diagnostics);
-        let mut seq = Sequencer::new(PID);
-        out.rules
-            .iter()
-            .flat_map(|r| lower(r, Action::Add, &mut seq).unwrap())
-            .collect()
+        ipsec_compiler::load_messages(text, &Fixed::standard(), Action::Add, PID).unwrap()
     }
 
     fn dump(engine: &mut Engine, msg_type: MsgType) -> Vec<Message> {

@@ -49,9 +49,9 @@ impl Policy {
     }
 }
 
-/// The selector of a flow message; `EINVAL` for a direction other than
-/// in or out, or addresses of mixed families.
-fn selector(msg: &Message) -> Result<(Selector, Protocol), Errno> {
+/// The direction and type of a flow message; `EINVAL` for a direction
+/// other than in or out.
+fn flow_type(msg: &Message) -> Result<(Direction, Protocol), Errno> {
     let Some(Body::Protocol(kind)) = msg.get(ExtType::X_FLOW_TYPE) else {
         return Err(Errno::EINVAL);
     };
@@ -60,6 +60,13 @@ fn selector(msg: &Message) -> Result<(Selector, Protocol), Errno> {
         FlowDirection::OUT => Direction::Out,
         _ => return Err(Errno::EINVAL),
     };
+    Ok((direction, *kind))
+}
+
+/// The selector of a flow message; `EINVAL` for a direction other than
+/// in or out, or addresses of mixed families.
+fn selector(msg: &Message) -> Result<(Selector, Protocol), Errno> {
+    let (direction, kind) = flow_type(msg)?;
     let part = |t| {
         address(msg, t)
             .filter(|a| a.addr().is_some())
@@ -94,7 +101,7 @@ fn selector(msg: &Message) -> Result<(Selector, Protocol), Errno> {
         dport: dst.port(),
         dport_mask: dst_mask.port(),
     };
-    Ok((sel, *kind))
+    Ok((sel, kind))
 }
 
 fn flow_sockaddr(ip: IpAddr, port: u16) -> Body {
@@ -206,14 +213,7 @@ pub(super) fn acquire_message(seq: u32, policy: Option<&Policy>, gateway: IpAddr
 /// The packet a filtered flow dump names: its direction, protocol,
 /// addresses and ports; `EINVAL` when one is missing or the families mix.
 fn packet(msg: &Message) -> Result<PacketKey, Errno> {
-    let Some(Body::Protocol(kind)) = msg.get(ExtType::X_FLOW_TYPE) else {
-        return Err(Errno::EINVAL);
-    };
-    let direction = match FlowDirection(kind.direction) {
-        FlowDirection::IN => Direction::In,
-        FlowDirection::OUT => Direction::Out,
-        _ => return Err(Errno::EINVAL),
-    };
+    let (direction, _) = flow_type(msg)?;
     let src = address(msg, ExtType::X_SRC_FLOW).ok_or(Errno::EINVAL)?;
     let dst = address(msg, ExtType::X_DST_FLOW).ok_or(Errno::EINVAL)?;
     let (Some(s), Some(d)) = (src.addr(), dst.addr()) else {

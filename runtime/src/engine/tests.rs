@@ -3,9 +3,8 @@
 
 use super::*;
 use crate::spd::Direction;
-use ipsec_compiler::lower::{Action, Sequencer, lower};
-use ipsec_compiler::{Fixed, Options};
-use ipsec_grammar::{NoIncludes, SourceMap};
+use ipsec_compiler::Fixed;
+use ipsec_compiler::lower::Action;
 use pfkey::{Lifetime, SpiRange};
 
 const CTL: ClientId = 1;
@@ -32,21 +31,10 @@ pub(super) fn load_messages(conf: &str) -> Vec<Vec<u8>> {
 }
 
 fn compile(conf: &str, action: Action) -> Vec<Vec<u8>> {
-    let mut sources = SourceMap::new();
-    let main = sources.add("t.conf", conf.as_bytes());
-    let out = ipsec_compiler::compile(
-        &mut sources,
-        main,
-        &mut NoIncludes,
-        &Fixed::standard(),
-        &Options::default(),
-    );
-    assert!(out.ok(), "{:?}", out.diagnostics);
-    let mut seq = Sequencer::new(PID);
-    out.rules
+    ipsec_compiler::load_messages(conf, &Fixed::standard(), action, PID)
+        .unwrap()
         .iter()
-        .flat_map(|r| lower(r, action, &mut seq).unwrap())
-        .map(|m| m.encode())
+        .map(Message::encode)
         .collect()
 }
 
