@@ -90,9 +90,15 @@ fn twenty_reloads_under_a_tcp_transfer_drop_no_connection() {
     let _ = lab.wait(server);
     let retransmits = retransmits(&report).expect("iperf3 reports retransmissions");
     eprintln!("{GENERATIONS} reloads on each side under TCP: {retransmits} retransmissions");
-    // Switching each side as soon as it reloads loses tens of thousands
-    // of segments at this rate (36,837 when it was measured).
-    assert!(retransmits < 5000, "{retransmits} retransmissions");
+    // No packet arrived on an SA its receiver did not have (yet, or any
+    // more): what a switch without make-before-break loses (tens of
+    // thousands of segments at this rate, when it was measured). TCP's
+    // retransmissions also count what a loaded machine drops, so they
+    // are only reported.
+    for ns in [&a, &b] {
+        let log = lab.log(&format!("{ns}-ipsecd.log"));
+        assert!(!log.contains("dropped (no SA)"), "{ns}: {log}");
+    }
 
     // After the grace period (twice it, for inbound SAs), only the last
     // generation is there.

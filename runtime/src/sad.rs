@@ -79,8 +79,8 @@ pub struct Usage {
     /// When it was added (seconds).
     pub added: u64,
     /// Its place in the order SAs were added, over the whole SAD: of
-    /// several SAs to one peer, outbound traffic takes the newest, so
-    /// that adding an SA is what switches to it (make before break).
+    /// several SAs to one peer, a flow that needs one takes the oldest,
+    /// the one the peer has most surely installed too.
     pub order: u64,
     pub first_use: Option<u64>,
     pub last_use: Option<u64>,
@@ -562,11 +562,14 @@ impl Sad {
         out
     }
 
-    /// The SA toward `dst` of a protocol that outbound traffic takes: the
-    /// newest that is not larval.
-    pub fn newest_to(&self, dst: IpAddr, satype: SaType) -> Option<SaId> {
+    /// The SA toward `dst` of a protocol that a flow takes when it needs
+    /// one: the oldest that is not larval. When SAs are replaced by
+    /// generations, each retired in turn, that is the next generation,
+    /// which the peer has had longest (the newest may be only a moment
+    /// old on this side, and not there yet on the other).
+    pub fn oldest_to(&self, dst: IpAddr, satype: SaType) -> Option<SaId> {
         self.by_dst(dst, satype)
-            .max_by_key(|sa| sa.usage.order)
+            .min_by_key(|sa| sa.usage.order)
             .map(|sa| sa.id)
     }
 
@@ -707,25 +710,17 @@ mod tests {
     }
 
     #[test]
-    fn outbound_takes_the_newest_sa_to_a_peer() {
+    fn a_flow_takes_the_oldest_sa_to_a_peer() {
         let mut sad = Sad::new();
         sad.add(sa(0x2000), 0).unwrap();
-        assert_eq!(
-            sad.newest_to(ip("192.0.2.2"), SaType::ESP),
-            Some(id(0x2000))
-        );
-        // A lower SPI added later wins: adding is what switches.
+        // A lower SPI added later does not win: age does.
         sad.add(sa(0x1000), 5).unwrap();
-        assert_eq!(
-            sad.newest_to(ip("192.0.2.2"), SaType::ESP),
-            Some(id(0x1000))
-        );
-        sad.delete(&id(0x1000));
-        assert_eq!(
-            sad.newest_to(ip("192.0.2.2"), SaType::ESP),
-            Some(id(0x2000))
-        );
-        assert_eq!(sad.newest_to(ip("192.0.2.9"), SaType::ESP), None);
+        sad.add(sa(0x3000), 6).unwrap();
+        let oldest = |sad: &Sad| sad.oldest_to(ip("192.0.2.2"), SaType::ESP);
+        assert_eq!(oldest(&sad), Some(id(0x2000)));
+        sad.delete(&id(0x2000));
+        assert_eq!(oldest(&sad), Some(id(0x1000)));
+        assert_eq!(sad.oldest_to(ip("192.0.2.9"), SaType::ESP), None);
     }
 
     #[test]

@@ -156,7 +156,7 @@ impl Engine {
         };
         let sa = match policy.bound.filter(usable) {
             Some(id) => Some(id),
-            None => self.sad.newest_to(gateway, satype),
+            None => self.sad.oldest_to(gateway, satype),
         };
         policy.bound = sa;
         let Some(sa) = sa else {

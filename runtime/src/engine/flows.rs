@@ -357,7 +357,7 @@ impl Engine {
 
     /// What would become of a packet: the flow that selects it and, going
     /// out under a flow that wants one, the SA it would take (the one
-    /// the flow is using, else the newest to its peer). No flow is
+    /// the flow is using, else the oldest to its peer). No flow is
     /// `ENOENT`, as an empty dump.
     fn explain(&mut self, from: ClientId, msg: &Message) -> Handled {
         let key = packet(msg)?;
@@ -378,7 +378,7 @@ impl Engine {
                         .by_dst(gateway, policy.satype)
                         .any(|sa| sa.id == *id)
             });
-            let chosen = bound.or_else(|| self.sad.newest_to(gateway, policy.satype));
+            let chosen = bound.or_else(|| self.sad.oldest_to(gateway, policy.satype));
             if let Some(sa) = chosen.and_then(|id| self.sad.get(&id)) {
                 push(
                     &mut record,

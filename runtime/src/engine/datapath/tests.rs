@@ -711,7 +711,7 @@ fn mutable_field(wire: &[u8], at: usize) -> bool {
 }
 
 #[test]
-fn a_flow_keeps_to_its_sa_until_it_goes_then_takes_the_newest() {
+fn a_flow_keeps_to_its_sa_until_it_goes_then_takes_the_next() {
     let (mut a, _, ha, hb) = pair(SUITES[0], false, true);
     let old = a.sad.by_dst(b_gw(false), SaType::ESP).next().unwrap().id;
     let spi_of = |wire: &[u8]| u32::from_be_bytes(wire[20..24].try_into().unwrap());
@@ -720,9 +720,12 @@ fn a_flow_keeps_to_its_sa_until_it_goes_then_takes_the_newest() {
     let mut next = a.sad.get(&old).unwrap().clone();
     next.id.spi = 0x2000;
     next.usage = Default::default();
-    a.sad.add(next, 5).unwrap();
+    a.sad.add(next.clone(), 5).unwrap();
+    next.id.spi = 0x3000;
+    a.sad.add(next, 6).unwrap();
     assert_eq!(spi_of(&seal(&mut a, &udp_packet(ha, hb, b"two"))), old.spi);
-    // The old SA goes: the newest takes over.
+    // The old SA goes: the next generation takes over, not the last,
+    // which the peer may not have yet.
     a.sad.delete(&old);
     assert_eq!(spi_of(&seal(&mut a, &udp_packet(ha, hb, b"three"))), 0x2000);
 }
