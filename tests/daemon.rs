@@ -389,3 +389,115 @@ fn strangers_are_refused() {
         .unwrap();
     assert!(stdin_check.wait().unwrap().success());
 }
+
+fn is_root(test: &str) -> bool {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("{test}: skipped, it needs root");
+    }
+    root
+}
+
+/// Runs ipsecd on `socket` until it exits; what it printed.
+fn ipsecd_refuses(socket: &Path) -> String {
+    let out = Command::new("unshare")
+        .arg("--net")
+        .arg(crate::support::ipsecd())
+        .args(["-d", "-s"])
+        .arg(socket)
+        .output()
+        .expect("ipsecd runs");
+    assert_eq!(out.status.code(), Some(1), "ipsecd must refuse");
+    text(&out.stderr)
+}
+
+#[test]
+fn the_socket_directory_must_be_private_and_only_a_socket_is_replaced() {
+    if !is_root("the_socket_directory_must_be_private") {
+        return;
+    }
+    let dir = Daemon::dir("private");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A directory anyone may write: anyone could take the socket's name.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let said = ipsecd_refuses(&dir.join("ipsecd.sock"));
+    assert!(said.contains("not writable by others"), "{said}");
+    // A missing directory is made private.
+    let fresh = dir.join("made");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = Command::new("unshare")
+        .arg("--net")
+        .arg(crate::support::ipsecd())
+        .args(["-d", "-s"])
+        .arg(fresh.join("ipsecd.sock"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ipsecd starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while raw_connect(&fresh.join("ipsecd.sock")).is_none() {
+        assert!(Instant::now() < deadline, "ipsecd did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling the child we started, by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    // Something that is not a socket is not removed to make room.
+    let file = dir.join("precious");
+    std::fs::write(&file, b"keep me").unwrap();
+    let said = ipsecd_refuses(&file);
+    assert!(said.contains("other than a socket"), "{said}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ipsecctl_sends_nothing_to_a_server_of_another_user() {
+    if !is_root("ipsecctl_sends_nothing_to_a_server_of_another_user") {
+        return;
+    }
+    let dir = Daemon::dir("impostor");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let socket = dir.join("ipsecd.sock");
+    // nobody serves the socket, and would log whatever it is sent.
+    let server = "import socket, sys\n\
+                  s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n\
+                  s.bind(sys.argv[1]); s.listen(1); print('ready', flush=True)\n\
+                  c, _ = s.accept(); print('got', len(c.recv(65536)), flush=True)\n";
+    let mut impostor = Command::new("/usr/bin/python3")
+        .args(["-c", server])
+        .arg(&socket)
+        .uid(65534)
+        .gid(65534)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut lines = BufReader::new(impostor.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let conf = dir.join("keys.conf");
+    std::fs::write(
+        &conf,
+        format!("esp transport from 192.0.2.1 to 192.0.2.2 spi 0x1000:0x1001 {KEYS}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ipsecctl"))
+        .arg("-S")
+        .arg(&socket)
+        .arg("-f")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = text(&out.stderr);
+    assert!(said.contains("runs as uid 65534"), "{said}");
+    // It got nothing: the connection closed before any message.
+    assert_eq!(lines.next().unwrap().unwrap(), "got 0");
+    let _ = impostor.wait();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

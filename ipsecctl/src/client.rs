@@ -26,8 +26,44 @@ pub enum Answer {
     Refused(Errno),
 }
 
+/// Refuses a server that is neither root nor this user: anyone who could
+/// put a socket at the path (a directory others may write) would be sent
+/// the keys otherwise.
+fn check_server(fd: &OwnedFd, path: &str) -> io::Result<()> {
+    // SAFETY: ucred is plain data.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt fills cred, of length len.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if cred.uid != 0 && cred.uid != me {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the process serving {path} (pid {}) runs as uid {}, neither root nor \
+                 this user: not talking to it",
+                cred.pid, cred.uid
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Client {
-    /// Connects a `SOCK_SEQPACKET` socket to `path`.
+    /// Connects a `SOCK_SEQPACKET` socket to `path`, served by root or
+    /// this user.
     pub fn connect(path: &str) -> io::Result<Client> {
         let c_path = CString::new(std::path::Path::new(path).as_os_str().as_bytes())
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -54,6 +90,7 @@ impl Client {
         if unsafe { libc::connect(fd.as_raw_fd(), (&raw const addr).cast(), len) } != 0 {
             return Err(io::Error::last_os_error());
         }
+        check_server(&fd, path)?;
         let timeout = libc::timeval {
             tv_sec: REPLY_TIMEOUT.as_secs() as libc::time_t,
             tv_usec: 0,

@@ -1,10 +1,10 @@
 //! The control socket: a Unix `SOCK_SEQPACKET` socket, one PF_KEY message
 //! per datagram, served to root and to the socket's owner only.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Large enough to see that a message is too long (PF_KEY allows 4096).
@@ -53,29 +53,45 @@ fn seqpacket() -> io::Result<OwnedFd> {
 pub struct Listener {
     fd: OwnedFd,
     path: PathBuf,
+    /// The socket file's device and inode: only that file is removed at
+    /// the end, not whatever may have been put at the path since.
+    file: (u64, u64),
     /// Whose clients are served besides root's.
     owner: libc::uid_t,
 }
 
 impl Listener {
-    /// Creates the socket at `path` (and its directory), mode 0600. A
-    /// socket file nobody answers on is replaced; one that answers means
-    /// another ipsecd is running.
+    /// Creates the socket at `path`, mode 0600, in a directory only its
+    /// owner may change (made, mode 0700, if it is missing; a directory
+    /// others may write is refused unless it is sticky, where they cannot
+    /// take the socket's name from under it). A socket nobody answers on
+    /// is replaced; one that answers means another ipsecd is running;
+    /// anything else at the path is left alone and refused.
     pub fn bind(path: &Path) -> io::Result<Listener> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+            private_directory(dir)?;
         }
-        if path.exists() {
-            if connects(path) {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if !meta.file_type().is_socket() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "something other than a socket is there; not removing it",
+                ));
+            }
+            Ok(_) if connects(path) => {
                 return Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
                     format!("another ipsecd is serving {}", path.display()),
                 ));
             }
-            std::fs::remove_file(path)?;
+            Ok(_) => std::fs::remove_file(path)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
         let fd = seqpacket()?;
         let (addr, len) = sockaddr(path)?;
+        // The socket is made 0600 by the umask, at once: no chmod by path
+        // afterwards, which would follow a link put in its place.
         // SAFETY: the umask change covers only the bind below.
         let old = unsafe { libc::umask(0o177) };
         // SAFETY: addr is a valid sockaddr_un of length len.
@@ -83,15 +99,13 @@ impl Listener {
         // SAFETY: restoring the umask we read.
         unsafe { libc::umask(old) };
         bound?;
-        let c_path =
-            CString::new(path.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput)?;
-        // SAFETY: chmod on the path we just bound.
-        check(unsafe { libc::chmod(c_path.as_ptr(), 0o600) })?;
+        let meta = std::fs::symlink_metadata(path)?;
         // SAFETY: listen on our socket.
         check(unsafe { libc::listen(fd.as_raw_fd(), 64) })?;
         Ok(Listener {
             fd,
             path: path.to_owned(),
+            file: (meta.dev(), meta.ino()),
             // SAFETY: geteuid cannot fail.
             owner: unsafe { libc::geteuid() },
         })
@@ -150,8 +164,44 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let ours =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.file);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
+}
+
+/// Makes sure `dir` is a directory that only its owner (root or this
+/// user) can change: made with mode 0700 if missing, checked on the
+/// opened directory, without following a link in its place.
+fn private_directory(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir)?;
+    let meta = opened.metadata()?;
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let others_write = meta.mode() & 0o022 != 0;
+    let sticky = meta.mode() & 0o1000 != 0;
+    if (meta.uid() != 0 && meta.uid() != me) || (others_write && !sticky) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{}: owned by uid {} with mode {:o}; the socket's directory must be \
+                 root's or this user's, and not writable by others",
+                dir.display(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn connects(path: &Path) -> bool {
