@@ -292,3 +292,33 @@ fn write_the_pfkey_messages() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!bad_path.exists());
 }
+
+#[test]
+fn the_keys_written_never_go_through_a_link_or_keep_a_wider_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("write-safely");
+    let conf = format!("flow esp from 192.0.2.1 to 192.0.2.2\n{SA}");
+    let mode =
+        |p: &std::path::Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+    // A file others can read: after -w it is 0600, whatever it was.
+    let open = dir.0.join("open.bin");
+    std::fs::write(&open, b"").unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(&["-nf", "-", "-w", path(&open)], &conf);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(mode(&open), 0o600);
+    // A link planted at the name: the link is replaced, its target is
+    // not written.
+    let target = dir.0.join("target");
+    std::fs::write(&target, b"someone else's").unwrap();
+    let link = dir.0.join("link.bin");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = run(&["-nf", "-", "-w", path(&link)], &conf);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&target).unwrap(), b"someone else's");
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_file());
+    assert_eq!(mode(&link), 0o600);
+    // A device is written into: /dev/null takes it.
+    let out = run(&["-nf", "-", "-w", "/dev/null"], &conf);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}

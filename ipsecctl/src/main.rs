@@ -15,7 +15,7 @@ use ipsec_compiler::{Options, Output, RuleKind};
 use ipsec_grammar::{Diagnostic, ErrorFormat, Renderer, Severity, SourceMap};
 use pfkey::MsgType;
 use std::io::{self, IsTerminal, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -341,15 +341,8 @@ fn messages(args: &Args, out: &Output) -> (Vec<pfkey::Message>, bool) {
 /// `-w`: the messages, one after another, in a file only its owner may
 /// read (it holds the keys).
 fn write_messages(messages: &[pfkey::Message], path: &str) -> bool {
-    let bytes = pfkey::encode_stream(messages);
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut f| f.write_all(&bytes));
-    if let Err(e) = written {
+    let bytes = zeroize::Zeroizing::new(pfkey::encode_stream(messages));
+    if let Err(e) = system::write_private(path, &bytes) {
         eprintln!("ipsecctl: {path}: {}", system::strerror(&e));
         return false;
     }

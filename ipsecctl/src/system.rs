@@ -7,7 +7,7 @@ use ipsec_compiler::{Resolver, Transport};
 use ipsec_grammar::Loader;
 use std::collections::HashMap;
 use std::ffi::CStr;
-use std::io;
+use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::OnceLock;
 
@@ -81,6 +81,59 @@ fn read_services(path: &str) -> HashMap<&'static str, Table> {
         }
     }
     tables
+}
+
+/// Writes `bytes` (keys, often) to `path` so that only this user can
+/// read them: a regular file is written new (`O_EXCL`, mode 0600, links
+/// not followed) beside the name and renamed over it, so that neither a
+/// link another user planted nor an old file's wider mode or owner
+/// decides where the keys go. A FIFO or a device (`/dev/null`) is
+/// written into, if it is root's or this user's.
+pub fn write_private(path: &str, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+    let path = std::path::Path::new(path);
+    let kind = match std::fs::symlink_metadata(path) {
+        Ok(meta) => Some(meta.file_type()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    if kind.is_some_and(|k| k.is_fifo() || k.is_char_device()) {
+        let mut target = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
+        // SAFETY: geteuid cannot fail.
+        let me = unsafe { libc::geteuid() };
+        let owner = target.metadata()?.uid();
+        if owner != 0 && owner != me {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("owned by uid {owner}: not writing keys to it"),
+            ));
+        }
+        return target.write_all(bytes);
+    }
+    if kind.is_some_and(|k| !k.is_file() && !k.is_symlink()) {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "not a regular file, a FIFO or a device",
+        ));
+    }
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let new = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&new)?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| std::fs::rename(&new, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&new);
+    }
+    written
 }
 
 /// This host's addresses, on every interface.

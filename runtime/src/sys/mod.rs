@@ -10,6 +10,7 @@ pub mod memory;
 pub mod net;
 pub mod netlink;
 pub mod pcap;
+pub mod private;
 pub mod routes;
 pub mod saved;
 pub mod signals;

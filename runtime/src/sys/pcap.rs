@@ -2,9 +2,8 @@
 //! with OpenBSD's enc link type, so that `tcpdump -r` shows the SPI and
 //! the protection beside each packet as it does on OpenBSD's `enc0`.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
@@ -36,15 +35,9 @@ impl Capture {
     /// 0xa1b2c3d4 in host order (readers tell the byte order from it),
     /// version 2.4, snaplen 65535, link type 109.
     pub fn create(path: &Path) -> io::Result<Capture> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(path)?;
-        // The mode above applies only to a new file.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        // A new file, never one that is there: the capture holds traffic
+        // others must not read.
+        let file = super::private::replace(path, |_| Ok(()))?;
         let mut out = BufWriter::new(file);
         let mut header = Vec::with_capacity(24);
         header.extend_from_slice(&0xa1b2_c3d4u32.to_ne_bytes());
@@ -125,7 +118,8 @@ mod tests {
     fn two_records_read_back() {
         let file = TempFile::new("two");
         std::fs::write(&file.0, vec![0xee; 1000]).unwrap();
-        std::fs::set_permissions(&file.0, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&file.0, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
         let first = [
             0x45u8, 0, 0, 20, 1, 2, 3, 4, 64, 50, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
         ];

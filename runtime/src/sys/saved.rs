@@ -5,7 +5,7 @@
 //! policy: only the daemon's user may read or write it, and it is opened
 //! without following links and checked on the open descriptor.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -54,25 +54,14 @@ pub fn load(path: &Path) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(bytes))
 }
 
-/// Replaces the saved stream with `bytes` at once: written to a new file
-/// (never one that is there already, never through a link), flushed to
-/// the disk, then renamed over the old one.
+/// Replaces the saved stream with `bytes` at once (see
+/// [`super::private`]), flushed to the disk before it takes the name.
 pub fn save(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let new = path.with_extension("flows.new");
-    // What a run that died while saving left.
-    match std::fs::remove_file(&new) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut file: File = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&new)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&new, path)
+    super::private::replace(path, |file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    })
+    .map(drop)
 }
 
 /// Forgets the saved stream: there are no flows left.
