@@ -322,3 +322,74 @@ fn the_keys_written_never_go_through_a_link_or_keep_a_wider_mode() {
     let out = run(&["-nf", "-", "-w", "/dev/null"], &conf);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+/// `ipsecctl -nf main.conf` in `dir`, where includes are read from.
+fn check_in(dir: &TempDir) -> (Option<i32>, String) {
+    let out = ipsecctl()
+        .args(["-nf", "main.conf"])
+        .current_dir(&dir.0)
+        .output()
+        .expect("ipsecctl runs");
+    (out.status.code(), text(&out.stderr))
+}
+
+#[test]
+fn every_file_read_is_checked_not_only_the_main_one() {
+    let dir = TempDir::new("included");
+    let flow = "flow esp from 192.0.2.1 to 192.0.2.2\n";
+    dir.file("main.conf", "include \"./part.conf\"\n", 0o600);
+    // An include others can write: they could change root's policy.
+    dir.file("part.conf", flow, 0o666);
+    let (code, said) = check_in(&dir);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("main.conf:1:9"), "{said}");
+    assert!(said.contains("others could change this policy"), "{said}");
+    // An include with keys that others can read.
+    dir.file("part.conf", &format!("{flow}{SA}"), 0o644);
+    let (code, said) = check_in(&dir);
+    assert_eq!(code, Some(1));
+    assert!(
+        said.contains("./part.conf: group writable or world read/writable"),
+        "{said}"
+    );
+    assert!(
+        said.contains("it holds keys that others can read"),
+        "{said}"
+    );
+    dir.file("part.conf", &format!("{flow}{SA}"), 0o600);
+    assert_eq!(check_in(&dir).0, Some(0));
+    // A key file others can read.
+    dir.file("auth.key", &"ab".repeat(32), 0o644);
+    dir.file("enc.key", &"cd".repeat(16), 0o600);
+    dir.file(
+        "main.conf",
+        "esp from 192.0.2.1 to 192.0.2.2 spi 0x1000 auth hmac-sha2-256 enc aes \
+         authkey file \"auth.key\" enckey file \"enc.key\"\n",
+        0o600,
+    );
+    let (code, said) = check_in(&dir);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("others could read the key"), "{said}");
+}
+
+#[test]
+fn includes_cannot_loop_under_other_names_or_read_without_end() {
+    let dir = TempDir::new("loops");
+    // Eight includes of itself, each under another spelling of its name:
+    // compared by name, this multiplied eightfold per level.
+    let mut main = String::new();
+    for n in 0..8 {
+        main.push_str(&format!("include \"{}main.conf\"\n", "./".repeat(n + 1)));
+    }
+    dir.file("main.conf", &main, 0o600);
+    let started = std::time::Instant::now();
+    let (code, said) = check_in(&dir);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("a file already being read"), "{said}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // A device is not a configuration file.
+    dir.file("main.conf", "include \"/dev/zero\"\n", 0o600);
+    let (code, said) = check_in(&dir);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("not a regular file"), "{said}");
+}

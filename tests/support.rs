@@ -36,8 +36,13 @@ pub fn resolver() -> Fixed {
 pub struct CaseFiles;
 
 impl Loader for CaseFiles {
-    fn load(&mut self, path: &str) -> Result<Vec<u8>, String> {
-        std::fs::read(cases_dir().join(path)).map_err(|_| "No such file or directory".to_owned())
+    fn load(&mut self, path: &str) -> Result<ipsec_grammar::Loaded, String> {
+        let bytes = std::fs::read(cases_dir().join(path))
+            .map_err(|_| "No such file or directory".to_owned())?;
+        Ok(ipsec_grammar::Loaded {
+            bytes,
+            identity: None,
+        })
     }
 }
 

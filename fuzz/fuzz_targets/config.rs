@@ -5,18 +5,22 @@
 #![no_main]
 
 use ipsec_compiler::{Fixed, Options, PrintOptions, rule_text};
-use ipsec_grammar::{ErrorFormat, Loader, Renderer, SourceMap};
+use ipsec_grammar::{ErrorFormat, Loaded, Loader, Renderer, SourceMap};
 use libfuzzer_sys::fuzz_target;
 
 /// Serves the input itself for any include, to exercise nesting and loops.
 struct Echo(Vec<u8>);
 
 impl Loader for Echo {
-    fn load(&mut self, path: &str) -> Result<Vec<u8>, String> {
+    fn load(&mut self, path: &str) -> Result<Loaded, String> {
         if path.starts_with('/') {
             Err("No such file or directory".into())
         } else {
-            Ok(self.0.clone())
+            // No identity: only the parser's limits stop a loop.
+            Ok(Loaded {
+                bytes: self.0.clone(),
+                identity: None,
+            })
         }
     }
 }

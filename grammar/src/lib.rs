@@ -26,6 +26,6 @@ lalrpop_util::lalrpop_mod!(
 );
 
 pub use diag::{Diagnostic, ErrorFormat, Origin, Renderer, Severity, Shown};
-pub use parser::{Event, Loader, NoIncludes, Parser};
+pub use parser::{Event, Loaded, Loader, MAX_INCLUDED_BYTES, MAX_INCLUDES, NoIncludes, Parser};
 pub use source::{FileId, SourceMap, Span};
 pub use suggest::closest;

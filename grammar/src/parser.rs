@@ -20,10 +20,25 @@ use std::collections::VecDeque;
 /// How deep `include`s may nest.
 const MAX_INCLUDE_DEPTH: usize = 64;
 
+/// How many files one configuration may include in all, and how many
+/// bytes they may add up to: a file that includes itself under names
+/// that differ (`a.conf`, `./a.conf`) would otherwise multiply.
+pub const MAX_INCLUDES: usize = 1024;
+pub const MAX_INCLUDED_BYTES: usize = 64 << 20;
+
+/// A file an `include` read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub bytes: Vec<u8>,
+    /// What makes it this file whatever its name (device and inode), when
+    /// the loader knows: an include loop is found by it.
+    pub identity: Option<(u64, u64)>,
+}
+
 /// Reads the files named by `include`.
 pub trait Loader {
-    /// The file's bytes, or the reason it could not be read.
-    fn load(&mut self, path: &str) -> Result<Vec<u8>, String>;
+    /// The file, or the reason it could not be read.
+    fn load(&mut self, path: &str) -> Result<Loaded, String>;
 }
 
 /// A loader for text that stands alone: every `include` fails, as a file
@@ -32,7 +47,7 @@ pub trait Loader {
 pub struct NoIncludes;
 
 impl Loader for NoIncludes {
-    fn load(&mut self, _: &str) -> Result<Vec<u8>, String> {
+    fn load(&mut self, _: &str) -> Result<Loaded, String> {
         Err("No such file or directory".into())
     }
 }
@@ -49,6 +64,11 @@ pub struct Parser<'a> {
     loader: &'a mut dyn Loader,
     macros: Macros,
     stack: Vec<(FileId, Lexer)>,
+    /// The identities of the included files being read, as the stack.
+    reading: Vec<Option<(u64, u64)>>,
+    /// Files included so far, and their bytes.
+    included: usize,
+    included_bytes: usize,
     pending: VecDeque<Event>,
     grammar: LineParser,
 }
@@ -70,6 +90,9 @@ impl<'a> Parser<'a> {
             loader,
             macros: Macros::default(),
             stack: vec![(main, lexer)],
+            reading: Vec::new(),
+            included: 0,
+            included_bytes: 0,
             pending: VecDeque::new(),
             grammar: LineParser::new(),
         }
@@ -250,11 +273,37 @@ impl<'a> Parser<'a> {
             self.report(d);
             return;
         }
+        if self.included >= MAX_INCLUDES {
+            let d = Diagnostic::error(line, format!("failed to include file {name}"))
+                .with_span(path.span)
+                .with_note(format!(
+                    "more than {MAX_INCLUDES} files are included in all"
+                ));
+            self.report(d);
+            return;
+        }
         match self.loader.load(&name) {
-            Ok(bytes) => {
-                let id = self.sources.add(name, &bytes);
+            Ok(loaded) => {
+                let again = loaded.identity.is_some() && self.reading.contains(&loaded.identity);
+                let too_much = self.included_bytes + loaded.bytes.len() > MAX_INCLUDED_BYTES;
+                if again || too_much {
+                    let why = if again {
+                        format!("{name} is a file already being read: includes may not loop")
+                    } else {
+                        format!("the included files add up to more than {MAX_INCLUDED_BYTES} bytes")
+                    };
+                    let d = Diagnostic::error(line, format!("failed to include file {name}"))
+                        .with_span(path.span)
+                        .with_note(why);
+                    self.report(d);
+                    return;
+                }
+                self.included += 1;
+                self.included_bytes += loaded.bytes.len();
+                let id = self.sources.add(name, &loaded.bytes);
                 let lexer = Lexer::new(self.sources.file(id).text().clone());
                 self.stack.push((id, lexer));
+                self.reading.push(loaded.identity);
             }
             Err(reason) => {
                 self.report(
@@ -299,6 +348,8 @@ impl Iterator for Parser<'_> {
             let (file, lexer) = self.stack.last_mut()?;
             if lexer.is_finished() {
                 self.stack.pop();
+                // The main file has no entry in `reading`.
+                self.reading.truncate(self.stack.len().saturating_sub(1));
                 continue;
             }
             let file = *file;

@@ -15,7 +15,6 @@ use ipsec_compiler::{Options, Output, RuleKind};
 use ipsec_grammar::{Diagnostic, ErrorFormat, Renderer, Severity, SourceMap};
 use pfkey::MsgType;
 use std::io::{self, IsTerminal, Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -112,45 +111,32 @@ fn read_config(file: &str) -> Result<(String, Vec<u8>, Option<std::fs::Metadata>
     if file == "-" {
         let mut bytes = Vec::new();
         io::stdin()
+            .take(system::MAX_FILE + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| format!("stdin: {}", system::strerror(&e)))?;
+        if bytes.len() as u64 > system::MAX_FILE {
+            return Err(format!("stdin: larger than {} bytes", system::MAX_FILE));
+        }
         return Ok(("stdin".to_owned(), bytes, None));
     }
-    let fail = |e: io::Error| format!("{file}: {}", system::strerror(&e));
-    let bytes = std::fs::read(file).map_err(fail)?;
-    let meta = std::fs::metadata(file)
-        .map_err(|e| format!("cannot stat {file}: {}", system::strerror(&e)))?;
-    Ok((file.to_owned(), bytes, Some(meta)))
+    // Checked on the descriptor it was read from, not by path afterwards.
+    let read = system::read_file(file).map_err(|why| format!("{file}: {why}"))?;
+    Ok((file.to_owned(), read.bytes, Some(read.meta)))
 }
 
 /// Another user could change the policy (or read the keys) of this file.
 fn insecure(name: &str, meta: &std::fs::Metadata, holds_secrets: bool) -> Option<Diagnostic> {
-    // SAFETY: getuid cannot fail.
-    let uid = unsafe { libc::getuid() };
-    if meta.uid() != 0 && meta.uid() != uid {
-        return Some(Diagnostic::program(
-            Severity::Error,
-            format!("{name}: owner not root or current user"),
-        ));
+    let why = system::exposure(meta, holds_secrets)?;
+    let d = Diagnostic::program(Severity::Error, format!("{name}: {why}"));
+    if why.starts_with("owner") {
+        return Some(d);
     }
-    let mode = meta.mode();
-    let writable = mode & (libc::S_IWGRP | libc::S_IWOTH) != 0;
-    let readable = mode & (libc::S_IRGRP | libc::S_IXGRP | libc::S_IRWXO) != 0;
-    if writable || (readable && holds_secrets) {
-        let why = if writable {
-            "others can change this policy"
-        } else {
-            "it holds keys that others can read"
-        };
-        return Some(
-            Diagnostic::program(
-                Severity::Error,
-                format!("{name}: group writable or world read/writable"),
-            )
-            .with_note(format!("{why}; try: chmod 600 {name}")),
-        );
-    }
-    None
+    let risk = if system::exposure(meta, false).is_some() {
+        "others can change this policy"
+    } else {
+        "it holds keys that others can read"
+    };
+    Some(d.with_note(format!("{risk}; try: chmod 600 {name}")))
 }
 
 fn colour_for(format: ErrorFormat) -> bool {
@@ -204,12 +190,25 @@ fn load(args: &Args, file: &str, client: &mut Option<client::Client>) -> bool {
         defines: args.defines.clone(),
         ..Options::verbosity(args.verbose, args.keys, args.delete)
     };
-    let mut out = ipsec_compiler::compile(&mut sources, main, &mut system::Files, &resolver, &opts);
+    let mut files = system::Files::default();
+    let mut out = ipsec_compiler::compile(&mut sources, main, &mut files, &resolver, &opts);
+    // Every file read is checked, the included ones too: whoever can
+    // write one can change the policy, whoever can read one with keys
+    // has them.
+    let secret = |path: &str| out.secret_files.iter().any(|&id| sources.name(id) == path);
+    let mut exposed: Vec<Diagnostic> = files
+        .read
+        .iter()
+        .filter_map(|(path, meta)| insecure(path, meta, secret(path)))
+        .collect();
     if let Some(meta) = &meta
         && let Some(d) = insecure(&name, meta, out.secret_files.contains(&main))
     {
+        exposed.insert(0, d);
+    }
+    if !exposed.is_empty() {
         out.text.clear();
-        out.diagnostics.push(d);
+        out.diagnostics.extend(exposed);
     }
     print_text(&out.text);
     report(&sources, format, &out.diagnostics);

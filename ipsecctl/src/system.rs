@@ -4,7 +4,7 @@
 //! most once per run.
 
 use ipsec_compiler::{Resolver, Transport};
-use ipsec_grammar::Loader;
+use ipsec_grammar::{Loaded, Loader};
 use std::collections::HashMap;
 use std::ffi::CStr;
 use std::io::{self, Write};
@@ -258,7 +258,13 @@ impl Resolver for System {
     }
 
     fn key_file(&self, path: &str) -> Result<Vec<u8>, String> {
-        std::fs::read(path).map_err(|e| strerror(&e))
+        let file = read_file(path)?;
+        match exposure(&file.meta, true) {
+            None => Ok(file.bytes),
+            Some(why) => Err(format!(
+                "{why}: others could read the key; try: chmod 600 {path}"
+            )),
+        }
     }
 
     fn host_name(&self) -> String {
@@ -272,13 +278,81 @@ impl Resolver for System {
     }
 }
 
+/// The largest file ipsecctl reads as configuration or keys.
+pub const MAX_FILE: u64 = 16 << 20;
+
+/// A file read for the configuration, with what `fstat` said of the
+/// descriptor it was read from (not of the path, which could have been
+/// changed in between).
+#[derive(Debug)]
+pub struct ReadFile {
+    pub bytes: Vec<u8>,
+    pub meta: std::fs::Metadata,
+}
+
+/// Reads a regular file of at most [`MAX_FILE`] bytes: a device
+/// (`/dev/zero`) or a FIFO is refused, not read for ever.
+pub fn read_file(path: &str) -> Result<ReadFile, String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| strerror(&e))?;
+    let meta = file.metadata().map_err(|e| strerror(&e))?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_FILE {
+        return Err(format!("larger than {MAX_FILE} bytes"));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    Read::by_ref(&mut file)
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| strerror(&e))?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(format!("larger than {MAX_FILE} bytes"));
+    }
+    Ok(ReadFile { bytes, meta })
+}
+
+/// Why another user could change this file's policy, or read the keys in
+/// it (`secret`), if one could: OpenBSD's checks, on the opened file.
+pub fn exposure(meta: &std::fs::Metadata, secret: bool) -> Option<&'static str> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    if meta.uid() != 0 && meta.uid() != uid {
+        return Some("owner not root or current user");
+    }
+    let mode = meta.mode();
+    if mode & (libc::S_IWGRP | libc::S_IWOTH) != 0 {
+        return Some("group writable or world read/writable");
+    }
+    if secret && mode & (libc::S_IRGRP | libc::S_IXGRP | libc::S_IRWXO) != 0 {
+        return Some("group writable or world read/writable");
+    }
+    None
+}
+
 /// Reads included files from the file system, relative to the current
-/// directory, as OpenBSD does.
+/// directory, as OpenBSD does; each must be a regular file that only root
+/// or this user can change. What it read is kept, for the check of files
+/// that turn out to hold keys.
 #[derive(Debug, Default)]
-pub struct Files;
+pub struct Files {
+    pub read: Vec<(String, std::fs::Metadata)>,
+}
 
 impl Loader for Files {
-    fn load(&mut self, path: &str) -> Result<Vec<u8>, String> {
-        std::fs::read(path).map_err(|e| strerror(&e))
+    fn load(&mut self, path: &str) -> Result<Loaded, String> {
+        use std::os::unix::fs::MetadataExt;
+        let file = read_file(path)?;
+        if let Some(why) = exposure(&file.meta, false) {
+            return Err(format!("{why}; others could change this policy"));
+        }
+        let identity = Some((file.meta.dev(), file.meta.ino()));
+        self.read.push((path.to_owned(), file.meta));
+        Ok(Loaded {
+            bytes: file.bytes,
+            identity,
+        })
     }
 }
