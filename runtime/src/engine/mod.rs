@@ -127,9 +127,12 @@ impl Engine {
     /// An engine with empty tables. `entropy` must be secret and fresh:
     /// it keys the IV generator and spreads SPIs.
     pub fn new(entropy: [u8; 32]) -> Engine {
-        let mut seed = [0u8; 8];
-        seed.copy_from_slice(&entropy[..8]);
         let mut ivs = crate::random::Random::new(&entropy);
+        // SPIs go on the wire in clear, and the generator that spreads
+        // them can be run backwards from them: its seed is drawn from the
+        // keystream, never taken from the key the keystream comes from.
+        let mut seed = [0u8; 8];
+        ivs.fill(&mut seed);
         let mut ident = [0u8; 2];
         ivs.fill(&mut ident);
         Engine {
