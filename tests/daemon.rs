@@ -501,3 +501,34 @@ fn ipsecctl_sends_nothing_to_a_server_of_another_user() {
     let _ = impostor.wait();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_running_daemon_keeps_only_what_it_needs() {
+    if !is_root("the_running_daemon_keeps_only_what_it_needs") {
+        return;
+    }
+    let d = Daemon::start("privileges");
+    let pid = d.child.id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    // CAP_NET_ADMIN (12) and CAP_NET_RAW (13), nothing else, anywhere.
+    assert_eq!(field("CapEff:"), "0000000000003000");
+    assert_eq!(field("CapPrm:"), "0000000000003000");
+    assert_eq!(field("CapBnd:"), "0000000000003000");
+    assert_eq!(field("CapInh:"), "0000000000000000");
+    assert_eq!(field("NoNewPrivs:"), "1");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    assert_eq!(core.split_whitespace().nth(4), Some("0"), "{core}");
+    // And it still serves.
+    assert_eq!(d.show(), EMPTY);
+}

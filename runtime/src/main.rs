@@ -4,7 +4,7 @@
 use ipsec_runtime::engine::{ClientId, Engine, Send};
 use ipsec_runtime::sys::control::{Client, Listener, Received};
 use ipsec_runtime::sys::dataplane::Dataplane;
-use ipsec_runtime::sys::{log, memory::Trimmer, saved, signals::Signals};
+use ipsec_runtime::sys::{log, memory::Trimmer, privileges, saved, signals::Signals};
 use sd_notify::NotifyState;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -243,6 +243,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         log::init(false, args.verbose);
+    }
+    if let Err(e) = privileges::reduce() {
+        log::warn(&format!("cannot give up privileges: {e}"));
+        return ExitCode::FAILURE;
     }
     if restored {
         log::info(&format!(

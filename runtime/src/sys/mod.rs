@@ -11,6 +11,7 @@ pub mod net;
 pub mod netlink;
 pub mod pcap;
 pub mod private;
+pub mod privileges;
 pub mod routes;
 pub mod saved;
 pub mod signals;
