@@ -532,3 +532,90 @@ fn the_running_daemon_keeps_only_what_it_needs() {
     // And it still serves.
     assert_eq!(d.show(), EMPTY);
 }
+
+/// The CPU time a process has used, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command name in parentheses: utime and stime are the
+    // 12th and 13th fields.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn neither_a_client_that_never_reads_nor_a_lack_of_descriptors_stops_the_daemon() {
+    if !is_root("neither_a_client_that_never_reads_nor_a_lack_of_descriptors") {
+        return;
+    }
+    let log = std::env::temp_dir().join(format!("ipsecd-test-dos-{}.log", std::process::id()));
+    let log_file = std::fs::File::create(&log).unwrap();
+    let d = Daemon::start_with("dos", |cmd| {
+        cmd.stderr(log_file);
+        // Few descriptors, so that clients can use them all up.
+        // SAFETY: setrlimit in the child before exec, async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 40,
+                    rlim_max: 40,
+                };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+                Ok(())
+            });
+        }
+    });
+    let pid = d.child.id();
+    let mut hogs: Vec<OwnedFd> = (0..60).filter_map(|_| raw_connect(&d.socket())).collect();
+    assert!(hogs.len() >= 40, "the backlog takes what is not accepted");
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(pid) - before;
+    assert!(used < 30, "{used} ticks in a second: the daemon spins");
+    hogs.clear();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(d.show(), EMPTY, "served again once descriptors are free");
+
+    // A monitor that never reads: it loses messages, the daemon serves on.
+    let monitor = raw_connect(&d.socket()).unwrap();
+    let promisc = pfkey::Message::new(pfkey::Header::new(
+        pfkey::MsgType::X_PROMISC,
+        pfkey::SaType(1),
+        1,
+        std::process::id(),
+    ));
+    // SAFETY: send on our own socket.
+    unsafe {
+        let bytes = promisc.encode();
+        libc::send(monitor.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), 0);
+    }
+    let mut conf = String::new();
+    for n in 0..5000u32 {
+        conf.push_str(&format!(
+            "esp transport from 192.0.2.1 to 192.0.2.2 spi {:#x} authkey 0x{} enckey 0x{}\n",
+            0x10000 + n,
+            "ab".repeat(32),
+            "cd".repeat(16)
+        ));
+    }
+    let conf = d.file("many.conf", &conf);
+    assert!(d.run(&["-f", &conf]).status.success());
+    for _ in 0..6 {
+        let out = d.run(&["-s", "sa"]);
+        assert!(out.status.success());
+        assert_eq!(text(&out.stdout).lines().count(), 5000);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(said.contains("does not read its messages"), "{said}");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(rss < 96 * 1024, "{rss} KiB resident");
+    drop(monitor);
+    let _ = std::fs::remove_file(&log);
+}

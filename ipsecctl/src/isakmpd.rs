@@ -4,14 +4,16 @@ use crate::system::strerror;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 
 /// Opens isakmpd's FIFO for one rule's commands. Fails at once, rather
-/// than waiting, when no isakmpd is reading it.
+/// than waiting, when no isakmpd is reading it. The commands may hold
+/// pre-shared keys: a link is not followed, and the FIFO must be root's
+/// or this user's.
 pub fn open(path: &str) -> Result<std::fs::File, String> {
     let file = OpenOptions::new()
         .write(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ENXIO) => format!("ike_ipsec_establish: no isakmpd is reading {path}"),
@@ -22,6 +24,15 @@ pub fn open(path: &str) -> Result<std::fs::File, String> {
         .map_err(|e| format!("ike_ipsec_establish: fstat({path}): {}", strerror(&e)))?;
     if !meta.file_type().is_fifo() {
         return Err(format!("ike_ipsec_establish: {path} not a fifo"));
+    }
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(format!(
+            "ike_ipsec_establish: {path} belongs to uid {}, neither root nor this user: \
+             not sending it keys",
+            meta.uid()
+        ));
     }
     // A reader is there; from now on, writes may wait for it.
     let fd = file.as_raw_fd();

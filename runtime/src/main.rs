@@ -1,12 +1,12 @@
 //! ipsecd: the userspace IPsec runtime. It keeps the SPD and SAD and
 //! answers PF_KEY v2 on its control socket, as OpenBSD's kernel does.
 
-use ipsec_runtime::engine::{ClientId, Engine, Send};
-use ipsec_runtime::sys::control::{Client, Listener, Received};
+use ipsec_runtime::engine::{Engine, Send};
+use ipsec_runtime::sys::clients::Clients;
+use ipsec_runtime::sys::control::Listener;
 use ipsec_runtime::sys::dataplane::Dataplane;
 use ipsec_runtime::sys::{log, memory::Trimmer, privileges, saved, signals::Signals};
 use sd_notify::NotifyState;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -76,66 +76,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
-}
-
-/// How much may wait for a client that does not read before it is let go.
-const MAX_QUEUED: usize = 256 << 20;
-
-/// A client and what waits to be sent to it.
-#[derive(Debug)]
-struct Conn {
-    client: Client,
-    queue: VecDeque<Vec<u8>>,
-    queued: usize,
-}
-
-impl Conn {
-    fn new(client: Client) -> Conn {
-        Conn {
-            client,
-            queue: VecDeque::new(),
-            queued: 0,
-        }
-    }
-
-    /// Queues a message and sends what the socket takes; false when the
-    /// client has fallen too far behind.
-    fn push(&mut self, bytes: Vec<u8>) -> bool {
-        self.queued += bytes.len();
-        self.queue.push_back(bytes);
-        self.flush();
-        self.queued <= MAX_QUEUED
-    }
-
-    /// Sends queued messages until the socket is full.
-    fn flush(&mut self) {
-        while let Some(front) = self.queue.front() {
-            match self.client.send(front) {
-                Ok(()) => {
-                    self.queued -= front.len();
-                    self.queue.pop_front();
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(_) => {
-                    // The client is gone; its hang-up will be noticed.
-                    self.queue.clear();
-                    self.queued = 0;
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// The header of a refused client's message, with `errno` EACCES.
-fn refusal(bytes: &[u8]) -> [u8; 16] {
-    let mut header = [0u8; 16];
-    let n = bytes.len().min(16);
-    header[..n].copy_from_slice(&bytes[..n]);
-    header[0] = pfkey::PF_KEY_V2;
-    header[2] = pfkey::validate::Errno::EACCES.0;
-    header[4..6].copy_from_slice(&2u16.to_ne_bytes());
-    header
 }
 
 /// Secret bytes from the kernel for the engine's IVs and SPIs.
@@ -306,6 +246,14 @@ fn save(engine: &Engine, state: &Path, saved_at: &mut Option<u64>) {
     }
 }
 
+fn pollfd(fd: std::os::fd::RawFd, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
 /// The event loop: clients' messages into the engine, its messages out,
 /// time passing once a second, until SIGTERM or SIGINT.
 fn serve(
@@ -319,42 +267,25 @@ fn serve(
     // Restored flows are what the file holds already.
     let mut saved_at = Some(engine.flow_changes);
     let mut trimmer = Trimmer::default();
-    let mut clients: BTreeMap<ClientId, Conn> = BTreeMap::new();
-    let mut next_id: ClientId = 1;
-    // Clients that may not talk PF_KEY: their first message is answered
-    // with EACCES, and then they are let go.
-    let mut refused: BTreeSet<ClientId> = BTreeSet::new();
+    let mut clients = Clients::default();
     let mut last_tick = now();
     let data_fds = dataplane.fds();
     // When the tables last changed in a round without PF_KEY messages,
-    // routes and filter follow (spawning `ip` and `nft` per message would
-    // make loading a large file crawl).
+    // routes and filter follow (a netlink change per message would make
+    // loading a large file crawl).
     let mut quiet_rounds = 0;
     loop {
+        let listening = clients.accepting(now());
         let mut fds = vec![
-            libc::pollfd {
-                fd: signals.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: listener.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            pollfd(signals.fd(), libc::POLLIN),
+            pollfd(listener.fd(), if listening { libc::POLLIN } else { 0 }),
         ];
-        let ids: Vec<ClientId> = clients.keys().copied().collect();
-        fds.extend(clients.values().map(|c| libc::pollfd {
-            fd: c.client.fd(),
-            events: libc::POLLIN | if c.queue.is_empty() { 0 } else { libc::POLLOUT },
-            revents: 0,
+        let peers = clients.descriptors();
+        fds.extend(peers.iter().map(|&(_, fd, sending)| {
+            pollfd(fd, libc::POLLIN | if sending { libc::POLLOUT } else { 0 })
         }));
         let first_data = fds.len();
-        fds.extend(data_fds.iter().map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        }));
+        fds.extend(data_fds.iter().map(|&fd| pollfd(fd, libc::POLLIN)));
         let timeout = if quiet_rounds == 0 { 20 } else { 1000 };
         // SAFETY: fds is a valid array of pollfd of the given length.
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
@@ -376,57 +307,16 @@ fn serve(
             }
         }
         if fds[1].revents != 0 {
-            while let Ok(Some(client)) = listener.accept() {
-                if listener.allows(&client) {
-                    log::debug(&format!(
-                        "client {next_id}: pid {} uid {}",
-                        client.pid, client.uid
-                    ));
-                    engine.connect(next_id);
-                } else {
-                    log::info(&format!(
-                        "refusing pid {} uid {}: not root or the socket's owner",
-                        client.pid, client.uid
-                    ));
-                    refused.insert(next_id);
-                }
-                clients.insert(next_id, Conn::new(client));
-                next_id += 1;
-            }
+            clients.accept(listener, engine, now());
         }
         let mut out: Vec<Send> = Vec::new();
-        for (i, id) in ids.iter().enumerate() {
+        for (i, &(id, _, _)) in peers.iter().enumerate() {
             let revents = fds[i + 2].revents;
-            if revents == 0 {
-                continue;
+            if revents & libc::POLLOUT != 0 {
+                clients.flush(id);
             }
-            if revents & libc::POLLOUT != 0
-                && let Some(conn) = clients.get_mut(id)
-            {
-                conn.flush();
-            }
-            if revents & !libc::POLLOUT == 0 {
-                continue;
-            }
-            while let Some(conn) = clients.get(id) {
-                match conn.client.recv() {
-                    Received::Message(bytes) if refused.contains(id) => {
-                        let _ = conn.client.send(&refusal(&bytes));
-                        clients.remove(id);
-                        refused.remove(id);
-                    }
-                    Received::Message(bytes) => {
-                        log::debug(&format!("client {id}: {} bytes", bytes.len()));
-                        out.extend(engine.handle(*id, conn.client.pid, &bytes, now()));
-                    }
-                    Received::Nothing => break,
-                    Received::Closed => {
-                        log::debug(&format!("client {id}: gone"));
-                        engine.disconnect(*id);
-                        clients.remove(id);
-                        refused.remove(id);
-                    }
-                }
+            if revents & !libc::POLLOUT != 0 {
+                clients.read(id, engine, now(), &mut out);
             }
         }
         let messages_in = !out.is_empty();
@@ -442,6 +332,7 @@ fn serve(
             for complaint in engine.complaints.report(t) {
                 log::warn(&complaint);
             }
+            clients.report_drops();
             dataplane.tick(engine, t);
             trimmer.observe(engine.sad.len());
         }
@@ -452,18 +343,6 @@ fn serve(
             dataplane.sync(engine);
             save(engine, state, &mut saved_at);
         }
-        for send in out {
-            let Some(conn) = clients.get_mut(&send.to) else {
-                continue;
-            };
-            if !conn.push(send.bytes) {
-                log::warn(&format!(
-                    "client {}: does not read its messages; letting it go",
-                    send.to
-                ));
-                engine.disconnect(send.to);
-                clients.remove(&send.to);
-            }
-        }
+        clients.deliver(out);
     }
 }

@@ -225,7 +225,8 @@ pub struct Client {
 /// What reading from a client gave.
 #[derive(Debug)]
 pub enum Received {
-    Message(Vec<u8>),
+    /// Wiped when dropped: it may hold keys.
+    Message(zeroize::Zeroizing<Vec<u8>>),
     /// Nothing more for now.
     Nothing,
     /// The client went away.
@@ -238,7 +239,7 @@ impl Client {
     }
 
     pub fn recv(&self) -> Received {
-        let mut buf = vec![0u8; RECV_BUFFER];
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; RECV_BUFFER]);
         // SAFETY: recv into our buffer, at most its length.
         let n = unsafe {
             libc::recv(

@@ -3,6 +3,7 @@
 //! here.
 
 pub mod cleartext;
+pub mod clients;
 pub mod control;
 pub mod dataplane;
 pub mod log;

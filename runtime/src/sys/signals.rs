@@ -8,10 +8,16 @@ use std::sync::atomic::{AtomicI32, Ordering};
 static WRITE_END: AtomicI32 = AtomicI32::new(-1);
 
 extern "C" fn on_signal(signal: libc::c_int) {
+    // The interrupted code may be about to read errno: a failed write
+    // here must not change it under its feet.
+    // SAFETY: __errno_location returns this thread's errno, always valid.
+    let saved = unsafe { *libc::__errno_location() };
     let fd = WRITE_END.load(Ordering::Relaxed);
     let byte = signal as u8;
     // SAFETY: write(2) is async-signal-safe; a full pipe just drops it.
     unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = saved };
 }
 
 /// The read end of the signal pipe.
