@@ -393,3 +393,38 @@ fn includes_cannot_loop_under_other_names_or_read_without_end() {
     assert_eq!(code, Some(1));
     assert!(said.contains("not a regular file"), "{said}");
 }
+
+#[test]
+fn macros_that_multiply_are_stopped_where_they_start() {
+    let dir = TempDir::new("bomb");
+    // Eight levels of sixteen: 16^9 tokens if nothing stopped them.
+    let mut conf = format!("m0 = \"{}\"\n", vec!["x"; 16].join(" "));
+    for level in 1..9 {
+        conf.push_str(&format!("m{level} ="));
+        for _ in 0..16 {
+            conf.push_str(&format!(" $m{}", level - 1));
+        }
+        conf.push('\n');
+    }
+    conf.push_str("flow esp from $m8 to 10.0.0.0/8\n");
+    dir.file("main.conf", &conf, 0o600);
+    let started = std::time::Instant::now();
+    let (code, said) = check_in(&dir);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("main.conf:4:1"), "{said}");
+    assert!(
+        said.contains("line too long: more than 65536 tokens"),
+        "{said}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // One value too long by itself, made of long words.
+    let words = format!("s = \"{}\"\nbig = {}\n", "y".repeat(8000), "$s ".repeat(10));
+    dir.file("main.conf", &words, 0o600);
+    let (code, said) = check_in(&dir);
+    assert_eq!(code, Some(1));
+    assert!(
+        said.contains("macro value longer than 65536 bytes"),
+        "{}",
+        &said[..said.len().min(300)]
+    );
+}

@@ -14,6 +14,11 @@ use std::sync::Arc;
 /// OpenBSD's token buffer; a token must fit in it with its terminator.
 const MAX_TOKEN: usize = 8096;
 
+/// Tokens one line may hold once its macros are expanded. Far more than
+/// any statement, few enough that a macro bomb (macros of macros, each
+/// level multiplying) is stopped at the line that sets it off.
+pub const MAX_LINE_TOKENS: usize = 65_536;
+
 /// A token and the bytes it came from. Tokens read from a macro's value are
 /// placed at the `$name` that was expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +114,13 @@ impl Lexer {
     pub fn line(&mut self, macros: &mut dyn MacroTable) -> Vec<Token> {
         let mut tokens = Vec::new();
         while !self.finished {
+            if tokens.len() == MAX_LINE_TOKENS {
+                let start = tokens.first().map_or(self.text.len(), |t: &Token| t.start);
+                let end = tokens.last().map_or(start, |t: &Token| t.end.max(start));
+                tokens.clear();
+                tokens.push(self.error_to_eol(LexError::LineTooLong, start, end));
+                continue;
+            }
             match self.token(macros) {
                 Some(token) => {
                     let end = token.tok == Tok::Newline;

@@ -17,6 +17,9 @@ use crate::token::{KEYWORDS, Keyword, LexError, Tok};
 use lalrpop_util::ParseError;
 use std::collections::VecDeque;
 
+/// The longest value a macro may have.
+pub const MAX_MACRO_VALUE: usize = 64 << 10;
+
 /// How deep `include`s may nest.
 const MAX_INCLUDE_DEPTH: usize = 64;
 
@@ -244,6 +247,16 @@ impl<'a> Parser<'a> {
                     return;
                 }
                 let span = name.span.to(value.span);
+                if value.node.len() > MAX_MACRO_VALUE {
+                    let d = Diagnostic::error(
+                        self.line_of(statement.end),
+                        format!("macro value longer than {MAX_MACRO_VALUE} bytes"),
+                    )
+                    .with_span(value.span)
+                    .with_note("a macro made of macros multiplies with each level");
+                    self.report(d);
+                    return;
+                }
                 self.macros
                     .define(&name.node, &value.node, false, Some(span));
             }

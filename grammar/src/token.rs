@@ -115,6 +115,9 @@ pub enum LexError {
         reason: &'static str,
     },
     UndefinedMacro(String),
+    /// More tokens on one line than any statement needs: macros that
+    /// expand to macros can multiply without end.
+    LineTooLong,
 }
 
 impl LexError {
@@ -130,6 +133,10 @@ impl LexError {
                 format!("\"{text}\" invalid number: {reason}")
             }
             LexError::UndefinedMacro(name) => format!("macro '{name}' not defined"),
+            LexError::LineTooLong => format!(
+                "line too long: more than {} tokens, macros expanded",
+                crate::lexer::MAX_LINE_TOKENS
+            ),
         }
     }
 }
