@@ -158,6 +158,8 @@ pub struct Sad {
     live: HashMap<SaId, Live, FastHash>,
     /// How many SAs were ever added: the source of [`Usage::order`].
     added: u64,
+    /// How many are larval (reserved by GETSPI, not keyed yet).
+    larval: usize,
 }
 
 impl Sad {
@@ -171,6 +173,11 @@ impl Sad {
 
     pub fn is_empty(&self) -> bool {
         self.sas.is_empty()
+    }
+
+    /// How many SAs are reserved and not keyed yet.
+    pub fn larval(&self) -> usize {
+        self.larval
     }
 
     pub fn get(&self, id: &SaId) -> Option<&SecurityAssociation> {
@@ -262,6 +269,7 @@ impl Sad {
             }
             let mut sa = SecurityAssociation::new(id, src, now);
             sa.state = State::Larval;
+            self.larval += 1;
             self.index(id);
             self.sas.insert(id, sa);
             self.arm(now + LARVAL_LIFETIME, id, TimerKind::Larval);
@@ -330,6 +338,7 @@ impl Sad {
         match existing.state {
             State::Larval => {
                 self.sas.remove(&sa.id);
+                self.larval -= 1;
                 self.insert(sa, now);
             }
             State::Mature => {
@@ -365,6 +374,9 @@ impl Sad {
     /// Removes an SA (DELETE, or a hard expiry), unlinking its bundle.
     pub fn delete(&mut self, id: &SaId) -> Option<SecurityAssociation> {
         let sa = self.sas.remove(id)?;
+        if sa.state == State::Larval {
+            self.larval -= 1;
+        }
         self.live.remove(id);
         self.unindex(id);
         if let Some(next) = sa.next.and_then(|n| self.sas.get_mut(&n)) {
@@ -406,6 +418,7 @@ impl Sad {
                 self.live.clear();
                 self.by_dst.clear();
                 self.timers.clear();
+                self.larval = 0;
                 self.compact();
             }
             Some(t) => {

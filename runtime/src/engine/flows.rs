@@ -276,6 +276,9 @@ impl Engine {
             usage: super::FlowUsage::default(),
             bound: None,
         };
+        if self.spd.len() >= self.limits.flows && self.spd.get(&sel).is_none() {
+            return Err(Errno::ENOBUFS);
+        }
         // A static flow stays unless the request is static too.
         if let Some(existing) = self.spd.get(&sel)
             && existing.flags & pfkey::POLICY_FLAG_STATIC != 0

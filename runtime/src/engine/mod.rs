@@ -69,6 +69,31 @@ struct PendingAcquire {
 /// How long an acquire is remembered (OpenBSD's `expire_acquire`).
 pub const ACQUIRE_LIFETIME: u64 = 30;
 
+/// How large the tables may grow. Every entry comes from a client (or,
+/// for acquires, from traffic), so each table is bounded; past a bound,
+/// an ADD, GETSPI or ADDFLOW is refused with `ENOBUFS`, and traffic that
+/// would need another acquire waits for one to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub sas: usize,
+    /// SAs reserved by GETSPI and not keyed yet (they expire on their own).
+    pub larval: usize,
+    pub flows: usize,
+    /// Acquires sent and not yet answered or forgotten.
+    pub acquires: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            sas: 1 << 20,
+            larval: 1 << 16,
+            flows: 1 << 20,
+            acquires: 4096,
+        }
+    }
+}
+
 /// The engine: tables, clients and pending acquires.
 #[derive(Debug)]
 pub struct Engine {
@@ -99,6 +124,7 @@ pub struct Engine {
     /// Counts flushes of the SPD (`ipsecctl -F`): the operator's word that
     /// whatever guards an earlier run left may go.
     pub spd_flushes: u64,
+    pub limits: Limits,
 }
 
 /// xorshift64*: SPIs only need to be spread out, not secret.
@@ -151,6 +177,7 @@ impl Engine {
             changes: 0,
             flow_changes: 0,
             spd_flushes: 0,
+            limits: Limits::default(),
         }
     }
 
@@ -401,6 +428,9 @@ impl Engine {
             .iter()
             .any(|a| a.gateway == gateway && a.selector.mask_eq(&selector) && a.expires > now)
         {
+            return Vec::new();
+        }
+        if self.acquires.len() >= self.limits.acquires {
             return Vec::new();
         }
         let seq = self.next_seq();

@@ -184,6 +184,9 @@ impl Engine {
             return Err(Errno::EINVAL);
         };
         let range = (range.min, range.max);
+        if self.sad.len() >= self.limits.sas || self.sad.larval() >= self.limits.larval {
+            return Err(Errno::ENOBUFS);
+        }
         let Engine { sad, random, .. } = self;
         let id = sad.reserve_spi(satype, src, dst, range, now, || random.next_u32())?;
         let mut reply = Message::new(msg.header);
@@ -207,6 +210,9 @@ impl Engine {
             return Err(Errno::EEXIST);
         }
         check_algorithms(&sa)?;
+        if self.sad.len() >= self.limits.sas {
+            return Err(Errno::ENOBUFS);
+        }
         self.sad.add(sa, now)?;
         Ok(Outcome::Reply(reply_of(msg), Mode::Broadcast))
     }

@@ -343,3 +343,62 @@ fn spis_say_nothing_of_the_key_behind_the_ivs() {
     // Still a function of the entropy alone: the core stays deterministic.
     assert_eq!(twin.random.next_u32(), first);
 }
+
+#[test]
+fn full_tables_refuse_more_with_enobufs() {
+    let mut e = engine();
+    e.limits = Limits {
+        sas: 2,
+        larval: 1,
+        flows: 2,
+        acquires: 1,
+    };
+    // CONFIG is two flows (one pair and one single), three SAs and a bundle.
+    let answers: Vec<u8> = messages(Action::Add)
+        .iter()
+        .map(|m| errno(&send(&mut e, CTL, m, 0)[0].bytes))
+        .collect();
+    // The third flow and the third SA do not fit; the bundle then names
+    // an SA that is not there.
+    assert_eq!(
+        answers,
+        [
+            0,
+            0,
+            Errno::ENOBUFS.0,
+            0,
+            0,
+            Errno::ENOBUFS.0,
+            Errno::ESRCH.0
+        ]
+    );
+    assert_eq!((e.spd.len(), e.sad.len()), (2, 2));
+    // Replacing a flow that is there is no growth.
+    let again = &messages(Action::Add)[0];
+    assert_eq!(errno(&send(&mut e, CTL, again, 0)[0].bytes), 0);
+    // GETSPI, with the SAD full.
+    let mut getspi = Message::new(Header::new(MsgType::GETSPI, SaType::ESP, 2, PID));
+    for (t, a) in [
+        (ExtType::ADDRESS_SRC, "192.0.2.1"),
+        (ExtType::ADDRESS_DST, "192.0.2.9"),
+    ] {
+        getspi.push(t, sockaddr(a.parse().unwrap())).unwrap();
+    }
+    let range = SpiRange {
+        min: 0x1000,
+        max: 0xffff_ffff,
+        reserved: 0,
+    };
+    getspi
+        .push(ExtType::SPIRANGE, Body::SpiRange(range))
+        .unwrap();
+    let out = send(&mut e, KEYMGR, &getspi.encode(), 0);
+    assert_eq!(errno(&out[0].bytes), Errno::ENOBUFS.0);
+    assert_eq!(out.len(), 1, "to the sender alone");
+    // Room in the SAD, but one reservation is all that may wait.
+    e.limits.sas = 100;
+    let reserve = |e: &mut Engine| errno(&send(e, KEYMGR, &getspi.encode(), 0)[0].bytes);
+    assert_eq!(reserve(&mut e), 0);
+    assert_eq!(reserve(&mut e), Errno::ENOBUFS.0);
+    assert_eq!(e.sad.larval(), 1);
+}
