@@ -140,8 +140,9 @@ impl Client {
     }
 
     /// The next message ipsecd sends us.
-    pub fn recv(&self) -> io::Result<Vec<u8>> {
-        let mut buf = vec![0u8; 65536];
+    /// One message; wiped when dropped, since dumps carry keys.
+    pub fn recv(&self) -> io::Result<zeroize::Zeroizing<Vec<u8>>> {
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; 65536]);
         // SAFETY: recv into our buffer.
         let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
         match n {
@@ -177,7 +178,7 @@ impl Client {
     /// Sends a request and waits for its answer, passing over what other
     /// clients' requests make ipsecd broadcast.
     pub fn request(&mut self, msg: &Message) -> io::Result<Answer> {
-        self.send_bytes(&msg.encode())?;
+        self.send_bytes(&zeroize::Zeroizing::new(msg.encode()))?;
         loop {
             let bytes = self.recv()?;
             if !self.answers(&bytes, msg.header.msg_type, msg.header.seq) {
@@ -195,7 +196,7 @@ impl Client {
     /// Sends a dump request and gathers its records, up to the one with
     /// sequence number 0. An empty table answers `ENOENT`: no records.
     pub fn dump(&mut self, msg: &Message) -> io::Result<Result<Vec<Message>, Errno>> {
-        self.send_bytes(&msg.encode())?;
+        self.send_bytes(&zeroize::Zeroizing::new(msg.encode()))?;
         let mut records = Vec::new();
         loop {
             let bytes = self.recv()?;

@@ -231,7 +231,7 @@ impl Engine {
         match result {
             Ok(Outcome::Done(sends)) => out.extend(sends),
             Ok(Outcome::Reply(reply, mode)) => match validate::check_reply(&reply) {
-                Ok(()) => out.extend(self.deliver(from, &reply.encode(), mode)),
+                Ok(()) => out.extend(self.deliver(from, &encoded(&reply), mode)),
                 Err(e) => out.push(self.errno_reply(from, bytes, e)),
             },
             Err(e) if matches!(e, Errno::EINVAL | Errno::ENOMEM | Errno::ENOBUFS) => {
@@ -288,7 +288,7 @@ impl Engine {
         // Unicast, so monitors see the records too.
         let sends = records
             .iter()
-            .flat_map(|r| self.deliver(from, &r.encode(), Mode::Unicast))
+            .flat_map(|r| self.deliver(from, &encoded(r), Mode::Unicast))
             .collect();
         Ok(Outcome::Done(sends))
     }
@@ -444,6 +444,12 @@ impl Engine {
         let satype = msg.header.satype;
         self.deliver(0, &msg.encode(), Mode::Registered(satype))
     }
+}
+
+/// A message in its wire form, wiped when it goes: replies to GET and
+/// DUMP carry keys, and every client gets a copy of its own.
+fn encoded(msg: &Message) -> zeroize::Zeroizing<Vec<u8>> {
+    zeroize::Zeroizing::new(msg.encode())
 }
 
 /// `inner` behind an outer header of type X_PROMISC.
