@@ -184,6 +184,18 @@ fn main() -> ExitCode {
         }
         log::init(false, args.verbose);
     }
+    if !dataplane.ipv6() {
+        engine.refuse_ipv6_flows = true;
+        let restored_v6 = engine.spd.iter().any(|(sel, _)| sel.dst.is_ipv6());
+        log::warn(&format!(
+            "no IPv6 policy rule could be installed: IPv6 flows are refused{}",
+            if restored_v6 {
+                "; IPv6 flows restored from the last run are NOT enforced"
+            } else {
+                ""
+            }
+        ));
+    }
     if let Err(e) = privileges::reduce() {
         log::warn(&format!("cannot give up privileges: {e}"));
         return ExitCode::FAILURE;

@@ -276,6 +276,9 @@ impl Engine {
             usage: super::FlowUsage::default(),
             bound: None,
         };
+        if self.refuse_ipv6_flows && sel.dst.is_ipv6() {
+            return Err(Errno::EOPNOTSUPP);
+        }
         if self.spd.len() >= self.limits.flows && self.spd.get(&sel).is_none() {
             return Err(Errno::ENOBUFS);
         }

@@ -125,6 +125,10 @@ pub struct Engine {
     /// whatever guards an earlier run left may go.
     pub spd_flushes: u64,
     pub limits: Limits,
+    /// The host cannot steer IPv6 into the enc interface (no IPv6 policy
+    /// rule): IPv6 flows are refused with `EOPNOTSUPP` rather than
+    /// accepted and left unenforced.
+    pub refuse_ipv6_flows: bool,
 }
 
 /// xorshift64*: SPIs only need to be spread out, not secret.
@@ -178,6 +182,7 @@ impl Engine {
             flow_changes: 0,
             spd_flushes: 0,
             limits: Limits::default(),
+            refuse_ipv6_flows: false,
         }
     }
 

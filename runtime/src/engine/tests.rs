@@ -402,3 +402,17 @@ fn full_tables_refuse_more_with_enobufs() {
     assert_eq!(reserve(&mut e), Errno::ENOBUFS.0);
     assert_eq!(e.sad.larval(), 1);
 }
+
+#[test]
+fn ipv6_flows_are_refused_where_ipv6_cannot_be_steered() {
+    let mut e = engine();
+    e.refuse_ipv6_flows = true;
+    let conf = "flow esp from 2001:db8:1::/48 to 2001:db8:2::/48 peer 2001:db8::2\n\
+                flow esp from 10.1.0.0/16 to 10.2.0.0/16 peer 192.0.2.2\n";
+    let answers: Vec<u8> = load_messages(conf)
+        .iter()
+        .map(|m| errno(&send(&mut e, CTL, m, 0)[0].bytes))
+        .collect();
+    let refused = Errno::EOPNOTSUPP.0;
+    assert_eq!(answers, [refused, refused, 0, 0]);
+}

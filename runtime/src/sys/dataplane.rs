@@ -109,6 +109,11 @@ impl Dataplane {
         })
     }
 
+    /// Whether IPv6 can be steered into the enc interface.
+    pub fn ipv6(&self) -> bool {
+        self.steering.ipv6
+    }
+
     /// Whether packets are being captured (`-w`): the engine keeps copies
     /// only then.
     pub fn capturing(&self) -> bool {

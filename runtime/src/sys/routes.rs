@@ -116,6 +116,8 @@ pub fn plan(
 #[derive(Debug)]
 pub struct Steering {
     rtnl: Rtnl,
+    /// The IPv6 policy rule is in place: IPv6 can be steered.
+    pub ipv6: bool,
 }
 
 impl Steering {
@@ -124,15 +126,14 @@ impl Steering {
     pub fn adopt() -> io::Result<Steering> {
         let mut steering = Steering {
             rtnl: Rtnl::open()?,
+            ipv6: false,
         };
-        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            // IPv6 may be off; IPv4 may not.
-            if let Err(e) = steering.ensure_rule(family)
-                && family == AddressFamily::Inet
-            {
-                return Err(io::Error::new(e.kind(), format!("policy rule: {e}")));
-            }
+        if let Err(e) = steering.ensure_rule(AddressFamily::Inet) {
+            return Err(io::Error::new(e.kind(), format!("policy rule: {e}")));
         }
+        // IPv6 may be off; then IPv6 flows cannot be enforced, and are
+        // refused.
+        steering.ipv6 = steering.ensure_rule(AddressFamily::Inet6).is_ok();
         Ok(steering)
     }
 
