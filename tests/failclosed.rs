@@ -127,3 +127,37 @@ fn protected_traffic_never_leaves_in_clear_text_while_ipsecd_is_down() {
     assert!(!Path::new(&sock_a.with_extension("flows")).exists());
     eventually("the socket is removed", || !sock_a.exists());
 }
+
+#[test]
+fn deleting_one_flow_keeps_the_route_another_flow_needs() {
+    let Some(mut lab) = Lab::new("deleting_one_flow_keeps_the_route") else {
+        return;
+    };
+    let (a, _b) = lab.gateways();
+    let sock = lab.daemon(&a);
+    // Two flows to one prefix, one of them from a single address of A's.
+    let network = "flow esp out from 10.61.1.0/24 to 10.99.0.0/24 peer 192.0.2.2\n";
+    let host = "flow esp out from 192.0.2.1 to 10.99.0.0/24 peer 192.0.2.2\n";
+    lab.load(&a, &sock, &format!("{network}{host}"));
+    let table = |lab: &Lab| {
+        text(
+            &lab.exec(&a, &["ip", "route", "show", "table", "1950"])
+                .stdout,
+        )
+    };
+    let shown = table(&lab);
+    assert!(shown.contains("10.99.0.0/24 dev enc0"), "{shown}");
+    assert!(shown.contains("src 192.0.2.1"), "{shown}");
+    let only_host = lab.config_file("host.conf", host);
+    lab.ipsecctl(&a, &sock, &["-d", "-f", only_host.to_str().unwrap()]);
+    // The route stays for the flow that is left.
+    std::thread::sleep(Duration::from_millis(500));
+    let shown = table(&lab);
+    assert!(shown.contains("10.99.0.0/24 dev enc0"), "{shown}");
+    assert!(shown.contains("blackhole 10.99.0.0/24"), "{shown}");
+    let only_network = lab.config_file("network.conf", network);
+    lab.ipsecctl(&a, &sock, &["-d", "-f", only_network.to_str().unwrap()]);
+    eventually("the last flow's route goes with it", || {
+        table(&lab).is_empty()
+    });
+}
