@@ -175,8 +175,11 @@ done
 echo "running: pid $ipsecd_a in $ns_a, pid $ipsecd_b in $ns_b"
 
 heading "loading examples/demo-a.conf and examples/demo-b.conf"
-in_a "$ipsecctl" -S "$sock_a" -f examples/demo-a.conf
-in_b "$ipsecctl" -S "$sock_b" -f examples/demo-b.conf
+# They hold keys: ipsecctl reads them only from files nobody else can
+# read, and git checks files out readable by all.
+install -m 600 examples/demo-a.conf examples/demo-b.conf "$tmp"
+in_a "$ipsecctl" -S "$sock_a" -f "$tmp/demo-a.conf"
+in_b "$ipsecctl" -S "$sock_b" -f "$tmp/demo-b.conf"
 # Routes and the filter follow the tables once the daemon is idle.
 await "routes into enc0" bash -c '[ -n "$(ip -n "$1" route show table 1950)" ] &&
 	[ -n "$(ip -n "$2" route show table 1950)" ]' _ "$ns_a" "$ns_b"
