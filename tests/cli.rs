@@ -358,8 +358,9 @@ fn every_file_read_is_checked_not_only_the_main_one() {
     );
     dir.file("part.conf", &format!("{flow}{SA}"), 0o600);
     assert_eq!(check_in(&dir).0, Some(0));
-    // A key file others can read.
-    dir.file("auth.key", &"ab".repeat(32), 0o644);
+    // A key file others can change is refused; one they can read is
+    // read, as OpenBSD does, with a warning.
+    dir.file("auth.key", &"ab".repeat(32), 0o666);
     dir.file("enc.key", &"cd".repeat(16), 0o600);
     dir.file(
         "main.conf",
@@ -369,7 +370,15 @@ fn every_file_read_is_checked_not_only_the_main_one() {
     );
     let (code, said) = check_in(&dir);
     assert_eq!(code, Some(1));
-    assert!(said.contains("others could read the key"), "{said}");
+    assert!(said.contains("others could change the key"), "{said}");
+    dir.file("auth.key", &"ab".repeat(32), 0o644);
+    let (code, said) = check_in(&dir);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("auth.key: key file readable by group or others"),
+        "{said}"
+    );
+    assert!(!said.contains("enc.key"), "{said}");
 }
 
 #[test]

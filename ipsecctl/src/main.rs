@@ -210,6 +210,23 @@ fn load(args: &Args, file: &str, client: &mut Option<client::Client>) -> bool {
         out.text.clear();
         out.diagnostics.extend(exposed);
     }
+    let readable_keys = resolver
+        .readable_keys
+        .lock()
+        .map(|k| k.clone())
+        .unwrap_or_default();
+    for path in readable_keys {
+        out.diagnostics.push(
+            Diagnostic::program(
+                Severity::Warning,
+                format!("{path}: key file readable by group or others"),
+            )
+            .with_note(format!(
+                "anyone who can read it has the key; try: chmod 600 {path}"
+            ))
+            .shown(ipsec_grammar::Shown::NotOpenbsd),
+        );
+    }
     print_text(&out.text);
     report(&sources, format, &out.diagnostics);
     let errors = out.diagnostics.iter().filter(|d| d.is_error()).count();

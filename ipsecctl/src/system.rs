@@ -192,6 +192,9 @@ pub struct System {
     interfaces: OnceLock<HashMap<String, Vec<IpAddr>>>,
     protocols: OnceLock<Table>,
     services: OnceLock<HashMap<&'static str, Table>>,
+    /// Key files read that others may read: warned about, not refused,
+    /// since OpenBSD reads them (and its regress suite relies on it).
+    pub readable_keys: std::sync::Mutex<Vec<String>>,
 }
 
 impl System {
@@ -257,14 +260,19 @@ impl Resolver for System {
             .cloned()
     }
 
+    /// A key file that others could change (or that belongs to someone
+    /// else) is refused; one they could only read is read, and noted.
     fn key_file(&self, path: &str) -> Result<Vec<u8>, String> {
         let file = read_file(path)?;
-        match exposure(&file.meta, true) {
-            None => Ok(file.bytes),
-            Some(why) => Err(format!(
-                "{why}: others could read the key; try: chmod 600 {path}"
-            )),
+        if let Some(why) = exposure(&file.meta, false) {
+            return Err(format!("{why}: others could change the key"));
         }
+        if exposure(&file.meta, true).is_some()
+            && let Ok(mut seen) = self.readable_keys.lock()
+        {
+            seen.push(path.to_owned());
+        }
+        Ok(file.bytes)
     }
 
     fn host_name(&self) -> String {
