@@ -30,31 +30,16 @@ pub enum Answer {
 /// put a socket at the path (a directory others may write) would be sent
 /// the keys otherwise.
 fn check_server(fd: &OwnedFd, path: &str) -> io::Result<()> {
-    // SAFETY: ucred is plain data.
-    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: getsockopt fills cred, of length len.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&raw mut cred).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let cred = rustix::net::sockopt::socket_peercred(fd)?;
+    let (uid, pid) = (cred.uid.as_raw(), cred.pid.as_raw_nonzero());
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
-    if cred.uid != 0 && cred.uid != me {
+    if uid != 0 && uid != me {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
-                "the process serving {path} (pid {}) runs as uid {}, neither root nor \
-                 this user: not talking to it",
-                cred.pid, cred.uid
+                "the process serving {path} (pid {pid}) runs as uid {uid}, neither root nor \
+                 this user: not talking to it"
             ),
         ));
     }

@@ -50,6 +50,26 @@ fn errno(bytes: &[u8]) -> u8 {
     bytes[2]
 }
 
+/// GETSPI for an ESP SPI from 192.0.2.1 to `dst`, anywhere above 0x1000.
+fn getspi_to(dst: &str) -> Message {
+    let mut getspi = Message::new(Header::new(MsgType::GETSPI, SaType::ESP, 2, PID));
+    for (t, a) in [
+        (ExtType::ADDRESS_SRC, "192.0.2.1"),
+        (ExtType::ADDRESS_DST, dst),
+    ] {
+        getspi.push(t, sockaddr(a.parse().unwrap())).unwrap();
+    }
+    let range = SpiRange {
+        min: 0x1000,
+        max: 0xffff_ffff,
+        reserved: 0,
+    };
+    getspi
+        .push(ExtType::SPIRANGE, Body::SpiRange(range))
+        .unwrap();
+    getspi
+}
+
 /// Sends `bytes` from `from`; returns what each client got.
 fn send(e: &mut Engine, from: ClientId, bytes: &[u8], now: u64) -> Vec<Send> {
     e.handle(from, PID, bytes, now)
@@ -207,21 +227,7 @@ fn a_key_manager_acquires_keys_and_sees_expiry() {
     );
 
     // The key manager reserves an SPI toward the peer and keys it.
-    let mut getspi = Message::new(Header::new(MsgType::GETSPI, SaType::ESP, 2, PID));
-    getspi
-        .push(ExtType::ADDRESS_SRC, sockaddr("192.0.2.1".parse().unwrap()))
-        .unwrap();
-    getspi
-        .push(ExtType::ADDRESS_DST, sockaddr("192.0.2.2".parse().unwrap()))
-        .unwrap();
-    let range = SpiRange {
-        min: 0x1000,
-        max: 0xffff_ffff,
-        reserved: 0,
-    };
-    getspi
-        .push(ExtType::SPIRANGE, Body::SpiRange(range))
-        .unwrap();
+    let getspi = getspi_to("192.0.2.2");
     let reply = replies_to(&send(&mut e, KEYMGR, &getspi.encode(), 3), KEYMGR).remove(0);
     let Some(Body::Sa(larval)) = reply.get(ExtType::SA) else {
         panic!("{reply:?}")
@@ -377,21 +383,7 @@ fn full_tables_refuse_more_with_enobufs() {
     let again = &messages(Action::Add)[0];
     assert_eq!(errno(&send(&mut e, CTL, again, 0)[0].bytes), 0);
     // GETSPI, with the SAD full.
-    let mut getspi = Message::new(Header::new(MsgType::GETSPI, SaType::ESP, 2, PID));
-    for (t, a) in [
-        (ExtType::ADDRESS_SRC, "192.0.2.1"),
-        (ExtType::ADDRESS_DST, "192.0.2.9"),
-    ] {
-        getspi.push(t, sockaddr(a.parse().unwrap())).unwrap();
-    }
-    let range = SpiRange {
-        min: 0x1000,
-        max: 0xffff_ffff,
-        reserved: 0,
-    };
-    getspi
-        .push(ExtType::SPIRANGE, Body::SpiRange(range))
-        .unwrap();
+    let getspi = getspi_to("192.0.2.9");
     let out = send(&mut e, KEYMGR, &getspi.encode(), 0);
     assert_eq!(errno(&out[0].bytes), Errno::ENOBUFS.0);
     assert_eq!(out.len(), 1, "to the sender alone");

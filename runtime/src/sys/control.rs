@@ -136,23 +136,11 @@ impl Listener {
         }
         // SAFETY: fd is the fresh descriptor accept4 returned.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: ucred is plain data.
-        let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-        // SAFETY: getsockopt fills cred, of length len.
-        check(unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PEERCRED,
-                (&raw mut cred).cast(),
-                &mut len,
-            )
-        })?;
+        let cred = rustix::net::sockopt::socket_peercred(&fd)?;
         Ok(Some(Client {
             fd,
-            pid: cred.pid as u32,
-            uid: cred.uid,
+            pid: cred.pid.as_raw_nonzero().get() as u32,
+            uid: cred.uid.as_raw(),
         }))
     }
 
