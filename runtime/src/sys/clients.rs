@@ -74,7 +74,7 @@ impl Clients {
                     client.pid, client.uid
                 ));
             } else {
-                log::debug(&format!(
+                log::debug(format_args!(
                     "client {id}: pid {} uid {}",
                     client.pid, client.uid
                 ));
@@ -138,12 +138,12 @@ impl Clients {
                     return;
                 }
                 Received::Message(bytes) => {
-                    log::debug(&format!("client {id}: {} bytes", bytes.len()));
+                    log::debug(format_args!("client {id}: {} bytes", bytes.len()));
                     out.extend(engine.handle(id, c.client.pid, &bytes, now));
                 }
                 Received::Nothing => return,
                 Received::Closed => {
-                    log::debug(&format!("client {id}: gone"));
+                    log::debug(format_args!("client {id}: gone"));
                     self.remove(id, engine);
                     return;
                 }

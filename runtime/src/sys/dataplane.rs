@@ -140,7 +140,7 @@ impl Dataplane {
         for packet in keepalives {
             let from_here = Layout::of(&packet).is_ok_and(|l| self.addresses.contains(&l.src));
             if from_here && let Err(e) = self.peers.send(&packet) {
-                log::debug(&format!("keepalive: {e}"));
+                log::debug(format_args!("keepalive: {e}"));
             }
         }
     }
@@ -187,7 +187,7 @@ impl Dataplane {
             let mut bytes = [0u8; offload::HEADER_LEN];
             header.write(&mut bytes);
             if let Err(e) = self.tun.send_parts(&[&bytes, &packet]) {
-                log::debug(&format!("{}: {e}", self.tun.name()));
+                log::debug(format_args!("{}: {e}", self.tun.name()));
             }
         }
         messages
@@ -203,7 +203,9 @@ impl Dataplane {
         };
         self.segments.clear();
         if offload::segment(&header, packet, &mut self.segments).is_err() {
-            log::debug("dropped: a run the host handed over that cannot be cut");
+            log::debug(format_args!(
+                "dropped: a run the host handed over that cannot be cut"
+            ));
             return;
         }
         // The run's protected segments leave in one batch.
@@ -224,14 +226,14 @@ impl Dataplane {
         for packet in &self.out.wire {
             if let Err(e) = self.peers.send(packet) {
                 self.send_errors += 1;
-                log::debug(&format!("send: {e}"));
+                log::debug(format_args!("send: {e}"));
             }
         }
         for packet in self.out.enc.drain(..) {
             if inbound {
                 self.coalescer.push(packet);
             } else if let Err(e) = self.tun.send_parts(&[&[0; offload::HEADER_LEN], &packet]) {
-                log::debug(&format!("{}: {e}", self.tun.name()));
+                log::debug(format_args!("{}: {e}", self.tun.name()));
             }
         }
         if let Some(capture) = &mut self.capture {

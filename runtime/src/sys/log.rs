@@ -42,9 +42,11 @@ pub fn info(message: &str) {
     emit(libc::LOG_INFO, message);
 }
 
-/// With `-v`: every client and message.
-pub fn debug(message: &str) {
+/// With `-v`: every client and message. The message is formatted only
+/// then: without `-v`, a debug line on a busy path costs a load and a
+/// compare.
+pub fn debug(message: std::fmt::Arguments) {
     if VERBOSITY.load(Ordering::Relaxed) > 0 {
-        emit(libc::LOG_DEBUG, message);
+        emit(libc::LOG_DEBUG, &message.to_string());
     }
 }
