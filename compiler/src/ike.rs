@@ -111,7 +111,7 @@ fn peer_section(r: &Ike, n: &Names, s: &mut Script) {
         s.set(&n.p1, "Local-address", &local.name);
     }
     if let IkeAuth::Psk(secret) = &r.auth {
-        s.set(&n.p1, "Authentication", secret);
+        s.set(&n.p1, "Authentication", secret.as_str());
     }
 }
 

@@ -203,10 +203,21 @@ pub struct Bundle {
     pub spi2: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum IkeAuth {
     Rsa,
-    Psk(String),
+    /// The pre-shared key, wiped from memory when dropped.
+    Psk(Zeroizing<String>),
+}
+
+/// Never prints the pre-shared key itself.
+impl fmt::Debug for IkeAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IkeAuth::Rsa => f.write_str("Rsa"),
+            IkeAuth::Psk(k) => write!(f, "Psk({} bytes)", k.len()),
+        }
+    }
 }
 
 /// Lifetime in seconds of an IKE phase; `None` leaves it to isakmpd.

@@ -1,6 +1,7 @@
 //! `ike` rules: phases, identities and the shared default peer.
 
 use super::*;
+use zeroize::Zeroizing;
 
 impl Compiler<'_> {
     // ---- IKE -----------------------------------------------------------
@@ -45,7 +46,7 @@ impl Compiler<'_> {
         let auth = match r.auth.as_ref().map(|a| &a.node) {
             Some(ast::IkeAuth::Psk(secret)) => {
                 self.mark_secret(cx.statement.span.file);
-                IkeAuth::Psk(secret.clone())
+                IkeAuth::Psk(Zeroizing::new(secret.clone()))
             }
             _ => IkeAuth::Rsa,
         };
