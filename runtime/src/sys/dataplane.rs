@@ -101,11 +101,7 @@ impl Dataplane {
             mtu: 0,
             send_errors: 0,
             last_keepalive: 0,
-            addresses: {
-                let mut a = local_addresses();
-                a.sort();
-                a
-            },
+            addresses: sorted_local_addresses(),
         })
     }
 
@@ -123,8 +119,7 @@ impl Dataplane {
     /// Once a second: NAT-keepalives for the SAs this host sends in UDP,
     /// every [`natt::KEEPALIVE_INTERVAL`] seconds.
     pub fn tick(&mut self, engine: &Engine, now: u64) {
-        let mut addresses = local_addresses();
-        addresses.sort();
+        let addresses = sorted_local_addresses();
         if addresses != self.addresses || self.retry {
             self.addresses = addresses;
             self.synced = None;
@@ -365,6 +360,14 @@ fn path_mtu() -> usize {
         }
     }
     smallest.unwrap_or(1500)
+}
+
+/// The host's addresses, in order, so that two lists compare equal when
+/// the addresses are the same.
+fn sorted_local_addresses() -> Vec<std::net::IpAddr> {
+    let mut addresses = local_addresses();
+    addresses.sort();
+    addresses
 }
 
 fn annotate(e: io::Error, name: &str) -> io::Error {
