@@ -681,7 +681,15 @@ proptest! {
         // the transform leaves unprotected (any, for ESP; the mutable
         // ones, for AH), and then what comes out is what went in, with
         // the flip only if that header is the one delivered.
+        let protocol_at = if v6 { 6 } else { 9 };
         if let Ok(opened) = open(&mut b, &tampered) {
+            if tunnel && at == protocol_at {
+                // The flip made the outer packet one that is not IPsec: in
+                // tunnel mode no flow covers the gateways' own traffic, so
+                // it is clear text that passes as it is.
+                prop_assert_eq!(opened, tampered);
+                return Ok(());
+            }
             let outer = Layout::of(&wire).unwrap().header_len;
             prop_assert!(at < outer, "a flip at {} got through", at);
             prop_assert!(suite.satype == SaType::ESP || mutable_field(&wire, at), "AH missed a flip at {}", at);
