@@ -234,12 +234,14 @@ fn ike_rules_go_to_the_isakmpd_fifo() {
         }
         text
     });
-    let conf = "ike esp from 10.0.0.0/24 to 10.1.0.0/24 peer 192.0.2.2\n\
+    let conf = "ike esp from 10.0.0.0/24 to 10.1.0.0/24 peer 192.0.2.2 psk s3cret\n\
                 ike passive esp from 10.0.0.0/24 to 10.2.0.0/24 peer 192.0.2.3\n";
     let out = run(&["-i", path(&fifo), "-f", "-"], conf);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let sent = reader.join().unwrap();
     assert!(sent.contains("C set [Phase 1]:192.0.2.2=peer-192.0.2.2 force\n"));
+    // isakmpd gets the pre-shared key itself.
+    assert!(sent.contains("C set [peer-192.0.2.2]:Authentication=s3cret force\n"));
     assert!(
         sent.ends_with("C add [Phase 2]:Passive-Connections=from-10.0.0.0/24-to-10.2.0.0/24\n")
     );
@@ -249,6 +251,18 @@ fn ike_rules_go_to_the_isakmpd_fifo() {
     let out = run(&["-i", path(&plain), "-f", "-"], conf);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("not a fifo"));
+}
+
+#[test]
+fn verbose_output_shows_a_pre_shared_key_only_with_k() {
+    let conf = "ike esp from 10.0.0.0/24 to 10.1.0.0/24 peer 192.0.2.2 psk s3cret\n";
+    let out = run(&["-nvf", "-"], conf);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(!printed.contains("s3cret"), "{printed}");
+    assert!(printed.contains("Authentication=(hidden; -k shows it) force\n"));
+    let out = run(&["-nvkf", "-"], conf);
+    assert!(text(&out.stdout).contains("Authentication=s3cret force\n"));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use crate::addr::Address;
 use crate::rule::{ExchangeMode, IdType, Identity, Ike, IkeAuth, IkeMode, Mode, SaType};
 use crate::xform::{Enc, Group};
-use std::fmt::Write as _;
+use zeroize::Zeroizing;
 
 /// The section names one rule uses.
 struct Names {
@@ -54,23 +54,67 @@ fn names(r: &Ike) -> Names {
     }
 }
 
-/// A script under construction; each line ends with a newline.
+/// Whether a script carries the pre-shared key itself or a marker in its
+/// place: isakmpd needs it, a reader needs `-k` to see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secret {
+    Show,
+    Hide,
+}
+
+/// What stands for a hidden pre-shared key in printed scripts.
+pub const HIDDEN_PSK: &str = "(hidden; -k shows it)";
+
+/// A script under construction; each line ends with a newline. It may hold
+/// a pre-shared key, so it is wiped when dropped.
 struct Script {
-    text: String,
+    text: Zeroizing<String>,
+    secret: Secret,
 }
 
 impl Script {
     fn set(&mut self, section: &str, tag: &str, value: impl std::fmt::Display) {
-        let _ = writeln!(self.text, "C set [{section}]:{tag}={value} force");
+        self.push(&[
+            "C set [",
+            section,
+            "]:",
+            tag,
+            "=",
+            &value.to_string(),
+            " force\n",
+        ]);
+    }
+
+    /// Appends a line made of `parts`. The text grows into a new buffer
+    /// and the old one is wiped, so no copy of a key is left behind.
+    fn push(&mut self, parts: &[&str]) {
+        let extra: usize = parts.iter().map(|p| p.len()).sum();
+        if self.text.capacity() - self.text.len() < extra {
+            let wanted = (self.text.len() + extra).max(2 * self.text.capacity());
+            let mut grown = Zeroizing::new(String::with_capacity(wanted));
+            grown.push_str(&self.text);
+            self.text = grown;
+        }
+        for part in parts {
+            self.text.push_str(part);
+        }
     }
 }
 
+/// A script that may hold a pre-shared key.
+pub type ScriptText = Zeroizing<String>;
+
 /// The add script. On failure, the lines written so far and OpenBSD's
 /// message for the transform or type isakmpd cannot express.
-pub fn add_script(r: &Ike, host_name: &str) -> Result<String, (String, String)> {
+pub fn add_script(
+    r: &Ike,
+    host_name: &str,
+    secret: Secret,
+) -> Result<ScriptText, (ScriptText, String)> {
     let n = names(r);
     let mut s = Script {
-        text: String::new(),
+        text: Zeroizing::new(String::new()),
+        secret,
     };
     match generate(r, &n, host_name, &mut s) {
         Ok(()) => Ok(s.text),
@@ -94,7 +138,7 @@ fn generate(r: &Ike, n: &Names, host_name: &str, s: &mut Script) -> Result<(), S
     } else {
         "Connections"
     };
-    let _ = writeln!(s.text, "C add [Phase 2]:{connections}={}", n.p2);
+    s.push(&["C add [Phase 2]:", connections, "=", &n.p2, "\n"]);
     Ok(())
 }
 
@@ -110,8 +154,12 @@ fn peer_section(r: &Ike, n: &Names, s: &mut Script) {
     if let Some(local) = &r.local {
         s.set(&n.p1, "Local-address", &local.name);
     }
-    if let IkeAuth::Psk(secret) = &r.auth {
-        s.set(&n.p1, "Authentication", secret.as_str());
+    if let IkeAuth::Psk(psk) = &r.auth {
+        let shown = match s.secret {
+            Secret::Show => psk.as_str(),
+            Secret::Hide => HIDDEN_PSK,
+        };
+        s.set(&n.p1, "Authentication", shown);
     }
 }
 
@@ -180,11 +228,13 @@ fn phase1(r: &Ike, n: &Names, s: &mut Script) -> Result<(), String> {
         n.p1,
         short_length(key_length)
     );
-    let _ = writeln!(
-        s.text,
-        "C add [phase1-{}]:Transforms={transform} force",
-        n.p1
-    );
+    s.push(&[
+        "C add [phase1-",
+        &n.p1,
+        "]:Transforms=",
+        &transform,
+        " force\n",
+    ]);
     s.set(&transform, "AUTHENTICATION_METHOD", method);
     s.set(&transform, "HASH_ALGORITHM", hash);
     s.set(&transform, "ENCRYPTION_ALGORITHM", format!("{enc}_CBC"));
@@ -354,15 +404,15 @@ fn phase2_ids(r: &Ike, n: &Names, s: &mut Script) {
 }
 
 /// The delete script (`-d`): the phase 2 connection goes; phase 1 stays.
-pub fn delete_script(r: &Ike) -> String {
+pub fn delete_script(r: &Ike) -> ScriptText {
     let n = names(r);
     let connections = if r.mode == IkeMode::Passive {
         "Passive-Connections"
     } else {
         "Connections"
     };
-    format!(
+    Zeroizing::new(format!(
         "t {p2}\nC rmv [Phase 2]:{connections}={p2}\nC rms [{p2}]\nC rms [phase2-{p2}]\n",
         p2 = n.p2
-    )
+    ))
 }

@@ -47,7 +47,12 @@ pub fn rule_text(
             let script = if opts.delete {
                 Ok(crate::ike::delete_script(ike))
             } else {
-                crate::ike::add_script(ike, host_name)
+                let secret = if opts.keys {
+                    crate::ike::Secret::Show
+                } else {
+                    crate::ike::Secret::Hide
+                };
+                crate::ike::add_script(ike, host_name, secret)
             };
             let text = match script {
                 Ok(text) => text,

@@ -10,6 +10,7 @@ mod sync;
 mod system;
 
 use cli::{Args, Parsed};
+use ipsec_compiler::ike::Secret;
 use ipsec_compiler::lower::{self, Action, LowerError, Sequencer};
 use ipsec_compiler::{Options, Output, RuleKind};
 use ipsec_grammar::{Diagnostic, ErrorFormat, Renderer, Severity, SourceMap};
@@ -314,7 +315,7 @@ fn synchronize(args: &Args, out: &Output, client: &mut Option<client::Client>) -
     let host_name = ipsec_compiler::Resolver::host_name(&resolver);
     for rule in &out.rules {
         if let RuleKind::Ike(ike) = &rule.kind {
-            let sent = ipsec_compiler::ike::add_script(ike, &host_name)
+            let sent = ipsec_compiler::ike::add_script(ike, &host_name, Secret::Show)
                 .map_err(|(_, message)| message)
                 .and_then(|text| isakmpd::send(&args.fifo, &text));
             if let Err(why) = sent {
@@ -394,7 +395,8 @@ fn commit(args: &Args, out: &Output, client: &mut Option<client::Client>) -> boo
                 let script = if args.delete {
                     Ok(ipsec_compiler::ike::delete_script(ike))
                 } else {
-                    ipsec_compiler::ike::add_script(ike, &host_name).map_err(|(_, message)| message)
+                    ipsec_compiler::ike::add_script(ike, &host_name, Secret::Show)
+                        .map_err(|(_, message)| message)
                 };
                 script.and_then(|text| isakmpd::send(&args.fifo, &text))
             }
