@@ -40,7 +40,7 @@ impl Loader for CaseFiles {
         let bytes = std::fs::read(cases_dir().join(path))
             .map_err(|_| "No such file or directory".to_owned())?;
         Ok(ipsec_grammar::Loaded {
-            bytes,
+            bytes: bytes.into(),
             identity: None,
         })
     }

@@ -148,7 +148,7 @@ pub fn compile(
             && opts.echo_macros
         {
             out.text
-                .push_str(&format!("{} = \"{}\"\n", name.node, value.node));
+                .push_str(&format!("{} = \"{}\"\n", name.node, value.node.as_str()));
         }
         let before = compiler.rules().len();
         let result = compiler.statement(&statement, parser.sources(), &mut out.diagnostics);

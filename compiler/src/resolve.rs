@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use zeroize::Zeroizing;
 
 /// `tcp` or `udp`, for service lookups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,7 +34,7 @@ pub trait Resolver {
     fn service_port(&self, name: &str, transport: Transport) -> Option<u16>;
     fn service_name(&self, port: u16, transport: Transport) -> Option<String>;
     /// The contents of a key file, or why it could not be read.
-    fn key_file(&self, path: &str) -> Result<Vec<u8>, String>;
+    fn key_file(&self, path: &str) -> Result<Zeroizing<Vec<u8>>, String>;
     /// This host's name (the default identity of `dynamic` IKE rules).
     fn host_name(&self) -> String;
 }
@@ -138,10 +139,10 @@ impl Resolver for Fixed {
             .map(|(n, _, _)| n.clone())
     }
 
-    fn key_file(&self, path: &str) -> Result<Vec<u8>, String> {
+    fn key_file(&self, path: &str) -> Result<Zeroizing<Vec<u8>>, String> {
         self.key_files
             .get(path)
-            .cloned()
+            .map(|bytes| Zeroizing::new(bytes.clone()))
             .ok_or_else(|| "No such file or directory".to_owned())
     }
 

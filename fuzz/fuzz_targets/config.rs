@@ -18,7 +18,7 @@ impl Loader for Echo {
         } else {
             // No identity: only the parser's limits stop a loop.
             Ok(Loaded {
-                bytes: self.0.clone(),
+                bytes: self.0.clone().into(),
                 identity: None,
             })
         }

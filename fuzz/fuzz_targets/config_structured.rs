@@ -168,7 +168,7 @@ impl Loader for Generated {
             .ok_or("No such file or directory")?;
         let text = self.0.get(n).ok_or("No such file or directory")?;
         Ok(Loaded {
-            bytes: text.clone().into_bytes(),
+            bytes: text.clone().into_bytes().into(),
             identity: None,
         })
     }

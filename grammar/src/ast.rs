@@ -2,6 +2,7 @@
 //! span it was read from. Nothing here is checked beyond syntax; the
 //! compiler resolves names and judges meaning.
 
+use crate::secret::Secret;
 use crate::source::Span;
 
 /// A value and where it was written.
@@ -34,7 +35,8 @@ pub enum Stmt {
     /// `name = value`; the parser records it itself.
     Macro {
         name: Spanned<String>,
-        value: Spanned<String>,
+        /// It may hold a key.
+        value: Spanned<Secret>,
     },
     Flow(Box<FlowRule>),
     Sa(Box<SaRule>),
@@ -175,7 +177,7 @@ pub enum SpiSpec {
 /// A key in hex (`out[:in]`) or the files holding it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySpec {
-    Hex(String),
+    Hex(Secret),
     File(String),
 }
 
@@ -225,7 +227,7 @@ pub struct Phase {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IkeAuth {
     Rsa,
-    Psk(String),
+    Psk(Secret),
 }
 
 /// What an `ike` rule protects: addresses, or a sec(4) interface.

@@ -8,8 +8,9 @@
 //! reads one character at a time from a small stack (pushed-back characters,
 //! the macro being expanded, the file), as OpenBSD's does.
 
+use crate::secret::SecretText;
 use crate::token::{Keyword, LexError, Tok};
-use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// OpenBSD's token buffer; a token must fit in it with its terminator.
 const MAX_TOKEN: usize = 8096;
@@ -41,12 +42,12 @@ struct Ch {
 /// The macros a lexer may expand.
 pub trait MacroTable {
     /// The value of a macro, marking it used.
-    fn expand(&mut self, name: &str) -> Option<Arc<str>>;
+    fn expand(&mut self, name: &str) -> Option<SecretText>;
 }
 
 #[derive(Debug)]
 struct Expansion {
-    value: Arc<str>,
+    value: SecretText,
     next: usize,
     start: usize,
     end: usize,
@@ -55,7 +56,7 @@ struct Expansion {
 /// Reads tokens from one file.
 #[derive(Debug)]
 pub struct Lexer {
-    text: Arc<str>,
+    text: SecretText,
     pos: usize,
     pushback: Vec<Ch>,
     expansion: Option<Expansion>,
@@ -92,12 +93,18 @@ fn allowed_in_string(b: u8) -> bool {
     WORD_BYTES[b as usize]
 }
 
+/// Room for the longest token, so that it never grows (leaving a copy of
+/// a key behind), wiped when the token is made.
+fn token_buffer() -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(Vec::with_capacity(MAX_TOKEN))
+}
+
 fn allowed_to_end_number(b: u8) -> bool {
     is_space(b) || matches!(b, b')' | b',' | b'/' | b'}' | b'=')
 }
 
 impl Lexer {
-    pub fn new(text: Arc<str>) -> Lexer {
+    pub fn new(text: SecretText) -> Lexer {
         Lexer {
             text,
             pos: 0,
@@ -436,7 +443,8 @@ impl Lexer {
         if let Some(token) = self.plain_word(first) {
             return token;
         }
-        let mut bytes = vec![first.byte];
+        let mut bytes = token_buffer();
+        bytes.push(first.byte);
         let mut end = first.end;
         loop {
             let next = self.getc(false);
@@ -454,8 +462,8 @@ impl Lexer {
                 }
             }
         }
-        // Only ASCII reaches here, so this cannot fail.
-        let word = String::from_utf8(bytes).unwrap_or_default();
+        // Only ASCII reaches here, so nothing is replaced.
+        let word = String::from_utf8_lossy(&bytes).into_owned();
         let tok = match Keyword::lookup(&word) {
             Some(k) => Tok::Keyword(k),
             None => Tok::Str(word),
@@ -505,7 +513,7 @@ impl Lexer {
 
     fn quoted(&mut self, open: Ch) -> Token {
         let quote = open.byte;
-        let mut bytes = Vec::new();
+        let mut bytes = token_buffer();
         let mut end = open.end;
         loop {
             let Some(mut c) = self.getc(true) else {
@@ -555,19 +563,20 @@ impl Lexer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::text_of;
     use std::collections::HashMap;
 
     struct Table(HashMap<&'static str, &'static str>);
 
     impl MacroTable for Table {
-        fn expand(&mut self, name: &str) -> Option<Arc<str>> {
-            self.0.get(name).map(|v| Arc::from(*v))
+        fn expand(&mut self, name: &str) -> Option<SecretText> {
+            self.0.get(name).map(|v| text_of(v.as_bytes()))
         }
     }
 
     fn lex_with(text: &str, macros: &[(&'static str, &'static str)]) -> Vec<Tok> {
         let mut table = Table(macros.iter().copied().collect());
-        let mut lexer = Lexer::new(Arc::from(text));
+        let mut lexer = Lexer::new(text_of(text.as_bytes()));
         let mut out = Vec::new();
         while !lexer.is_finished() {
             out.extend(lexer.line(&mut table).into_iter().map(|t| t.tok));

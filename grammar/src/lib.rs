@@ -10,6 +10,7 @@ pub mod diag;
 pub mod lexer;
 pub mod macros;
 pub mod parser;
+pub mod secret;
 pub mod source;
 mod suggest;
 pub mod token;

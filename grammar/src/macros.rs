@@ -2,13 +2,13 @@
 //! command line (which the file cannot override).
 
 use crate::lexer::MacroTable;
+use crate::secret::{SecretText, text_of};
 use crate::source::Span;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 #[derive(Debug)]
 struct Macro {
-    value: Arc<str>,
+    value: SecretText,
     /// Where the file defined it (`-D` definitions have no place).
     span: Option<Span>,
     persistent: bool,
@@ -40,7 +40,7 @@ impl Macros {
         self.table.insert(
             name.to_owned(),
             Macro {
-                value: Arc::from(value),
+                value: text_of(value.as_bytes()),
                 span,
                 persistent,
                 used: false,
@@ -75,7 +75,7 @@ impl Macros {
 }
 
 impl MacroTable for Macros {
-    fn expand(&mut self, name: &str) -> Option<Arc<str>> {
+    fn expand(&mut self, name: &str) -> Option<SecretText> {
         let m = self.table.get_mut(name)?;
         m.used = true;
         Some(m.value.clone())
@@ -91,7 +91,7 @@ mod tests {
         let mut m = Macros::default();
         assert!(m.define("peer", "1.1.1.1", true, None));
         assert!(!m.define("peer", "2.2.2.2", false, None));
-        assert_eq!(&*m.expand("peer").unwrap(), "1.1.1.1");
+        assert_eq!(m.expand("peer").unwrap().as_str(), "1.1.1.1");
         assert!(m.define("x", "a", false, None));
         assert!(m.define("x", "b", false, None));
         assert!(m.define("y", "c", false, None));

@@ -32,7 +32,8 @@ pub const MAX_INCLUDED_BYTES: usize = 64 << 20;
 /// A file an `include` read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loaded {
-    pub bytes: Vec<u8>,
+    /// Wiped when dropped: an included file may hold keys.
+    pub bytes: zeroize::Zeroizing<Vec<u8>>,
     /// What makes it this file whatever its name (device and inode), when
     /// the loader knows: an include loop is found by it.
     pub identity: Option<(u64, u64)>,

@@ -4,8 +4,8 @@
 //! the pseudo-file holding `-D` definitions) is registered in a
 //! [`SourceMap`], so diagnostics can point into any of them.
 
+use crate::secret::{SecretText, text_of};
 use std::ops::Range;
-use std::sync::Arc;
 
 /// Identifies one file registered in a [`SourceMap`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,7 +46,7 @@ impl Span {
 #[derive(Debug)]
 pub struct SourceFile {
     name: String,
-    text: Arc<str>,
+    text: SecretText,
     line_starts: Vec<usize>,
 }
 
@@ -55,7 +55,7 @@ impl SourceFile {
         &self.name
     }
 
-    pub fn text(&self) -> &Arc<str> {
+    pub fn text(&self) -> &SecretText {
         &self.text
     }
 
@@ -101,7 +101,7 @@ impl SourceMap {
     /// Registers a file. Bytes that are not UTF-8 are replaced, so spans stay
     /// valid for the text the diagnostics show.
     pub fn add(&mut self, name: impl Into<String>, bytes: &[u8]) -> FileId {
-        let text: Arc<str> = String::from_utf8_lossy(bytes).into();
+        let text = text_of(bytes);
         let mut line_starts = vec![0];
         line_starts.extend(
             text.bytes()
@@ -151,7 +151,7 @@ impl<'a> codespan_reporting::files::Files<'a> for SourceMap {
     fn source(&'a self, id: FileId) -> Result<&'a str, codespan_reporting::files::Error> {
         self.files
             .get(id.0 as usize)
-            .map(|f| &*f.text)
+            .map(|f| f.text.as_str())
             .ok_or(codespan_reporting::files::Error::FileMissing)
     }
 

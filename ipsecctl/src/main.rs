@@ -15,8 +15,9 @@ use ipsec_compiler::lower::{self, Action, LowerError, Sequencer};
 use ipsec_compiler::{Options, Output, RuleKind};
 use ipsec_grammar::{Diagnostic, ErrorFormat, Renderer, Severity, SourceMap};
 use pfkey::MsgType;
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
+use zeroize::Zeroizing;
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -107,17 +108,13 @@ fn run(args: &Args) -> bool {
     ok
 }
 
-/// The configuration text and the name to report it by.
-fn read_config(file: &str) -> Result<(String, Vec<u8>, Option<std::fs::Metadata>), String> {
+/// The configuration text, the name to report it by, and what `fstat`
+/// said of the file (standard input has nothing to check).
+type Config = (String, Zeroizing<Vec<u8>>, Option<std::fs::Metadata>);
+
+fn read_config(file: &str) -> Result<Config, String> {
     if file == "-" {
-        let mut bytes = Vec::new();
-        io::stdin()
-            .take(system::MAX_FILE + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("stdin: {}", system::strerror(&e)))?;
-        if bytes.len() as u64 > system::MAX_FILE {
-            return Err(format!("stdin: larger than {} bytes", system::MAX_FILE));
-        }
+        let bytes = system::read_wiped(io::stdin(), 0).map_err(|why| format!("stdin: {why}"))?;
         return Ok(("stdin".to_owned(), bytes, None));
     }
     // Checked on the descriptor it was read from, not by path afterwards.

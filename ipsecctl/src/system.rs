@@ -10,6 +10,7 @@ use std::ffi::CStr;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::OnceLock;
+use zeroize::Zeroizing;
 
 /// An I/O error as C's `strerror` words it (no "(os error N)").
 pub fn strerror(e: &io::Error) -> String {
@@ -262,7 +263,7 @@ impl Resolver for System {
 
     /// A key file that others could change (or that belongs to someone
     /// else) is refused; one they could only read is read, and noted.
-    fn key_file(&self, path: &str) -> Result<Vec<u8>, String> {
+    fn key_file(&self, path: &str) -> Result<Zeroizing<Vec<u8>>, String> {
         let file = read_file(path)?;
         if let Some(why) = exposure(&file.meta, false) {
             return Err(format!("{why}: others could change the key"));
@@ -294,15 +295,15 @@ pub const MAX_FILE: u64 = 16 << 20;
 /// changed in between).
 #[derive(Debug)]
 pub struct ReadFile {
-    pub bytes: Vec<u8>,
+    /// Wiped when dropped: the file may hold keys.
+    pub bytes: Zeroizing<Vec<u8>>,
     pub meta: std::fs::Metadata,
 }
 
 /// Reads a regular file of at most [`MAX_FILE`] bytes: a device
 /// (`/dev/zero`) or a FIFO is refused, not read for ever.
 pub fn read_file(path: &str) -> Result<ReadFile, String> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| strerror(&e))?;
+    let file = std::fs::File::open(path).map_err(|e| strerror(&e))?;
     let meta = file.metadata().map_err(|e| strerror(&e))?;
     if !meta.is_file() {
         return Err("not a regular file".into());
@@ -310,15 +311,41 @@ pub fn read_file(path: &str) -> Result<ReadFile, String> {
     if meta.len() > MAX_FILE {
         return Err(format!("larger than {MAX_FILE} bytes"));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    Read::by_ref(&mut file)
-        .take(MAX_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| strerror(&e))?;
-    if bytes.len() as u64 > MAX_FILE {
+    let bytes = read_wiped(file, meta.len() as usize)?;
+    Ok(ReadFile { bytes, meta })
+}
+
+/// Reads at most [`MAX_FILE`] bytes into a buffer that is wiped when
+/// dropped; growing it wipes the old one, so no copy of a key is left in
+/// freed memory. `expected` is the size to start with.
+pub fn read_wiped(
+    mut from: impl std::io::Read,
+    expected: usize,
+) -> Result<Zeroizing<Vec<u8>>, String> {
+    let limit = MAX_FILE as usize;
+    let mut bytes = Zeroizing::new(vec![0u8; expected.clamp(4096, limit + 1)]);
+    let mut len = 0;
+    loop {
+        if len == bytes.len() {
+            if len > limit {
+                return Err(format!("larger than {MAX_FILE} bytes"));
+            }
+            let mut grown = Zeroizing::new(vec![0u8; (2 * len).min(limit + 1)]);
+            grown[..len].copy_from_slice(&bytes[..len]);
+            bytes = grown;
+        }
+        match from.read(&mut bytes[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(strerror(&e)),
+        }
+    }
+    if len > limit {
         return Err(format!("larger than {MAX_FILE} bytes"));
     }
-    Ok(ReadFile { bytes, meta })
+    bytes.truncate(len);
+    Ok(bytes)
 }
 
 /// Why another user could change this file's policy, or read the keys in
@@ -362,5 +389,22 @@ impl Loader for Files {
             bytes: file.bytes,
             identity,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn reading_grows_to_the_whole_input_and_stops_at_the_limit() {
+        let text: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let read = read_wiped(&text[..], 0).unwrap();
+        assert_eq!(&read[..], &text[..]);
+        let too_big = io::repeat(b'#').take(MAX_FILE + 1);
+        assert!(read_wiped(too_big, 0).unwrap_err().contains("larger than"));
+        let just_fits = io::repeat(b'#').take(MAX_FILE);
+        assert_eq!(read_wiped(just_fits, 0).unwrap().len() as u64, MAX_FILE);
     }
 }

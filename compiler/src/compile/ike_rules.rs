@@ -1,7 +1,6 @@
 //! `ike` rules: phases, identities and the shared default peer.
 
 use super::*;
-use zeroize::Zeroizing;
 
 impl Compiler<'_> {
     // ---- IKE -----------------------------------------------------------
@@ -46,7 +45,7 @@ impl Compiler<'_> {
         let auth = match r.auth.as_ref().map(|a| &a.node) {
             Some(ast::IkeAuth::Psk(secret)) => {
                 self.mark_secret(cx.statement.span.file);
-                IkeAuth::Psk(Zeroizing::new(secret.clone()))
+                IkeAuth::Psk(secret.clone())
             }
             _ => IkeAuth::Rsa,
         };
