@@ -24,7 +24,7 @@
 # The keys are fixed: this is a benchmark, nothing here is secret.
 #
 # Build first (the harness gives the command 5 s to make the TUN):
-#   cargo build --release --locked --bin ipsecd --bin ipsecctl --example keymgr
+#   cargo build --release --locked --bin ipsecd --bin ipsecctl --bin keymgr
 # Then, from the workspace:
 #   for m in cbc gcm; do
 #     TUN_CMD_A="$PWD/scripts/bench-tunnel.sh $m" TUN_CMD_B="$PWD/scripts/bench-tunnel.sh $m" \
@@ -49,10 +49,10 @@ fi
 ifname=${IFACE:?IFACE must name the TUN to create}
 IPSECD=${IPSECD:-$here/target/release/ipsecd}
 IPSECCTL=${IPSECCTL:-$here/target/release/ipsecctl}
-KEYMGR=${KEYMGR:-$here/target/release/examples/keymgr}
+KEYMGR=${KEYMGR:-$here/target/release/keymgr}
 run=${BENCH_RUN:-/run/ipsecd-bench}
 for b in "$IPSECD" "$IPSECCTL" "$KEYMGR"; do
-  [[ -x $b ]] || { echo "bench-tunnel.sh: $b missing; build with cargo build --release --locked --bin ipsecd --bin ipsecctl --example keymgr" >&2; exit 1; }
+  [[ -x $b ]] || { echo "bench-tunnel.sh: $b missing; build with cargo build --release --locked --bin ipsecd --bin ipsecctl --bin keymgr" >&2; exit 1; }
 done
 
 # Outer (veth) and inner (TUN) addresses, as netns-tunnel.sh sets them.

@@ -18,9 +18,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const ATTACKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/hostile/attacker.py");
+const ATTACKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/attacker.py");
 
-/// ipsecd's firewall mark (`ipsec_runtime::sys::net::MARK`): what the
+/// ipsecd's firewall mark (`ipsec_engine::sys::net::MARK`): what the
 /// attacker sends carries it, so that A's policy routing does not steer
 /// it into A's enc0.
 const MARK: &str = "0x19500000";

@@ -9,15 +9,14 @@
 
 use crate::datapath::{Lab, text};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 /// The Debian interpreter, which has python3-scapy; not whatever `python3`
 /// comes first on the PATH.
 pub(crate) const PYTHON: &str = "/usr/bin/python3";
 
-const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/interop/esp_peer.py");
+const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/esp_peer.py");
 
 /// Keys as ipsec.conf writes them: `ab` protects A to B, `ba` B to A.
 pub(crate) const AUTH_AB: &str =
@@ -102,33 +101,9 @@ pub(crate) fn transport_config(suite: Suite, a_side: bool) -> String {
     format!("{flow}{proto} transport from {me} to {peer} spi {spis} {keys}\n")
 }
 
-/// The keymgr example beside ipsecctl, built (once per run) in the same
-/// profile.
+/// The keymgr binary cargo built for these tests.
 fn keymgr() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let ctl = Path::new(env!("CARGO_BIN_EXE_ipsecctl"));
-            let release = ctl.parent().is_some_and(|d| d.ends_with("release"));
-            let mut build = Command::new(env!("CARGO"));
-            build.args([
-                "build",
-                "--quiet",
-                "-p",
-                "ipsec-runtime",
-                "--example",
-                "keymgr",
-            ]);
-            if release {
-                build.arg("--release");
-            }
-            assert!(
-                build.status().expect("cargo runs").success(),
-                "keymgr builds"
-            );
-            ctl.with_file_name("examples").join("keymgr")
-        })
-        .clone()
+    PathBuf::from(env!("CARGO_BIN_EXE_keymgr"))
 }
 
 /// Whether `/usr/bin/python3` can load scapy's IPsec layer and the

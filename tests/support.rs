@@ -4,11 +4,9 @@
 use ipsec_compiler::{Fixed, Options, Output};
 use ipsec_grammar::{ErrorFormat, Loader, Renderer, SourceMap};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 
 pub fn cases_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/cases")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases")
 }
 
 /// The standard fixed tables, with every file under `tests/cases/keys`
@@ -16,7 +14,7 @@ pub fn cases_dir() -> PathBuf {
 /// as they are named from the top of the tree.
 pub fn resolver() -> Fixed {
     let mut fixed = Fixed::standard();
-    let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let top = Path::new(env!("CARGO_MANIFEST_DIR"));
     for (dir, prefix) in [
         (cases_dir().join("keys"), "keys"),
         (top.join("examples/keys"), "examples/keys"),
@@ -165,26 +163,9 @@ pub fn render(name: &str, text: &str) -> String {
     s
 }
 
-/// The ipsecd binary beside ipsecctl, built (once per run) in the same
-/// profile: cargo builds only the binaries of the package under test.
+/// The ipsecd binary cargo built for these tests.
 pub fn ipsecd() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let ctl = Path::new(env!("CARGO_BIN_EXE_ipsecctl"));
-            let release = ctl.parent().is_some_and(|d| d.ends_with("release"));
-            let mut build = Command::new(env!("CARGO"));
-            build.args(["build", "--quiet", "-p", "ipsec-runtime", "--bin", "ipsecd"]);
-            if release {
-                build.arg("--release");
-            }
-            assert!(
-                build.status().expect("cargo runs").success(),
-                "ipsecd builds"
-            );
-            ctl.with_file_name("ipsecd")
-        })
-        .clone()
+    PathBuf::from(env!("CARGO_BIN_EXE_ipsecd"))
 }
 
 /// Whether the test runs as root; if not, says it is skipped.

@@ -5,7 +5,7 @@
 
 #![no_main]
 
-use ipsec_runtime::engine::Engine;
+use ipsec_engine::engine::Engine;
 use libfuzzer_sys::fuzz_target;
 use pfkey::Message;
 

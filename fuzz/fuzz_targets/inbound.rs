@@ -24,11 +24,11 @@
 
 #![no_main]
 
-use ipsec_runtime::engine::{Drop, Engine, Output};
-use ipsec_runtime::sad::{SaId, SecurityAssociation};
-use ipsec_runtime::spd::{Direction, Selector, prefix_mask};
-use ipsec_runtime::wire::ipv4;
-use ipsec_runtime::xform::ip::{Layout, fix_lengths, proto, rebuild};
+use ipsec_engine::engine::{Drop, Engine, Output};
+use ipsec_engine::sad::{SaId, SecurityAssociation};
+use ipsec_engine::spd::{Direction, Selector, prefix_mask};
+use ipsec_engine::wire::ipv4;
+use ipsec_engine::xform::ip::{Layout, fix_lengths, proto, rebuild};
 use libfuzzer_sys::fuzz_target;
 use pfkey::{AuthAlg, CompAlg, EncAlg, FlowType, Key, SaType, sa_flags};
 use std::net::IpAddr;
@@ -256,8 +256,8 @@ impl Peer {
         }
     }
 
-    fn policy(&self, satype: SaType, peer: &str) -> ipsec_runtime::engine::Policy {
-        ipsec_runtime::engine::Policy {
+    fn policy(&self, satype: SaType, peer: &str) -> ipsec_engine::engine::Policy {
+        ipsec_engine::engine::Policy {
             flow_type: FlowType::REQUIRE,
             satype,
             local: None,

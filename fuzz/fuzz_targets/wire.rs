@@ -6,8 +6,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipsec_runtime::too_big;
-use ipsec_runtime::wire::{ah, checksum, esp, ipv4, ipv6, udp};
+use ipsec_engine::too_big;
+use ipsec_engine::wire::{ah, checksum, esp, ipv4, ipv6, udp};
 use libfuzzer_sys::fuzz_target;
 
 fn upper_layer(protocol: u8, payload: &[u8]) {

@@ -331,7 +331,7 @@ mod tests {
     use super::*;
     use ipsec_compiler::Fixed;
     use ipsec_compiler::lower::Action;
-    use ipsec_runtime::engine::Engine;
+    use ipsec_engine::engine::Engine;
 
     const PID: u32 = 77;
     const ME: u64 = 1;

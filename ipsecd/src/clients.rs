@@ -7,9 +7,9 @@
 //! Messages may hold keys: every buffer that carries them is wiped when
 //! it goes.
 
-use super::control::{Client, Listener, Received};
-use super::log;
-use crate::engine::{ClientId, Engine, Send};
+use crate::control::{Client, Listener, Received};
+use crate::log;
+use ipsec_engine::engine::{ClientId, Engine, Send};
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use zeroize::Zeroizing;

@@ -3,7 +3,7 @@
 //! port-specific ones, as a site with many peers has; lookups mix hits and
 //! misses.
 
-use ipsec_runtime::spd::*;
+use ipsec_engine::spd::*;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;

@@ -1,6 +1,6 @@
 //! The SPD chooses what a look at every flow would choose.
 
-use ipsec_runtime::spd::*;
+use ipsec_engine::spd::*;
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -5,7 +5,7 @@
 //! tunnel mode, per algorithm. Copies, allocations and counters are
 //! included; system calls are not.
 //!
-//!   cargo bench -p ipsec-runtime --bench esp [-- FILTER...]
+//!   cargo bench -p ipsec-engine --bench esp [-- FILTER...]
 //!
 //! A case runs when its name ("aes-128-gcm 1400 open") contains every
 //! FILTER. ESP_BENCH_SECS (default 1) is the measuring time per case, after
@@ -16,9 +16,9 @@
 //! Written without criterion: it is not in Cargo.lock, and the other
 //! benches here measure the same way.
 
-use ipsec_runtime::engine::{Engine, FlowUsage, Output, Policy};
-use ipsec_runtime::sad::{SaId, SecurityAssociation};
-use ipsec_runtime::spd::{Direction, Selector, prefix_mask};
+use ipsec_engine::engine::{Engine, FlowUsage, Output, Policy};
+use ipsec_engine::sad::{SaId, SecurityAssociation};
+use ipsec_engine::spd::{Direction, Selector, prefix_mask};
 use pfkey::{AuthAlg, EncAlg, FlowType, Key, SaType, sa_flags};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -292,7 +292,7 @@ fn main() {
                 };
                 // Every packet went through: none dropped on the way.
                 let c = (&a.counters, &b.counters);
-                let drops = |c: &ipsec_runtime::engine::Counters| c.drops().collect::<Vec<_>>();
+                let drops = |c: &ipsec_engine::engine::Counters| c.drops().collect::<Vec<_>>();
                 assert!(c.0.protected_out > 0, "{name}");
                 assert!(drops(c.0).is_empty(), "{name}: {:?}", drops(c.0));
                 assert!(drops(c.1).is_empty(), "{name}: {:?}", drops(c.1));

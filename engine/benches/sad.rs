@@ -1,7 +1,7 @@
 //! SAD insertion and lookup by (destination, SPI, protocol) at 100,000
 //! SAs, each with keys, as manual keying or a busy key manager leaves it.
 
-use ipsec_runtime::sad::*;
+use ipsec_engine::sad::*;
 use pfkey::{Key, SaType};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};

@@ -1,5 +1,6 @@
 //! ipsecctl: reads ipsec.conf(5), prints what it means, and hands it to
-//! the runtime (`ipsecd`) and to isakmpd.
+//! the runtime (`ipsecd`) and to isakmpd. The `ipsecctl` binary is this
+//! crate's [`main`].
 
 mod cli;
 mod client;
@@ -19,7 +20,8 @@ use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use zeroize::Zeroizing;
 
-fn main() -> ExitCode {
+/// Runs `ipsecctl` with the process's arguments.
+pub fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let socket = std::env::var("IPSECD_SOCKET").unwrap_or_else(|_| cli::DEFAULT_SOCKET.to_owned());
     match cli::parse(&argv, socket) {

@@ -1,5 +1,5 @@
 //! Handing memory back to the system after the tables shrank. The maps
-//! give back their own ([`crate::sad::Sad`] compacts itself), but the
+//! give back their own ([`ipsec_engine::sad::Sad`] compacts itself), but the
 //! many small blocks ten thousand SAs leave behind stay in the C
 //! allocator's arenas, where a daemon that lives for months would keep
 //! them; `malloc_trim` returns the free pages among them.

@@ -3,17 +3,17 @@
 //! and (PF_KEY messages) back to the caller. Also keeps the routes, the
 //! cleartext filter and `enc0`'s MTU in step with the tables.
 
-use super::cleartext::Cleartext;
-use super::log;
-use super::net::Peers;
-use super::pcap::{self, Capture};
-use super::routes::{self, Steering, local_addresses};
-use super::tun::Tun;
-use crate::engine::datapath::NAT_T_PORT;
-use crate::engine::{Engine, Output, Send};
-use crate::offload;
-use crate::xform::ip::Layout;
-use crate::xform::natt;
+use crate::cleartext::Cleartext;
+use crate::log;
+use crate::net::Peers;
+use crate::pcap::{self, Capture};
+use crate::routes::{self, Steering, local_addresses};
+use crate::tun::Tun;
+use ipsec_engine::engine::datapath::NAT_T_PORT;
+use ipsec_engine::engine::{Engine, Output, Send};
+use ipsec_engine::offload;
+use ipsec_engine::xform::ip::Layout;
+use ipsec_engine::xform::natt;
 use std::io;
 use std::os::fd::RawFd;
 use std::path::Path;

@@ -12,7 +12,7 @@ use std::time::Duration;
 /// flags, host byte order), then the IP packet.
 pub const LINKTYPE_ENC: u32 = 109;
 /// The enc header's flags, as the engine sets them on its taps.
-pub use crate::engine::datapath::{ENC_AUTH, ENC_CONF};
+pub use ipsec_engine::engine::datapath::{ENC_AUTH, ENC_CONF};
 /// OpenBSD's `AF_INET`, for the enc header's address family.
 pub const ENC_AF_INET: u32 = 2;
 /// OpenBSD's `AF_INET6` (Linux numbers it 10), for the enc header.
@@ -37,7 +37,7 @@ impl Capture {
     pub fn create(path: &Path) -> io::Result<Capture> {
         // A new file, never one that is there: the capture holds traffic
         // others must not read.
-        let file = super::private::replace(path, |_| Ok(()))?;
+        let file = crate::private::replace(path, |_| Ok(()))?;
         let mut out = BufWriter::new(file);
         let mut header = Vec::with_capacity(24);
         header.extend_from_slice(&0xa1b2_c3d4u32.to_ne_bytes());
@@ -97,7 +97,7 @@ mod tests {
 
     impl TempFile {
         fn new(tag: &str) -> TempFile {
-            let name = format!("ipsec-runtime-pcap-{tag}-{}.pcap", std::process::id());
+            let name = format!("ipsecd-pcap-{tag}-{}.pcap", std::process::id());
             let path = std::env::temp_dir().join(name);
             let _ = std::fs::remove_file(&path);
             TempFile(path)

@@ -1,82 +1,16 @@
-//! ipsecd: the userspace IPsec runtime. It keeps the SPD and SAD and
-//! answers PF_KEY v2 on its control socket, as OpenBSD's kernel does.
+//! The event loop: set up, then serve the control socket, the enc
+//! interface and the peer sockets until a signal says stop.
 
-use ipsec_runtime::engine::{Engine, Send};
-use ipsec_runtime::sys::clients::Clients;
-use ipsec_runtime::sys::control::Listener;
-use ipsec_runtime::sys::dataplane::Dataplane;
-use ipsec_runtime::sys::{log, memory::Trimmer, privileges, saved, signals::Signals};
+use crate::args::{USAGE, parse_args};
+use crate::clients::Clients;
+use crate::control::Listener;
+use crate::dataplane::Dataplane;
+use crate::{log, memory::Trimmer, privileges, saved, signals::Signals};
+use ipsec_engine::engine::{Engine, Send};
 use sd_notify::NotifyState;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-const USAGE: &str =
-    "usage: ipsecd [-dv] [-s socket] [-e ifname] [-p rules] [-w pcap] [-b ifname -b ifname]";
-const DEFAULT_SOCKET: &str = "/run/ipsecd/ipsecd.sock";
-
-#[derive(Debug)]
-struct Args {
-    foreground: bool,
-    verbose: u8,
-    socket: PathBuf,
-    enc: String,
-    capture: Option<PathBuf>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        foreground: false,
-        verbose: 0,
-        socket: PathBuf::from(DEFAULT_SOCKET),
-        enc: "enc0".to_string(),
-        capture: None,
-    };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < argv.len() {
-        let arg = &argv[i];
-        i += 1;
-        if arg == "-h" || arg == "--help" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let Some(flags) = arg.strip_prefix('-').filter(|f| !f.is_empty()) else {
-            return Err(format!("unknown command line argument: {arg}"));
-        };
-        let mut chars = flags.chars();
-        while let Some(flag) = chars.next() {
-            match flag {
-                'd' => args.foreground = true,
-                'v' => args.verbose = args.verbose.saturating_add(1),
-                's' | 'e' | 'p' | 'w' | 'b' => {
-                    let rest: String = chars.by_ref().collect();
-                    let value = if !rest.is_empty() {
-                        rest
-                    } else if i < argv.len() {
-                        i += 1;
-                        argv[i - 1].clone()
-                    } else {
-                        return Err(format!("option requires an argument -- {flag}"));
-                    };
-                    match flag {
-                        's' => args.socket = PathBuf::from(value),
-                        'e' => args.enc = value,
-                        'w' => args.capture = Some(PathBuf::from(value)),
-                        'p' => {
-                            return Err("-p: the enc filter is not in this version".into());
-                        }
-                        _ => {
-                            return Err("-b: bridge mode is not in this version".into());
-                        }
-                    }
-                }
-                other => return Err(format!("unknown option -- {other}")),
-            }
-        }
-    }
-    Ok(args)
-}
 
 /// Secret bytes from the kernel for the engine's IVs and SPIs.
 fn entropy() -> [u8; 32] {
@@ -130,7 +64,9 @@ fn daemonize() -> std::io::Result<()> {
     Ok(())
 }
 
-fn main() -> ExitCode {
+/// Runs `ipsecd`: parses its arguments, sets up, and serves until told to
+/// stop.
+pub fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {

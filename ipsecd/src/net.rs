@@ -29,7 +29,7 @@ use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::wire::checksum;
+use ipsec_engine::wire::checksum;
 
 /// The firewall mark on every packet the daemon sends: policy routing
 /// skips the daemon's own table for it, so that the protected packet is
@@ -679,7 +679,7 @@ fn sendto<T>(fd: &OwnedFd, packet: &[u8], addr: &T) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::tun::netns::{is_root, readable, run, sh};
+    use crate::tun::netns::{is_root, readable, run, sh};
     use std::net::{Ipv6Addr, UdpSocket};
 
     const LOOPBACK4: [u8; 4] = [127, 0, 0, 1];

@@ -10,7 +10,7 @@
 //! daemon is down or restarting, and goes only with the flows (an empty
 //! SPD at a clean stop, or [`Cleartext::teardown`]).
 
-use crate::spd::{self, Selector};
+use ipsec_engine::spd::{self, Selector};
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::Path;
@@ -200,7 +200,7 @@ fn nft(script: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spd::{Direction, prefix_mask};
+    use ipsec_engine::spd::{Direction, prefix_mask};
 
     fn sel(src: &str, sl: u8, dst: &str, dl: u8, proto: u8, dport: u16) -> Selector {
         let (s, d): (IpAddr, IpAddr) = (src.parse().unwrap(), dst.parse().unwrap());

@@ -76,7 +76,7 @@ impl Tun {
     }
 
     /// Like [`Tun::open`], with segmentation offload: every read and write
-    /// starts with a virtio-net header ([`crate::offload`]), and the host
+    /// starts with a virtio-net header ([`ipsec_engine::offload`]), and the host
     /// may hand over TCP runs of up to 64 KiB with their checksums left
     /// partial, and take such runs back.
     pub fn open_offloaded(name: &str) -> io::Result<Tun> {
@@ -294,7 +294,7 @@ pub(crate) mod netns {
 mod tests {
     use super::netns::{is_root, readable, run, sh};
     use super::*;
-    use crate::wire::checksum;
+    use ipsec_engine::wire::checksum;
     use std::net::{Ipv4Addr, UdpSocket};
     use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! any other way. For each destination of the outbound flows, a route
 //! through `enc0` in a routing table of the daemon's own, which a policy
 //! rule consults for every packet that does not carry the daemon's mark.
-//! The daemon's own packets carry it ([`super::net::MARK`]), so they are
+//! The daemon's own packets carry it ([`crate::net::MARK`]), so they are
 //! routed normally: that is what stops a protected packet from looping
 //! back into `enc0`, even when the peer's own address is covered by a flow.
 //!
@@ -15,9 +15,9 @@
 //! the flows it restored; only an empty SPD at a clean stop, or
 //! [`Steering::teardown`], removes them.
 
-use super::net::MARK;
-use super::netlink::Rtnl;
-use crate::engine::EncRoute;
+use crate::net::MARK;
+use crate::netlink::Rtnl;
+use ipsec_engine::engine::EncRoute;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,

@@ -55,9 +55,9 @@ pub fn load(path: &Path) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// Replaces the saved stream with `bytes` at once (see
-/// [`super::private`]), flushed to the disk before it takes the name.
+/// [`crate::private`]), flushed to the disk before it takes the name.
 pub fn save(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    super::private::replace(path, |file| {
+    crate::private::replace(path, |file| {
         file.write_all(bytes)?;
         file.sync_all()
     })

@@ -19,8 +19,8 @@
 //! their key is the cipher key and a 4-byte salt (AES-128-GCM 20 bytes,
 //! ChaCha20-Poly1305 36).
 //!
-//! Build and run: `cargo build --release --example keymgr`, then
-//! `target/release/examples/keymgr -s /run/ipsecd/ipsecd.sock add ...`.
+//! Build and run: `cargo build --release --bin keymgr`, then
+//! `target/release/keymgr -s /run/ipsecd/ipsecd.sock add ...`.
 
 use pfkey::validate::Errno;
 use pfkey::{

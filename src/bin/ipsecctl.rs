@@ -1,0 +1,5 @@
+//! `ipsecctl(8)`: see the `ipsecctl` crate.
+
+fn main() -> std::process::ExitCode {
+    ipsecctl::main()
+}
