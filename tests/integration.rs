@@ -11,6 +11,7 @@ mod failclosed;
 mod hostile;
 mod interop;
 mod natt;
+mod netem;
 mod observe;
 mod reload;
 mod roundtrip;
