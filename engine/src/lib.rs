@@ -3,10 +3,13 @@
 //! time and randomness as inputs and returns bytes and actions; it does no
 //! I/O. The `ipsecd` crate is the shell that runs it.
 
+#[cfg(test)]
+mod allocations;
 pub mod crypto;
 pub mod engine;
 mod hash;
 pub mod offload;
+pub mod packet;
 pub mod random;
 pub mod replay;
 pub mod sad;

@@ -9,6 +9,7 @@
 //! ("GRO"). Either way the host does per run what it would otherwise do
 //! per packet, which is where most of a userspace tunnel's time goes.
 
+use crate::packet::Batch;
 use crate::wire::checksum;
 use crate::xform::ip::{Layout, fix_lengths, proto};
 use std::net::IpAddr;
@@ -67,19 +68,18 @@ impl VnetHeader {
 pub struct Unsegmentable;
 
 /// The packets a run from the host stands for, each whole with its
-/// checksums, appended to `out`.
-pub fn segment(
-    header: &VnetHeader,
-    packet: &[u8],
-    out: &mut Vec<Vec<u8>>,
-) -> Result<(), Unsegmentable> {
+/// checksums, in buffers added to `out`.
+pub fn segment(header: &VnetHeader, packet: &[u8], out: &mut Batch) -> Result<(), Unsegmentable> {
     let kind = header.gso_type & !GSO_ECN;
     if kind == GSO_NONE {
-        let mut whole = packet.to_vec();
-        if header.flags & NEEDS_CSUM != 0 {
-            complete_checksum(&mut whole, header)?;
+        let whole = out.push();
+        whole.set(packet);
+        if header.flags & NEEDS_CSUM != 0
+            && complete_checksum(whole.as_mut_slice(), header).is_err()
+        {
+            out.pop();
+            return Err(Unsegmentable);
         }
-        out.push(whole);
         return Ok(());
     }
     if !matches!(kind, GSO_TCPV4 | GSO_TCPV6) {
@@ -103,13 +103,16 @@ pub fn segment(
     let ident = u16::from_be_bytes([packet[4], packet[5]]);
     let count = payload.len().div_ceil(mss).max(1);
     for (i, chunk) in payload.chunks(mss).enumerate() {
-        let mut seg = Vec::with_capacity(headers.len() + chunk.len());
-        seg.extend_from_slice(headers);
-        seg.extend_from_slice(chunk);
+        let buf = out.push();
+        let space = buf.space();
+        space[..headers.len()].copy_from_slice(headers);
+        space[headers.len()..headers.len() + chunk.len()].copy_from_slice(chunk);
+        buf.filled(headers.len() + chunk.len());
+        let seg = buf.as_mut_slice();
         if !layout.v6 {
             seg[4..6].copy_from_slice(&ident.wrapping_add(i as u16).to_be_bytes());
         }
-        fix_lengths(&mut seg, layout.v6).map_err(|_| Unsegmentable)?;
+        fix_lengths(seg, layout.v6).map_err(|_| Unsegmentable)?;
         let t = &mut seg[ip_len..];
         t[4..8].copy_from_slice(&seq.wrapping_add((i * mss) as u32).to_be_bytes());
         // FIN and PSH end the run; CWR starts it (RFC 3168 §6.1.2).
@@ -121,8 +124,7 @@ pub fn segment(
             f &= !TCP_CWR;
         }
         t[13] = f;
-        tcp_checksum(&mut seg, ip_len, layout.src, layout.dst);
-        out.push(seg);
+        tcp_checksum(seg, ip_len, layout.src, layout.dst);
     }
     Ok(())
 }
@@ -161,9 +163,26 @@ const MAX_RUN: usize = 65535;
 /// in with [`Coalescer::push`]; [`Coalescer::flush`] gives every run and
 /// lone packet back, each with the virtio-net header to write it with, in
 /// the order they came (per connection).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Coalescer {
     runs: Vec<Run>,
+    /// The buffers no run holds. There are [`BUFFERS`] in all, made once,
+    /// each with room for the longest run, so that joining never
+    /// reallocates and arrivals allocate nothing.
+    spare: Vec<Vec<u8>>,
+}
+
+/// Runs and lone packets held at once: when all are taken, what is held
+/// goes to the host before the next packet is taken in.
+const BUFFERS: usize = 16;
+
+impl Default for Coalescer {
+    fn default() -> Coalescer {
+        Coalescer {
+            runs: Vec::with_capacity(BUFFERS),
+            spare: (0..BUFFERS).map(|_| Vec::with_capacity(MAX_RUN)).collect(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -183,9 +202,19 @@ struct Run {
 }
 
 impl Coalescer {
-    /// Adds a packet that is on its way to the host.
-    pub fn push(&mut self, packet: Vec<u8>) {
-        let seg = match Run::start(packet) {
+    /// Adds a copy of a packet that is on its way to the host. When every
+    /// buffer is taken, what is held first goes to `deliver`, as
+    /// [`Coalescer::flush`] gives it.
+    pub fn push(&mut self, packet: &[u8], deliver: impl FnMut(&VnetHeader, &[u8])) {
+        if self.spare.is_empty() {
+            self.flush(deliver);
+        }
+        let Some(mut copy) = self.spare.pop() else {
+            return;
+        };
+        copy.clear();
+        copy.extend_from_slice(packet);
+        let seg = match Run::start(copy) {
             Ok(seg) => seg,
             Err(packet) => {
                 self.runs.push(Run::lone(packet));
@@ -194,6 +223,7 @@ impl Coalescer {
         };
         if let Some(run) = self.runs.iter_mut().rev().find(|r| r.same_flow(&seg)) {
             if run.append(&seg) {
+                self.keep(seg.packet);
                 return;
             }
             run.closed = true;
@@ -201,9 +231,21 @@ impl Coalescer {
         self.runs.push(seg);
     }
 
-    /// Every run and lone packet, with its header, oldest first.
-    pub fn flush(&mut self) -> impl Iterator<Item = (VnetHeader, Vec<u8>)> + '_ {
-        self.runs.drain(..).map(Run::finish)
+    /// Hands every run and lone packet, with its header, to `deliver`,
+    /// oldest first.
+    pub fn flush(&mut self, mut deliver: impl FnMut(&VnetHeader, &[u8])) {
+        let mut runs = std::mem::take(&mut self.runs);
+        for run in runs.drain(..) {
+            let (header, packet) = run.finish();
+            deliver(&header, &packet);
+            self.keep(packet);
+        }
+        // The emptied list keeps its room for the next round.
+        self.runs = runs;
+    }
+
+    fn keep(&mut self, buffer: Vec<u8>) {
+        self.spare.push(buffer);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -363,6 +405,35 @@ fn more_fragments(packet: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::PacketBuf;
+
+    /// For pushes that fit: nothing goes to the host before the flush.
+    fn early(_: &VnetHeader, _: &[u8]) {
+        panic!("delivered before the flush");
+    }
+
+    #[test]
+    fn when_every_buffer_is_taken_what_is_held_goes_first() {
+        let mut c = Coalescer::default();
+        let mut delivered = Vec::new();
+        for i in 0..BUFFERS + 3 {
+            // Lone packets (no data): one buffer each.
+            let packet = tcp(false, i as u32, TCP_ACK, &[]);
+            c.push(&packet, |_, p| delivered.push(p.to_vec()));
+        }
+        assert_eq!(delivered.len(), BUFFERS);
+        assert_eq!(flushed(&mut c).len(), 3);
+        assert_eq!(c.spare.len(), BUFFERS);
+        let seqs: Vec<u8> = delivered.iter().map(|p| p[27]).collect();
+        assert_eq!(seqs, (0..BUFFERS as u8).collect::<Vec<_>>());
+    }
+
+    /// What a flush delivers, copied.
+    fn flushed(c: &mut Coalescer) -> Vec<(VnetHeader, Vec<u8>)> {
+        let mut out = Vec::new();
+        c.flush(|h, p| out.push((*h, p.to_vec())));
+        out
+    }
 
     /// A TCP segment from 10.0.0.1:1000 to 10.0.0.2:2000 (or IPv6).
     fn tcp(v6: bool, seq: u32, flags: u8, data: &[u8]) -> Vec<u8> {
@@ -435,8 +506,9 @@ mod tests {
             };
             // The host leaves the pseudo-header's sum in the field.
             run[ip_len + 16..ip_len + 18].fill(0xaa);
-            let mut segments = Vec::new();
-            segment(&header, &run, &mut segments).unwrap();
+            let mut batch = Batch::default();
+            segment(&header, &run, &mut batch).unwrap();
+            let segments: Vec<&[u8]> = batch.as_slice().iter().map(PacketBuf::as_slice).collect();
             assert_eq!(segments.len(), 3);
             for (i, s) in segments.iter().enumerate() {
                 assert!(valid(s), "segment {i} v6={v6}");
@@ -450,9 +522,9 @@ mod tests {
             // And back: one run, the same bytes, a header for TSO.
             let mut c = Coalescer::default();
             for s in segments {
-                c.push(s);
+                c.push(s, early);
             }
-            let out: Vec<_> = c.flush().collect();
+            let out = flushed(&mut c);
             assert_eq!(out.len(), 1);
             let (h, joined) = &out[0];
             assert_eq!(
@@ -471,17 +543,17 @@ mod tests {
     #[test]
     fn only_consecutive_segments_of_one_connection_join() {
         let mut c = Coalescer::default();
-        c.push(tcp(false, 0, TCP_ACK, &[1; 100]));
-        c.push(tcp(false, 100, TCP_ACK, &[2; 100]));
-        c.push(tcp(false, 300, TCP_ACK, &[3; 100])); // a gap
-        c.push(tcp(false, 400, TCP_ACK | 0x01, &[4; 100])); // FIN
-        c.push(tcp(false, 500, TCP_ACK, &[])); // a bare ACK
+        c.push(&tcp(false, 0, TCP_ACK, &[1; 100]), early);
+        c.push(&tcp(false, 100, TCP_ACK, &[2; 100]), early);
+        c.push(&tcp(false, 300, TCP_ACK, &[3; 100]), early); // a gap
+        c.push(&tcp(false, 400, TCP_ACK | 0x01, &[4; 100]), early); // FIN
+        c.push(&tcp(false, 500, TCP_ACK, &[]), early); // a bare ACK
         let mut other = tcp(false, 200, TCP_ACK, &[5; 100]);
         other[20] = 9; // another source port
         let l = Layout::of(&other).unwrap();
         tcp_checksum(&mut other, 20, l.src, l.dst);
-        c.push(other);
-        let sizes: Vec<usize> = c.flush().map(|(_, p)| p.len() - 52).collect();
+        c.push(&other, early);
+        let sizes: Vec<usize> = flushed(&mut c).iter().map(|(_, p)| p.len() - 52).collect();
         assert_eq!(sizes, vec![200, 100, 100, 0, 100]);
     }
 
@@ -498,9 +570,10 @@ mod tests {
             csum_offset: 16,
             ..VnetHeader::default()
         };
-        let mut out = Vec::new();
+        let mut out = Batch::default();
         segment(&h, &p, &mut out).unwrap();
-        assert_eq!(out, vec![good]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out.as_slice()[0].as_slice(), &good[..]);
         let bad = VnetHeader {
             gso_type: GSO_TCPV6,
             gso_size: 100,

@@ -24,11 +24,12 @@
 
 #![no_main]
 
-use ipsec_engine::engine::{Drop, Engine, Output};
+use ipsec_engine::engine::{Drop, Engine, Events, Verdict};
+use ipsec_engine::packet::PacketBuf;
 use ipsec_engine::sad::{SaId, SecurityAssociation};
 use ipsec_engine::spd::{Direction, Selector, prefix_mask};
 use ipsec_engine::wire::ipv4;
-use ipsec_engine::xform::ip::{Layout, fix_lengths, proto, rebuild};
+use ipsec_engine::xform::ip::{Layout, fix_lengths, proto, reframe};
 use libfuzzer_sys::fuzz_target;
 use pfkey::{AuthAlg, CompAlg, EncAlg, FlowType, Key, SaType, sa_flags};
 use std::net::IpAddr;
@@ -319,17 +320,17 @@ struct Fate {
 /// Hands a packet to the engine and checks what must always hold.
 fn inbound(engine: &mut Engine, packet: &[u8], udp_port: Option<u16>) -> Fate {
     let before = engine.counters.clone();
-    let mut out = Output::default();
-    engine.inbound(packet, udp_port, NOW, &mut out);
-    assert!(out.wire.is_empty(), "inbound sent something to the wire");
-    assert!(out.enc.len() <= 1, "one packet in, {} out", out.enc.len());
-    let delivered = out.enc.pop();
-    assert!(
-        delivered.is_some() != out.dropped.is_some(),
-        "delivered {:?} and dropped {:?}",
-        delivered.is_some(),
-        out.dropped
-    );
+    let mut buf = PacketBuf::from_slice(packet);
+    let mut events = Events::default();
+    let verdict = engine.inbound(&mut buf, udp_port, NOW, &mut events);
+    let (delivered, dropped) = match verdict {
+        Verdict::Enc => (Some(buf.as_slice().to_vec()), None),
+        Verdict::Dropped { reason, reply } => {
+            assert!(!reply, "an arrival answered");
+            (None, Some(reason))
+        }
+        Verdict::Wire => panic!("inbound sent something to the wire"),
+    };
     let c = &engine.counters;
     assert_eq!(
         c.protected_in - before.protected_in,
@@ -337,7 +338,7 @@ fn inbound(engine: &mut Engine, packet: &[u8], udp_port: Option<u16>) -> Fate {
     );
     for reason in Drop::ALL {
         let counted = c.dropped(reason, true) - before.dropped(reason, true);
-        assert_eq!(counted, u64::from(out.dropped == Some(reason)), "{reason}");
+        assert_eq!(counted, u64::from(dropped == Some(reason)), "{reason}");
         assert_eq!(c.dropped(reason, false), before.dropped(reason, false));
     }
     if let Some(p) = &delivered {
@@ -347,19 +348,19 @@ fn inbound(engine: &mut Engine, packet: &[u8], udp_port: Option<u16>) -> Fate {
         // hands in such a packet, but the engine takes it); a packet that
         // was opened, or came with a good header, leaves with one.
         let came_good = ipv4::Packet::new_checked(packet).is_ok_and(|h| h.verify_checksum());
-        if !layout.v6 && (came_good || !out.taps.is_empty()) {
+        if !layout.v6 && (came_good || !events.taps.is_empty()) {
             let header = ipv4::Packet::new_checked(&p[..]).expect("an IPv4 header");
             assert!(header.verify_checksum(), "a delivered header's checksum");
         }
     }
-    for tap in &out.taps {
+    for tap in &events.taps {
         assert!(tap.inbound);
         Layout::of(&tap.packet).expect("a captured packet parses");
     }
     Fate {
         delivered,
-        dropped: out.dropped,
-        opened: !out.taps.is_empty(),
+        dropped,
+        opened: !events.taps.is_empty(),
     }
 }
 
@@ -453,18 +454,19 @@ fn plaintext(peer: &Peer, kind: u8, sport: u16, dport: u16, payload: &[u8]) -> V
 /// The twin seals a packet; in UDP (NAT-T) it comes back as the shell
 /// hands it in: the IP header over the ESP, and the UDP source port.
 fn seal(twin: &mut Engine, plain: &[u8]) -> (Vec<u8>, Option<u16>) {
-    let mut out = Output::default();
-    twin.outbound(plain, NOW, &mut out);
-    assert_eq!(out.dropped, None, "the twin cannot seal");
-    assert_eq!(out.wire.len(), 1);
-    let wire = out.wire.pop().unwrap();
+    let mut buf = PacketBuf::from_slice(plain);
+    let verdict = twin.outbound(&mut buf, NOW, &mut Events::default());
+    assert_eq!(verdict, Verdict::Wire, "the twin cannot seal");
+    let wire = buf.as_slice().to_vec();
     let layout = Layout::of(&wire).unwrap();
     if layout.protocol != proto::UDP {
         return (wire, None);
     }
     let datagram = layout.payload(&wire);
     let port = u16::from_be_bytes([datagram[0], datagram[1]]);
-    let esp = rebuild(&wire, &layout, proto::ESP, &datagram[8..]).unwrap();
+    let mut esp = wire[..layout.header_len].to_vec();
+    esp.extend_from_slice(&datagram[8..]);
+    reframe(&mut esp, &layout, proto::ESP).unwrap();
     (esp, Some(port))
 }
 

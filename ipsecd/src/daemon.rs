@@ -78,6 +78,7 @@ pub fn main() -> ExitCode {
         }
     };
     log::init(true, args.verbose);
+    crate::memory::map_large_blocks();
     let listener = match Listener::bind(&args.socket) {
         Ok(l) => l,
         Err(e) => {

@@ -10,8 +10,9 @@ use crate::pcap::{self, Capture};
 use crate::routes::{self, Steering, local_addresses};
 use crate::tun::Tun;
 use ipsec_engine::engine::datapath::NAT_T_PORT;
-use ipsec_engine::engine::{Engine, Output, Send};
+use ipsec_engine::engine::{Engine, Events, Send, Verdict};
 use ipsec_engine::offload;
+use ipsec_engine::packet::{Batch, PacketBuf};
 use ipsec_engine::xform::ip::Layout;
 use ipsec_engine::xform::natt;
 use std::io;
@@ -40,11 +41,15 @@ pub struct Dataplane {
     /// A change to routes or filter failed: try again at the next tick.
     retry: bool,
     capture: Option<Capture>,
-    out: Output,
+    /// What the engine produced beside packets: messages, capture taps.
+    events: Events,
+    /// One read from `enc0`: a virtio-net header and a run.
     buffer: Vec<u8>,
-    /// The segments of the run being sent, and the arrivals waiting to be
-    /// joined into runs for the host.
-    segments: Vec<Vec<u8>>,
+    /// The segments of the run being sent, each protected in place.
+    segments: Batch,
+    /// Where an arrival from a peer is read and opened.
+    arrival: PacketBuf,
+    /// Opened arrivals waiting to be joined into runs for the host.
     coalescer: offload::Coalescer,
     /// The engine's change count when routes and filter were last synced.
     synced: Option<u64>,
@@ -93,9 +98,10 @@ impl Dataplane {
             hold,
             retry: false,
             capture,
-            out: Output::default(),
+            events: Events::default(),
             buffer: vec![0u8; offload::HEADER_LEN + 65536],
-            segments: Vec::new(),
+            segments: Batch::default(),
+            arrival: PacketBuf::new(),
             coalescer: offload::Coalescer::default(),
             synced: None,
             mtu: 0,
@@ -150,11 +156,10 @@ impl Dataplane {
     /// Reads what waits on `fd` (one of [`Dataplane::fds`]) through the
     /// engine; returns the PF_KEY messages it produced.
     pub fn ready(&mut self, fd: RawFd, engine: &mut Engine, now: u64) -> Vec<Send> {
-        let mut messages = Vec::new();
         for _ in 0..BURST {
             if fd == self.tun.fd() {
                 match self.tun.recv(&mut self.buffer) {
-                    Ok(Some(n)) => self.outbound(n, engine, now, &mut messages),
+                    Ok(Some(n)) => self.outbound(n, engine, now),
                     Ok(None) => break,
                     Err(e) => {
                         log::warn(&format!("{}: {e}", self.tun.name()));
@@ -162,13 +167,8 @@ impl Dataplane {
                     }
                 }
             } else {
-                match self.peers.recv(fd) {
-                    Ok(Some(arrival)) => {
-                        self.out.clear();
-                        engine.inbound(&arrival.packet, arrival.udp_port, now, &mut self.out);
-                        self.emit(true);
-                        messages.append(&mut self.out.messages);
-                    }
+                match self.peers.recv(fd, &mut self.arrival) {
+                    Ok(Some(arrival)) => self.inbound(arrival.udp_port, engine, now),
                     Ok(None) => break,
                     Err(e) => {
                         log::warn(&format!("peer socket: {e}"));
@@ -178,19 +178,16 @@ impl Dataplane {
             }
         }
         // What arrived together goes to the host in as few runs as it can.
-        for (header, packet) in self.coalescer.flush() {
-            let mut bytes = [0u8; offload::HEADER_LEN];
-            header.write(&mut bytes);
-            if let Err(e) = self.tun.send_parts(&[&bytes, &packet]) {
-                log::debug(format_args!("{}: {e}", self.tun.name()));
-            }
-        }
-        messages
+        let tun = &self.tun;
+        self.coalescer
+            .flush(|header, packet| to_host(tun, header, packet));
+        self.capture_taps();
+        std::mem::take(&mut self.events.messages)
     }
 
     /// One read from the enc interface (`n` bytes in the buffer): with
     /// offload a virtio-net header and perhaps a run of TCP segments.
-    fn outbound(&mut self, n: usize, engine: &mut Engine, now: u64, messages: &mut Vec<Send>) {
+    fn outbound(&mut self, n: usize, engine: &mut Engine, now: u64) {
         let read = &self.buffer[..n];
         let header = offload::VnetHeader::parse(read);
         let (Some(header), Some(packet)) = (header, read.get(offload::HEADER_LEN..)) else {
@@ -203,46 +200,55 @@ impl Dataplane {
             ));
             return;
         }
-        // The run's protected segments leave in one batch.
-        let mut wire = Vec::with_capacity(self.segments.len());
-        for segment in std::mem::take(&mut self.segments) {
-            self.out.clear();
-            engine.outbound(&segment, now, &mut self.out);
-            wire.append(&mut self.out.wire);
-            self.emit(false);
-            messages.append(&mut self.out.messages);
+        // Each segment is protected in place; those for the wire leave in
+        // one batch, and the rest are emptied.
+        for buf in self.segments.as_mut_slice() {
+            match engine.outbound(buf, now, &mut self.events) {
+                Verdict::Wire => {}
+                Verdict::Dropped { reply: true, .. } => {
+                    if let Err(e) = self
+                        .tun
+                        .send_parts(&[&[0; offload::HEADER_LEN], buf.as_slice()])
+                    {
+                        log::debug(format_args!("{}: {e}", self.tun.name()));
+                    }
+                    buf.filled(0);
+                }
+                Verdict::Enc | Verdict::Dropped { .. } => buf.filled(0),
+            }
         }
-        self.send_errors += self.peers.send_many(&wire) as u64;
+        let wire = self.segments.as_slice().iter().filter(|b| !b.is_empty());
+        self.send_errors += self.peers.send_many(wire.map(PacketBuf::as_slice)) as u64;
     }
 
-    /// Sends and delivers what the engine produced for one packet; packets
-    /// for the host wait in the coalescer when `inbound`.
-    fn emit(&mut self, inbound: bool) {
-        for packet in &self.out.wire {
-            if let Err(e) = self.peers.send(packet) {
-                self.send_errors += 1;
-                log::debug(format_args!("send: {e}"));
-            }
+    /// One arrival from a peer, in `self.arrival`: opened for the host, or
+    /// dropped.
+    fn inbound(&mut self, udp_port: Option<u16>, engine: &mut Engine, now: u64) {
+        if engine.inbound(&mut self.arrival, udp_port, now, &mut self.events) == Verdict::Enc {
+            let tun = &self.tun;
+            self.coalescer
+                .push(self.arrival.as_slice(), |header, packet| {
+                    to_host(tun, header, packet)
+                });
         }
-        for packet in self.out.enc.drain(..) {
-            if inbound {
-                self.coalescer.push(packet);
-            } else if let Err(e) = self.tun.send_parts(&[&[0; offload::HEADER_LEN], &packet]) {
-                log::debug(format_args!("{}: {e}", self.tun.name()));
-            }
-        }
-        if let Some(capture) = &mut self.capture {
-            let time = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            for tap in &self.out.taps {
-                let af = match tap.packet.first().map(|b| b >> 4) {
-                    Some(6) => pcap::ENC_AF_INET6,
-                    _ => pcap::ENC_AF_INET,
-                };
-                if let Err(e) = capture.write(time, af, tap.spi, tap.flags, &tap.packet) {
-                    log::warn(&format!("capture: {e}"));
-                }
+    }
+
+    /// Writes what the engine copied for an enc capture, if one is on.
+    fn capture_taps(&mut self) {
+        let Some(capture) = &mut self.capture else {
+            self.events.taps.clear();
+            return;
+        };
+        let time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        for tap in self.events.taps.drain(..) {
+            let af = match tap.packet.first().map(|b| b >> 4) {
+                Some(6) => pcap::ENC_AF_INET6,
+                _ => pcap::ENC_AF_INET,
+            };
+            if let Err(e) = capture.write(time, af, tap.spi, tap.flags, &tap.packet) {
+                log::warn(&format!("capture: {e}"));
             }
         }
     }
@@ -326,18 +332,28 @@ impl Dataplane {
         let c = &engine.counters;
         let mut s = format!(
             "{} protected out, {} protected in, {} clear out, {} send errors, \
-             {} NAT-T keepalives, {} non-ESP datagrams",
+             {} NAT-T keepalives, {} non-ESP datagrams, {} too long",
             c.protected_out,
             c.protected_in,
             c.clear_out,
             self.send_errors,
             self.peers.keepalives(),
-            self.peers.non_esp()
+            self.peers.non_esp(),
+            self.peers.too_long()
         );
         for (reason, inbound, outbound) in c.drops() {
             s.push_str(&format!("; dropped {reason}: {inbound} in, {outbound} out"));
         }
         s
+    }
+}
+
+/// Writes a packet or run for the host to the enc interface.
+fn to_host(tun: &Tun, header: &offload::VnetHeader, packet: &[u8]) {
+    let mut bytes = [0u8; offload::HEADER_LEN];
+    header.write(&mut bytes);
+    if let Err(e) = tun.send_parts(&[&bytes, packet]) {
+        log::debug(format_args!("{}: {e}", tun.name()));
     }
 }
 

@@ -29,6 +29,7 @@ use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use ipsec_engine::packet::PacketBuf;
 use ipsec_engine::wire::checksum;
 
 /// The firewall mark on every packet the daemon sends: policy routing
@@ -51,29 +52,23 @@ const IPPROTO_COMP: u8 = 108;
 const PROTECTED: [u8; 3] = [IPPROTO_ESP, IPPROTO_AH, IPPROTO_COMP];
 const IPV4_HEADER: usize = 20;
 const IPV6_HEADER: usize = 40;
-/// Room in front of a received payload for the header to rebuild.
-const HEADROOM: usize = IPV6_HEADER;
-/// The largest datagram without IPv6 jumbograms.
-const MAX_DATAGRAM: usize = 65535;
 /// The TTL of a rebuilt IPv4 header when the kernel gave none.
 const DEFAULT_TTL: u8 = 64;
 
-/// One protected packet from a peer, as a whole IP packet.
-#[derive(Debug)]
+/// One protected packet from a peer, read into the caller's buffer as a
+/// whole IP packet. From an IPv4 raw socket it is what the kernel gave,
+/// header included. From an IPv6 raw socket, which gives only the
+/// payload, a fixed IPv6 header is put in front: version 6, the traffic
+/// class received (`IPV6_RECVTCLASS`, else 0), flow label 0, the payload
+/// length, the socket's protocol as next header, the hop limit received
+/// (`IPV6_RECVHOPLIMIT`, else 64), the sender's address and the
+/// destination address (`IPV6_PKTINFO`). From UDP port 4500, the packet
+/// as if it had not been encapsulated: a 20-byte IPv4 header (the TOS and
+/// TTL received, else 0 and 64; protocol 50; identification 0; a correct
+/// total length and checksum) or the IPv6 header as above with next
+/// header 50, then the UDP payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Arrival {
-    /// The full IP packet. From an IPv4 raw socket it is what the kernel
-    /// gave, header included. From an IPv6 raw socket, which gives only
-    /// the payload, a fixed IPv6 header is put in front: version 6, the
-    /// traffic class received (`IPV6_RECVTCLASS`, else 0), flow label 0,
-    /// the payload length, the socket's protocol as next header, the hop
-    /// limit received (`IPV6_RECVHOPLIMIT`, else 64), the sender's
-    /// address and the destination address (`IPV6_PKTINFO`). From UDP
-    /// port 4500, the packet as if it had not been encapsulated: a
-    /// 20-byte IPv4 header (the TOS and TTL received, else 0 and 64;
-    /// protocol 50; identification 0; a correct total length and
-    /// checksum) or the IPv6 header as above with next header 50, then
-    /// the UDP payload.
-    pub packet: Vec<u8>,
     /// For UDP-encapsulated arrivals, the peer's source UDP port; `None`
     /// for raw ESP/AH.
     pub udp_port: Option<u16>,
@@ -101,15 +96,16 @@ pub struct Peers {
     send4: OwnedFd,
     /// `None` when the kernel has no IPv6.
     send6: Option<OwnedFd>,
-    /// One receive buffer for all, reused: `HEADROOM + MAX_DATAGRAM`.
-    buffer: RefCell<Vec<u8>>,
     keepalives: Cell<u64>,
     non_esp: Cell<u64>,
+    /// Datagrams too long to be an IP packet once a header is put in
+    /// front: no ESP could be in them.
+    too_long: Cell<u64>,
+    batch: RefCell<Batch>,
 }
 
 impl fmt::Debug for Peers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Not the 64 KiB buffer.
         f.debug_struct("Peers")
             .field("inputs", &self.inputs)
             .field("send4", &self.send4)
@@ -427,7 +423,8 @@ impl Peers {
             inputs,
             send4,
             send6,
-            buffer: RefCell::new(vec![0; HEADROOM + MAX_DATAGRAM]),
+            too_long: Cell::new(0),
+            batch: RefCell::default(),
             keepalives: Cell::new(0),
             non_esp: Cell::new(0),
         })
@@ -452,12 +449,17 @@ impl Peers {
         self.non_esp.get()
     }
 
+    /// Datagrams dropped for being too long to hold an IP packet.
+    pub fn too_long(&self) -> u64 {
+        self.too_long.get()
+    }
+
     /// Reads one waiting packet from `fd`, one of [`Peers::fds`]; `None`
     /// when nothing waits, and also after consuming a NAT-T keepalive or a
     /// non-ESP datagram (which are counted), so `None` does not prove the
     /// socket drained: poll again. A datagram longer than the buffer (only
     /// possible with jumbograms) is an `InvalidData` error.
-    pub fn recv(&self, fd: RawFd) -> io::Result<Option<Arrival>> {
+    pub fn recv(&self, fd: RawFd, buf: &mut PacketBuf) -> io::Result<Option<Arrival>> {
         let Some(input) = self.inputs.iter().find(|i| i.fd.as_raw_fd() == fd) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -469,7 +471,7 @@ impl Peers {
             Kind::Udp4 => IPV4_HEADER,
             Kind::Raw6(_) | Kind::Udp6 => IPV6_HEADER,
         };
-        let mut buffer = self.buffer.borrow_mut();
+        let buffer = buf.space();
         let payload_room = &mut buffer[headroom..];
         // SAFETY: sockaddr_storage is plain data; zero is a valid start.
         let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
@@ -498,10 +500,8 @@ impl Peers {
             };
         }
         if msg.msg_flags & libc::MSG_TRUNC != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "datagram longer than the receive buffer",
-            ));
+            self.too_long.set(self.too_long.get() + 1);
+            return Ok(None);
         }
         let n = n as usize;
         let control_len = (msg.msg_controllen as usize).min(control.0.len());
@@ -544,10 +544,8 @@ impl Peers {
                 ));
             }
         };
-        Ok(Some(Arrival {
-            packet: buffer[..headroom + n].to_vec(),
-            udp_port,
-        }))
+        buf.filled(headroom + n);
+        Ok(Some(Arrival { udp_port }))
     }
 
     /// Sends a whole IP packet, IPv4 or IPv6 by its version nibble, to the
@@ -592,45 +590,41 @@ impl Peers {
 impl Peers {
     /// Sends many whole IPv4 packets with one system call per batch
     /// (sendmmsg); IPv6 and anything odd go one by one through
-    /// [`Peers::send`]. Returns how many could not be sent.
-    pub fn send_many(&self, packets: &[Vec<u8>]) -> usize {
+    /// [`Peers::send`]. Returns how many could not be sent. The vectors
+    /// the call needs are kept from one batch to the next.
+    pub fn send_many<'a>(&self, packets: impl Iterator<Item = &'a [u8]>) -> usize {
         let mut failed = 0;
-        let (v4, other): (Vec<&Vec<u8>>, Vec<&Vec<u8>>) = packets
-            .iter()
-            .partition(|p| p.first().map(|b| b >> 4) == Some(4) && p.len() >= IPV4_HEADER);
-        for p in other {
-            if self.send(p).is_err() {
+        let mut batch = self.batch.borrow_mut();
+        let Batch { addrs, iovs, msgs } = &mut *batch;
+        addrs.clear();
+        iovs.clear();
+        msgs.clear();
+        for p in packets {
+            if p.first().map(|b| b >> 4) == Some(4) && p.len() >= IPV4_HEADER {
+                addrs.push(sockaddr_in([p[16], p[17], p[18], p[19]], 0));
+                iovs.push(libc::iovec {
+                    iov_base: p.as_ptr().cast_mut().cast(),
+                    iov_len: p.len(),
+                });
+            } else if self.send(p).is_err() {
                 failed += 1;
             }
         }
-        let addrs: Vec<libc::sockaddr_in> = v4
-            .iter()
-            .map(|p| sockaddr_in([p[16], p[17], p[18], p[19]], 0))
-            .collect();
-        let mut iovs: Vec<libc::iovec> = v4
-            .iter()
-            .map(|p| libc::iovec {
-                iov_base: p.as_ptr().cast_mut().cast(),
-                iov_len: p.len(),
-            })
-            .collect();
-        let mut msgs: Vec<libc::mmsghdr> = iovs
-            .iter_mut()
-            .zip(&addrs)
-            .map(|(iov, addr)| {
-                // SAFETY: an all-zero msghdr is valid; the fields set
-                // below point into vectors that outlive the call.
-                let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
-                hdr.msg_name = std::ptr::from_ref(addr).cast_mut().cast();
-                hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-                hdr.msg_iov = std::ptr::from_mut(iov);
-                hdr.msg_iovlen = 1;
-                libc::mmsghdr {
-                    msg_hdr: hdr,
-                    msg_len: 0,
-                }
-            })
-            .collect();
+        // Only now, with both vectors complete, do pointers into them
+        // stay put.
+        for (iov, addr) in iovs.iter_mut().zip(addrs.iter()) {
+            // SAFETY: an all-zero msghdr is valid; the fields set below
+            // point into vectors that outlive the call.
+            let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+            hdr.msg_name = std::ptr::from_ref(addr).cast_mut().cast();
+            hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            hdr.msg_iov = std::ptr::from_mut(iov);
+            hdr.msg_iovlen = 1;
+            msgs.push(libc::mmsghdr {
+                msg_hdr: hdr,
+                msg_len: 0,
+            });
+        }
         let mut done = 0;
         while done < msgs.len() {
             let rest = &mut msgs[done..];
@@ -652,8 +646,19 @@ impl Peers {
                 done += n as usize;
             }
         }
+        // No pointer into the packets outlives the call.
+        iovs.clear();
+        msgs.clear();
         failed
     }
+}
+
+/// What one sendmmsg needs, kept for the next.
+#[derive(Default)]
+struct Batch {
+    addrs: Vec<libc::sockaddr_in>,
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
 }
 
 fn sendto<T>(fd: &OwnedFd, packet: &[u8], addr: &T) -> io::Result<usize> {
@@ -717,16 +722,30 @@ mod tests {
             .unwrap()
     }
 
+    /// An arrival and the packet read with it.
+    #[derive(Debug)]
+    struct Got {
+        packet: Vec<u8>,
+        udp_port: Option<u16>,
+    }
+
     /// The next arrival on `fd`, within two seconds.
-    fn arrival(peers: &Peers, fd: RawFd) -> Option<Arrival> {
+    fn arrival(peers: &Peers, fd: RawFd) -> Option<Got> {
         assert!(readable(fd, 2000), "nothing arrived on {fd}");
-        peers.recv(fd).unwrap()
+        let mut buf = PacketBuf::new();
+        let arrival = peers.recv(fd, &mut buf).unwrap()?;
+        Some(Got {
+            packet: buf.as_slice().to_vec(),
+            udp_port: arrival.udp_port,
+        })
     }
 
     /// Nothing else is waiting on any input.
     fn all_quiet(peers: &Peers) {
+        let mut buf = PacketBuf::new();
         for fd in peers.fds() {
-            assert!(peers.recv(fd).unwrap().is_none(), "stray packet on {fd}");
+            let stray = peers.recv(fd, &mut buf).unwrap();
+            assert!(stray.is_none(), "stray packet on {fd}");
         }
     }
 
@@ -901,7 +920,7 @@ mod tests {
 
             // A descriptor that is not ours, and packets that are not IP.
             assert_eq!(
-                peers.recv(-1).unwrap_err().kind(),
+                peers.recv(-1, &mut PacketBuf::new()).unwrap_err().kind(),
                 io::ErrorKind::InvalidInput
             );
             for junk in [&[][..], &[0x45; 19], &[0x60; 39], &[0x12; 64]] {
@@ -1026,7 +1045,7 @@ mod tests {
             // The raw sockets got them all; nothing else is left over.
             let mut got = 0;
             for fd in peers.fds() {
-                while peers.recv(fd).unwrap().is_some() {
+                while peers.recv(fd, &mut PacketBuf::new()).unwrap().is_some() {
                     got += 1;
                 }
             }

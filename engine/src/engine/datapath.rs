@@ -6,6 +6,7 @@
 use super::complaints::Subject;
 use super::counters::Drop;
 use super::*;
+use crate::packet::PacketBuf;
 use crate::sad::{Expiry, SaId, State};
 use crate::spd::Direction;
 use crate::too_big;
@@ -33,30 +34,29 @@ pub const ENC_CONF: u32 = 0x0400;
 /// The packet was authenticated.
 pub const ENC_AUTH: u32 = 0x0800;
 
-/// What handling packets produced.
+/// What became of a packet. The packet itself is in the caller's buffer,
+/// changed in place: protected or opened, or replaced by a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send the buffer's packet to the wire: protected, or deliberately
+    /// clear.
+    Wire,
+    /// Hand the buffer's packet to the host on `enc0`: an opened arrival.
+    Enc,
+    /// Dropped, and counted. With `reply`, the buffer now holds an ICMP
+    /// error for the sender, for `enc0`.
+    Dropped { reason: Drop, reply: bool },
+}
+
+/// What else handling packets produced, beside the packets themselves:
+/// kept by the caller and drained when it likes, so that the vectors
+/// keep their room and a packet that makes neither costs no allocation.
 #[derive(Debug, Default)]
-pub struct Output {
-    /// Whole IP packets for the wire, protected or deliberately clear.
-    pub wire: Vec<Vec<u8>>,
-    /// Packets for `enc0`: opened arrivals, and ICMP errors for senders
-    /// whose packets no longer fit.
-    pub enc: Vec<Vec<u8>>,
+pub struct Events {
     /// Copies for an enc capture, when one is on.
     pub taps: Vec<Tap>,
     /// PF_KEY messages: ACQUIREs and EXPIREs.
     pub messages: Vec<Send>,
-    /// Why the last packet was dropped, if it was.
-    pub dropped: Option<Drop>,
-}
-
-impl Output {
-    pub fn clear(&mut self) {
-        self.wire.clear();
-        self.enc.clear();
-        self.taps.clear();
-        self.messages.clear();
-        self.dropped = None;
-    }
 }
 
 /// How a packet went wrong, as the path unwinds.
@@ -90,13 +90,15 @@ impl From<ipx::CannotBuild> for Drop {
 struct Blame {
     sa: Option<SaId>,
     src: Option<IpAddr>,
+    /// The buffer holds an ICMP error for the sender now.
+    reply: bool,
 }
 
 impl Engine {
     /// Counts a drop, on its SA too, and keeps it for the rate-limited
     /// complaints when it concerns a peer (not the host's own chatter on
     /// the enc interface, and not what a deny flow is there to drop).
-    fn dropped(&mut self, reason: Drop, inbound: bool, blame: &Blame, out: &mut Output) {
+    fn dropped(&mut self, reason: Drop, inbound: bool, blame: &Blame) {
         self.counters.drop(reason, inbound);
         if let Some(id) = &blame.sa {
             self.sad.count_drop(id, inbound);
@@ -111,27 +113,34 @@ impl Engine {
                 dst: blame.sa.map(|id| id.dst),
             });
         }
-        out.dropped = Some(reason);
     }
 
-    /// A packet the host routed into `enc0`.
-    pub fn outbound(&mut self, packet: &[u8], now: u64, out: &mut Output) {
+    /// A packet the host routed into `enc0`, in `buf`: protected in place
+    /// for the wire, passed on clear, or dropped.
+    pub fn outbound(&mut self, buf: &mut PacketBuf, now: u64, events: &mut Events) -> Verdict {
         let mut blame = Blame::default();
-        if let Err(reason) = self.try_outbound(packet, now, out, &mut blame) {
-            self.dropped(reason, false, &blame, out);
+        match self.try_outbound(buf, now, events, &mut blame) {
+            Ok(()) => Verdict::Wire,
+            Err(reason) => {
+                self.dropped(reason, false, &blame);
+                Verdict::Dropped {
+                    reason,
+                    reply: blame.reply,
+                }
+            }
         }
     }
 
     fn try_outbound(
         &mut self,
-        packet: &[u8],
+        buf: &mut PacketBuf,
         now: u64,
-        out: &mut Output,
+        events: &mut Events,
         blame: &mut Blame,
     ) -> Fate<()> {
-        let layout = Layout::of(packet)?;
-        let packet = &packet[..layout.len];
-        let key = layout.key(packet, Direction::Out);
+        let layout = Layout::of(buf.as_slice())?;
+        buf.keep(0..layout.len);
+        let key = layout.key(buf.as_slice(), Direction::Out);
         let Some((_, policy)) = self.spd.lookup_mut(&key) else {
             // The host's own chatter on enc0 (IPv6 router solicitations,
             // MLD) has no business on another link.
@@ -139,12 +148,12 @@ impl Engine {
                 return Err(Drop::NoPolicy);
             }
             // No flow: no IPsec, as on OpenBSD.
-            return self.send_clear(packet, out);
+            return self.send_clear(buf);
         };
-        policy.usage.count(packet.len(), now);
+        policy.usage.count(layout.len, now);
         let (flow_type, satype, peer) = (policy.flow_type, policy.satype, policy.peer);
         match flow_type {
-            FlowType::BYPASS => return self.send_clear(packet, out),
+            FlowType::BYPASS => return self.send_clear(buf),
             FlowType::DENY => return Err(Drop::Denied),
             _ => {}
         }
@@ -166,28 +175,39 @@ impl Engine {
                 satype,
             });
             if matches!(flow_type, FlowType::ACQUIRE | FlowType::REQUIRE) {
-                out.messages.extend(self.acquire(&key, now));
+                events.messages.extend(self.acquire(&key, now));
             }
             return match flow_type {
-                FlowType::USE | FlowType::ACQUIRE => self.send_clear(packet, out),
+                FlowType::USE | FlowType::ACQUIRE => self.send_clear(buf),
                 _ => Err(Drop::NoSa),
             };
         };
         blame.sa = Some(sa);
-        let protected = self.protect(packet.to_vec(), sa, now, out)?;
-        if protected.len() > self.path_mtu {
+        // Protection happens in place; if the result may not fit the
+        // path, keep the original for the ICMP error that quotes it.
+        let may_not_fit = layout.len + self.bundle_overhead(sa) > self.path_mtu;
+        if may_not_fit {
+            self.original.clear();
+            self.original.extend_from_slice(buf.as_slice());
+        }
+        self.protect(buf, sa, now, events)?;
+        if buf.len() > self.path_mtu {
             // enc0's MTU leaves room for the worst SA, so only a packet
             // that came in larger gets here. Tell its sender, as a router
             // on the path would (RFC 1191, RFC 8201).
-            let room = self.path_mtu.saturating_sub(protected.len() - packet.len());
+            let room = self.path_mtu.saturating_sub(buf.len() - layout.len);
             let room = u16::try_from(room).unwrap_or(u16::MAX);
-            let dont_fragment = layout.v6 || ipv4::Packet::new_unchecked(packet).dont_fragment();
-            if dont_fragment && let Some(reply) = too_big::reply(packet, room, layout.dst) {
-                out.enc.push(reply);
+            let original = &self.original[..];
+            let dont_fragment = layout.v6 || ipv4::Packet::new_unchecked(original).dont_fragment();
+            if may_not_fit
+                && dont_fragment
+                && let Some(reply) = too_big::reply(original, room, layout.dst)
+            {
+                buf.set(&reply);
+                blame.reply = true;
             }
             return Err(Drop::TooBig);
         }
-        out.wire.push(protected);
         self.counters.protected_out += 1;
         Ok(())
     }
@@ -195,8 +215,8 @@ impl Engine {
     /// Sends a packet on unprotected, as a router would: one hop less.
     /// That also ends the loop a route of the host's own can make, into
     /// enc0 from the main table, which the daemon's marked packets use.
-    fn send_clear(&mut self, packet: &[u8], out: &mut Output) -> Fate<()> {
-        let mut packet = packet.to_vec();
+    fn send_clear(&mut self, buf: &mut PacketBuf) -> Fate<()> {
+        let packet = buf.as_mut_slice();
         let ttl_at = if packet[0] >> 4 == 6 { 7 } else { 8 };
         if packet[ttl_at] <= 1 {
             return Err(Drop::HopLimit);
@@ -205,19 +225,18 @@ impl Engine {
         if ttl_at == 8 {
             ipv4::Packet::new_unchecked(&mut packet[..]).fill_checksum();
         }
-        out.wire.push(packet);
         self.counters.clear_out += 1;
         Ok(())
     }
 
-    /// Applies an SA and the rest of its bundle to a packet.
+    /// Applies an SA and the rest of its bundle to the packet in `buf`.
     fn protect(
         &mut self,
-        mut packet: Vec<u8>,
+        buf: &mut PacketBuf,
         first: SaId,
         now: u64,
-        out: &mut Output,
-    ) -> Fate<Vec<u8>> {
+        events: &mut Events,
+    ) -> Fate<()> {
         let mut next = Some(first);
         while let Some(id) = next {
             let (sa, live) = self
@@ -226,7 +245,7 @@ impl Engine {
                 .ok_or(Drop::NoSa)?
                 .map_err(|_| Drop::Unkeyed)?;
             next = sa.next;
-            let layout = Layout::of(&packet)?;
+            let layout = Layout::of(buf.as_slice())?;
             // Tunnel mode when the SA says so or when it cannot be
             // transport mode: another family, or another destination.
             let tunnel = sa.flags & sa_flags::TUNNEL != 0
@@ -235,16 +254,16 @@ impl Engine {
                 || sa.id.dst != layout.dst;
             if tunnel {
                 self.ident = self.ident.wrapping_add(1);
-                packet = ipx::encapsulate(&packet, sa.src, sa.id.dst, self.ident)?;
+                ipx::encapsulate(buf, sa.src, sa.id.dst, self.ident)?;
             }
-            let layout = Layout::of(&packet)?;
+            let layout = Layout::of(buf.as_slice())?;
             let bytes = layout.len - layout.header_len;
             if self.capture {
-                out.taps.push(Tap {
+                events.taps.push(Tap {
                     inbound: false,
                     spi: sa.id.spi,
                     flags: enc_flags(&live.transform),
-                    packet: packet.clone(),
+                    packet: buf.as_slice().to_vec(),
                 });
             }
             let spi = sa.id.spi;
@@ -259,67 +278,73 @@ impl Engine {
                 // Every sequence number is used: the SA expires, as at a
                 // hard limit, so that a key manager makes a new one.
                 if let Some(sa) = self.sad.delete(&id) {
-                    out.messages.extend(self.expired(&sa, Expiry::Hard));
+                    events.messages.extend(self.expired(&sa, Expiry::Hard));
                 }
                 return Err(Drop::Expired);
             };
-            packet = match &live.transform {
-                Transform::Ipip => packet,
+            match &live.transform {
+                Transform::Ipip => {}
                 Transform::Esp(esp) => {
-                    let mut sealed = Vec::with_capacity(bytes + esp.overhead());
-                    esp.seal(
-                        spi,
-                        seq,
-                        live.esn,
-                        layout.protocol,
-                        layout.payload(&packet),
-                        &mut self.ivs,
-                        &mut sealed,
-                    );
-                    match udp_port {
-                        Some(port) => natt::encapsulate(&packet, &layout, &sealed, port)?,
-                        None => ipx::rebuild(&packet, &layout, proto::ESP, &sealed)?,
+                    esp.seal(buf, &layout, spi, seq, live.esn, &mut self.ivs)?;
+                    if let Some(port) = udp_port {
+                        natt::encapsulate(buf, &layout, port)?;
                     }
                 }
-                Transform::Ah(ah) => ah.seal(&packet, &layout, spi, seq, live.esn)?,
+                Transform::Ah(ah) => ah.seal(buf, &layout, spi, seq, live.esn)?,
                 Transform::IpComp(ipcomp) => {
-                    match ipcomp.compress(spi as u16, layout.protocol, layout.payload(&packet)) {
-                        Some(packed) => ipx::rebuild(&packet, &layout, proto::IPCOMP, &packed)?,
-                        None => packet,
+                    let payload = layout.payload(buf.as_slice());
+                    if let Some(packed) = ipcomp.compress(spi as u16, layout.protocol, payload) {
+                        replace_payload(buf, &layout, proto::IPCOMP, &packed)?;
                     }
                 }
-            };
+            }
             if let Some((sa, expiry)) = self.sad.account(&id, bytes as u64, false, now) {
-                out.messages.extend(self.expired(&sa, expiry));
+                events.messages.extend(self.expired(&sa, expiry));
                 if expiry == Expiry::Hard {
                     return Err(Drop::Expired);
                 }
             }
         }
-        Ok(packet)
+        Ok(())
     }
 
     /// An ESP or AH packet from a peer (with `udp_port` when it came in
-    /// UDP), as a whole IP packet.
-    pub fn inbound(&mut self, packet: &[u8], udp_port: Option<u16>, now: u64, out: &mut Output) {
+    /// UDP), as a whole IP packet in `buf`: opened in place for `enc0`,
+    /// or dropped.
+    pub fn inbound(
+        &mut self,
+        buf: &mut PacketBuf,
+        udp_port: Option<u16>,
+        now: u64,
+        events: &mut Events,
+    ) -> Verdict {
         let mut blame = Blame::default();
-        if let Err(reason) = self.try_inbound(packet, udp_port, now, out, &mut blame) {
-            self.dropped(reason, true, &blame, out);
+        match self.try_inbound(buf, udp_port, now, events, &mut blame) {
+            Ok(()) => Verdict::Enc,
+            Err(reason) => {
+                self.dropped(reason, true, &blame);
+                Verdict::Dropped {
+                    reason,
+                    reply: false,
+                }
+            }
         }
     }
 
     fn try_inbound(
         &mut self,
-        packet: &[u8],
+        buf: &mut PacketBuf,
         udp_port: Option<u16>,
         now: u64,
-        out: &mut Output,
+        events: &mut Events,
         blame: &mut Blame,
     ) -> Fate<()> {
-        let mut layout = Layout::of(packet)?;
+        let mut layout = Layout::of(buf.as_slice())?;
         blame.src = Some(layout.src);
-        let mut packet = packet[..layout.len].to_vec();
-        let mut used: Vec<SaId> = Vec::new();
+        buf.keep(0..layout.len);
+        // A bundle is at most a few SAs deep; each may appear once.
+        let mut used: [Option<SaId>; MAX_BUNDLE] = [None; MAX_BUNDLE];
+        let mut depth = 0;
         let mut tunneled = false;
         let mut encapsulated = udp_port.is_some();
         loop {
@@ -327,22 +352,22 @@ impl Engine {
                 proto::ESP => SaType::ESP,
                 proto::AH => SaType::AH,
                 proto::IPCOMP => SaType::X_IPCOMP,
-                proto::IPV4 | proto::IPV6 if !used.is_empty() => {
+                proto::IPV4 | proto::IPV6 if depth > 0 => {
                     // The tunnel's inner packet; it must be what the
                     // outer header says it is.
-                    let inner = layout.payload(&packet).to_vec();
-                    let inner_layout = Layout::of(&inner)?;
-                    if inner_layout.v6 != (layout.protocol == proto::IPV6) {
+                    buf.keep(layout.header_len..layout.len);
+                    let inner = Layout::of(buf.as_slice())?;
+                    if inner.v6 != (layout.protocol == proto::IPV6) {
                         return Err(Drop::Malformed);
                     }
-                    packet = inner;
-                    layout = inner_layout;
+                    buf.keep(0..inner.len);
+                    layout = inner;
                     tunneled = true;
                     continue;
                 }
                 _ => break,
             };
-            let payload = layout.payload(&packet);
+            let payload = layout.payload(buf.as_slice());
             let spi = match satype {
                 SaType::ESP => payload.get(0..4),
                 SaType::AH => payload.get(4..8),
@@ -358,8 +383,10 @@ impl Engine {
                 spi,
                 satype,
             };
-            if used.contains(&id)
-                || (satype == SaType::X_IPCOMP && used.iter().any(|u| u.satype == satype))
+            let seen = &used[..depth];
+            if depth == MAX_BUNDLE
+                || seen.contains(&Some(id))
+                || (satype == SaType::X_IPCOMP && seen.iter().flatten().any(|u| u.satype == satype))
             {
                 return Err(Drop::Malformed);
             }
@@ -380,65 +407,58 @@ impl Engine {
             }
             let esn = live.esn;
             let at = layout.header_len;
-            let (opened, next_header) = match &live.transform {
+            let bytes = (layout.len - at) as u64;
+            let next_header = match &live.transform {
                 Transform::Esp(esp) => {
-                    let low =
-                        wire::esp::Packet::new_checked(&packet[at..layout.len])?.sequence_number();
+                    let packet = buf.as_mut_slice();
+                    let low = wire::esp::Packet::new_checked(&packet[at..])?.sequence_number();
                     let seq = check_replay(live.replay.as_ref(), low)?;
-                    let (range, next) = esp.open(&mut packet[at..layout.len], seq, esn)?;
+                    let (range, next) = esp.open(&mut packet[at..], seq, esn)?;
                     commit_replay(live.replay.as_mut(), seq)?;
-                    (
-                        ipx::rebuild(
-                            &packet,
-                            &layout,
-                            next,
-                            &packet[at + range.start..at + range.end],
-                        )?,
-                        next,
-                    )
+                    buf.keep(0..at + range.end);
+                    buf.remove(at, range.start);
+                    next
                 }
                 Transform::Ah(ah) => {
-                    let low =
-                        wire::ah::Packet::new_checked(&packet[at..layout.len])?.sequence_number();
+                    let packet = buf.as_slice();
+                    let low = wire::ah::Packet::new_checked(&packet[at..])?.sequence_number();
                     let seq = check_replay(live.replay.as_ref(), low)?;
-                    let (next, ah_len) = ah.open(&packet, &layout, seq, esn)?;
+                    let (next, ah_len) = ah.open(packet, &layout, seq, esn)?;
                     commit_replay(live.replay.as_mut(), seq)?;
-                    (
-                        ipx::rebuild(&packet, &layout, next, &packet[at + ah_len..layout.len])?,
-                        next,
-                    )
+                    buf.remove(at, ah_len);
+                    next
                 }
                 Transform::IpComp(ipcomp) => {
-                    let (payload, next) = ipcomp.decompress(layout.payload(&packet))?;
-                    (ipx::rebuild(&packet, &layout, next, &payload)?, next)
+                    let (payload, next) = ipcomp.decompress(layout.payload(buf.as_slice()))?;
+                    replace_payload(buf, &layout, next, &payload)?;
+                    next
                 }
                 Transform::Ipip => return Err(Drop::Malformed),
             };
             let flags = enc_flags(&live.transform);
-            let bytes = (layout.len - layout.header_len) as u64;
-            packet = opened;
-            layout = Layout::of(&packet)?;
+            ipx::reframe(buf.as_mut_slice(), &layout, next_header)?;
+            layout = Layout::of(buf.as_slice())?;
             if encapsulated && matches!(next_header, proto::TCP | proto::UDP) {
                 // Transport mode through a NAT: the sender's checksum
                 // covered addresses the NAT rewrote (RFC 3948 §3.1.2).
-                natt::fix_transport_checksum(&mut packet, &layout);
+                natt::fix_transport_checksum(buf.as_mut_slice(), &layout);
             }
             encapsulated = false;
             if self.capture && satype != SaType::X_IPCOMP {
-                out.taps.push(Tap {
+                events.taps.push(Tap {
                     inbound: true,
                     spi,
                     flags,
-                    packet: packet.clone(),
+                    packet: buf.as_slice().to_vec(),
                 });
             }
-            used.push(id);
+            used[depth] = Some(id);
+            depth += 1;
             if let Some((sa, expiry)) = self.sad.account(&id, bytes, true, now) {
-                out.messages.extend(self.expired(&sa, expiry));
+                events.messages.extend(self.expired(&sa, expiry));
             }
         }
-        self.admit(&packet, &layout, &used, tunneled, now)?;
-        out.enc.push(packet);
+        self.admit(buf.as_slice(), &layout, &used[..depth], tunneled, now)?;
         self.counters.protected_in += 1;
         Ok(())
     }
@@ -450,7 +470,7 @@ impl Engine {
         &mut self,
         packet: &[u8],
         layout: &Layout,
-        used: &[SaId],
+        used: &[Option<SaId>],
         tunneled: bool,
         now: u64,
     ) -> Fate<()> {
@@ -470,7 +490,7 @@ impl Engine {
             FlowType::DENY => Err(Drop::Denied),
             FlowType::REQUIRE | FlowType::DONTACQ => {
                 let from = peer.unwrap_or(layout.src);
-                let through = used.iter().any(|id| {
+                let through = used.iter().flatten().any(|id| {
                     id.satype == satype && self.sad.get(id).is_some_and(|sa| sa.src == from)
                 });
                 if through {
@@ -482,6 +502,20 @@ impl Engine {
             _ => Ok(()),
         }
     }
+}
+
+/// The deepest bundle an arrival may open: OpenBSD's own bundles are two
+/// SAs deep; this leaves room for IPComp and a tunnel.
+const MAX_BUNDLE: usize = 4;
+
+/// Replaces what follows the header of the packet in `buf` with
+/// `payload`, which a transform made elsewhere (IPComp's compressor).
+fn replace_payload(buf: &mut PacketBuf, layout: &Layout, protocol: u8, payload: &[u8]) -> Fate<()> {
+    let at = layout.header_len;
+    buf.keep(0..at);
+    buf.push_back(payload.len())?[at..].copy_from_slice(payload);
+    ipx::reframe(buf.as_mut_slice(), layout, protocol)?;
+    Ok(())
 }
 
 /// Whether a destination is beyond the link: not multicast, broadcast or

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 pub use counters::{Counters, Drop, FlowUsage};
-pub use datapath::{Output, Tap};
+pub use datapath::{Events, Tap, Verdict};
 pub use flows::Policy;
 pub use persist::RestoreError;
 pub use steering::EncRoute;
@@ -108,6 +108,9 @@ pub struct Engine {
     ivs: crate::random::Random,
     /// The identification field of the next IPv4 tunnel header.
     ident: u16,
+    /// A copy of an outbound packet that may not fit the path once
+    /// protected, for the ICMP error that would quote it; reused.
+    original: Vec<u8>,
     /// Whether the data path keeps copies for an enc capture.
     pub capture: bool,
     pub counters: Counters,
@@ -173,6 +176,7 @@ impl Engine {
             acquires: Vec::new(),
             random: Rng(u64::from_ne_bytes(seed) | 1),
             ivs,
+            original: Vec::new(),
             ident: u16::from_ne_bytes(ident),
             capture: false,
             counters: Counters::default(),

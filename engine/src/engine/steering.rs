@@ -3,6 +3,7 @@
 //! in the enc interface's MTU for the largest SA overhead.
 
 use super::*;
+use crate::sad::SaId;
 use crate::spd::{self, Direction};
 use crate::wire::{ipv4, ipv6, udp};
 use crate::xform::natt;
@@ -67,29 +68,33 @@ impl Engine {
     /// The largest number of bytes protection adds to a packet, over
     /// every outbound SA and its bundle: what `enc0`'s MTU leaves room for.
     pub fn overhead(&self) -> usize {
-        let mut worst = 0;
-        for sa in self.sad.iter() {
-            if sa.prev.is_some() {
-                continue;
+        self.sad
+            .iter()
+            .filter(|sa| sa.prev.is_none())
+            .map(|sa| self.bundle_overhead(sa.id))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The most bytes an SA and the rest of its bundle add, tunnel
+    /// headers counted.
+    pub fn bundle_overhead(&self, first: SaId) -> usize {
+        let mut total = 0;
+        let mut cursor = Some(first);
+        while let Some(id) = cursor {
+            let Some(sa) = self.sad.get(&id) else { break };
+            total += if sa.id.dst.is_ipv6() {
+                ipv6::HEADER_LEN
+            } else {
+                ipv4::HEADER_LEN
+            };
+            total += crate::xform::overhead_of(sa);
+            if sa.flags & sa_flags::UDPENCAP != 0 {
+                total += udp::HEADER_LEN;
             }
-            let mut total = 0;
-            let mut cursor = Some(sa.id);
-            while let Some(id) = cursor {
-                let Some(sa) = self.sad.get(&id) else { break };
-                total += if sa.id.dst.is_ipv6() {
-                    ipv6::HEADER_LEN
-                } else {
-                    ipv4::HEADER_LEN
-                };
-                total += crate::xform::overhead_of(sa);
-                if sa.flags & sa_flags::UDPENCAP != 0 {
-                    total += udp::HEADER_LEN;
-                }
-                cursor = sa.next;
-            }
-            worst = worst.max(total);
+            cursor = sa.next;
         }
-        worst
+        total
     }
 
     /// NAT-keepalives for the SAs carried in UDP that this host has sent

@@ -2,8 +2,9 @@
 //! header that routers change (RFC 4302 §3.3.3.1) counted as zero.
 
 use super::Refusal;
-use super::ip::{CannotBuild, Layout, fix_lengths, proto};
+use super::ip::{CannotBuild, Layout, proto, reframe};
 use crate::crypto::{KeyError, Mac};
+use crate::packet::PacketBuf;
 use crate::wire::ah;
 use pfkey::AuthAlg;
 
@@ -29,38 +30,40 @@ impl Ah {
         self.header_len(true)
     }
 
-    /// The packet with an AH header inserted after its IP header.
+    /// Seals the packet in `buf` (laid out as `layout` says, link
+    /// padding already cut) in place: the AH header goes in after the IP
+    /// header, and the ICV covers the packet with its mutable fields as
+    /// zero.
     pub fn seal(
         &self,
-        packet: &[u8],
+        buf: &mut PacketBuf,
         layout: &Layout,
         spi: u32,
         seq: u64,
         esn: bool,
-    ) -> Result<Vec<u8>, CannotBuild> {
+    ) -> Result<(), CannotBuild> {
         let ah_len = self.header_len(layout.v6);
         let at = layout.header_len;
-        let mut out = Vec::with_capacity(layout.len + ah_len);
-        out.extend_from_slice(&packet[..at]);
-        out.resize(at + ah_len, 0);
-        out.extend_from_slice(layout.payload(packet));
-        out[layout.protocol_at] = proto::AH;
+        let packet = buf.insert(at, ah_len)?;
         {
-            let mut header = ah::Packet::new_unchecked(&mut out[at..at + ah_len]);
+            let mut header = ah::Packet::new_unchecked(&mut packet[at..at + ah_len]);
             header.set_next_header(layout.protocol);
             header.set_payload_len((ah_len / 4 - 2) as u8);
             header.clear_reserved();
             header.set_spi(spi);
             header.set_sequence_number(seq as u32);
         }
-        fix_lengths(&mut out, layout.v6)?;
+        packet[at + ah::FIXED_LEN..at + ah_len].fill(0);
+        reframe(packet, layout, proto::AH)?;
         let mut icv = [0u8; 64];
         let icv = &mut icv[..self.mac.icv_len()];
-        let muted = muted_header(&out[..at], layout.v6);
-        let high = high_bits(seq, esn);
-        self.mac.sign(&[&muted, &out[at..], &high], icv);
-        out[at + ah::FIXED_LEN..][..icv.len()].copy_from_slice(icv);
-        Ok(out)
+        let mut scratch = [0u8; MAX_HEADER];
+        let muted = muted_header(&packet[..at], layout.v6, &mut scratch);
+        let (high, high_len) = high_bits(seq, esn);
+        self.mac
+            .sign(&[muted, &packet[at..], &high[..high_len]], icv);
+        packet[at + ah::FIXED_LEN..][..icv.len()].copy_from_slice(icv);
+        Ok(())
     }
 
     /// Verifies the AH header after `layout`'s IP header (the ICV in
@@ -82,17 +85,23 @@ impl Ah {
         }
         let next_header = view.next_header();
         let icv = &view.icv()[..self.mac.icv_len()];
-        let muted = muted_header(&packet[..at], layout.v6);
+        let mut scratch = [0u8; MAX_HEADER];
+        let muted = muted_header(&packet[..at], layout.v6, &mut scratch);
         // The header as the sender signed it: the ICV zeroed, its padding
         // as sent (RFC 4302 §2.6: the padding is in the ICV).
         let mut ah_copy = [0u8; 80];
         let ah_copy = &mut ah_copy[..ah_len];
         ah_copy.copy_from_slice(&packet[at..at + ah_len]);
         ah_copy[ah::FIXED_LEN..ah::FIXED_LEN + self.mac.icv_len()].fill(0);
-        let high = high_bits(seq, esn);
+        let (high, high_len) = high_bits(seq, esn);
         self.mac
             .verify(
-                &[&muted, ah_copy, &packet[at + ah_len..layout.len], &high],
+                &[
+                    muted,
+                    ah_copy,
+                    &packet[at + ah_len..layout.len],
+                    &high[..high_len],
+                ],
                 icv,
             )
             .map_err(|_| Refusal::Authentication)?;
@@ -107,22 +116,25 @@ pub fn header_len(icv_len: usize, v6: bool) -> usize {
     (ah::FIXED_LEN + icv_len).next_multiple_of(align)
 }
 
-fn high_bits(seq: u64, esn: bool) -> Vec<u8> {
-    if esn {
-        ((seq >> 32) as u32).to_be_bytes().to_vec()
-    } else {
-        Vec::new()
-    }
+/// The high half of an extended sequence number, which the ICV covers
+/// after the packet; nothing without ESN.
+fn high_bits(seq: u64, esn: bool) -> ([u8; 4], usize) {
+    (((seq >> 32) as u32).to_be_bytes(), if esn { 4 } else { 0 })
 }
 
 /// IPv4 options that do not change in transit (RFC 4302 Appendix A.1):
 /// end of list, no-op, and the security labels.
 const IMMUTABLE_V4_OPTIONS: [u8; 7] = [0x00, 0x01, 0x82, 0x85, 0x86, 0x94, 0x95];
 
+/// The longest header AH covers before itself: IPv6 and a hop-by-hop
+/// header of 256 eight-byte units (an IPv4 header is at most 60 bytes).
+const MAX_HEADER: usize = 40 + 256 * 8;
+
 /// A copy of an IP header with its mutable fields zeroed, as the ICV
-/// sees it.
-fn muted_header(header: &[u8], v6: bool) -> Vec<u8> {
-    let mut h = header.to_vec();
+/// sees it, in `scratch`.
+fn muted_header<'a>(header: &[u8], v6: bool, scratch: &'a mut [u8; MAX_HEADER]) -> &'a [u8] {
+    let h = &mut scratch[..header.len()];
+    h.copy_from_slice(header);
     if v6 {
         // Traffic class and flow label, then the hop limit.
         h[0] = 0x60;

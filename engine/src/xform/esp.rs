@@ -8,7 +8,9 @@
 //! associated data (RFC 4106 §5, RFC 4543 §3.3, RFC 7634 §2.1).
 
 use super::Refusal;
+use super::ip::{CannotBuild, Layout, proto, reframe};
 use crate::crypto::{Cipher, KeyError, Mac};
+use crate::packet::PacketBuf;
 use crate::random::Random;
 use crate::wire::esp;
 use pfkey::{AuthAlg, EncAlg};
@@ -61,54 +63,58 @@ impl Esp {
         )
     }
 
-    /// Appends the ESP form of `payload` to `out`. `seq` is the full
-    /// sequence number; only its low half is sent.
+    /// Seals, in place, what follows the header of the packet in `buf`
+    /// (laid out as `layout` says, link padding already cut): the ESP
+    /// header and IV go in after the IP header, the trailer and ICV
+    /// behind, and the IP header names ESP. `seq` is the full sequence
+    /// number; only its low half is sent.
     #[allow(clippy::too_many_arguments)]
     pub fn seal(
         &self,
+        buf: &mut PacketBuf,
+        layout: &Layout,
         spi: u32,
         seq: u64,
         esn: bool,
-        next_header: u8,
-        payload: &[u8],
         random: &mut Random,
-        out: &mut Vec<u8>,
-    ) {
+    ) -> Result<(), CannotBuild> {
         let iv_len = self.cipher.iv_len();
         let icv_len = self.icv_len();
-        let trailer = esp::trailer_len(payload.len(), self.cipher.block_len());
-        let start = out.len();
-        out.extend_from_slice(&spi.to_be_bytes());
-        out.extend_from_slice(&(seq as u32).to_be_bytes());
-        let iv_at = out.len();
-        out.resize(iv_at + iv_len, 0);
+        let at = layout.header_len;
+        let payload_len = buf.len() - at;
+        let trailer = esp::trailer_len(payload_len, self.cipher.block_len());
+        buf.push_back(trailer + icv_len)?;
+        let packet = buf.insert(at, esp::HEADER_LEN + iv_len)?;
+        let text_at = at + esp::HEADER_LEN + iv_len;
+        let icv_at = text_at + payload_len + trailer;
+        esp::write_trailer(&mut packet[text_at + payload_len..icv_at], layout.protocol);
+        let (head, icv) = packet[at..].split_at_mut(icv_at - at);
+        let (header, text) = head.split_at_mut(text_at - at);
+        header[..4].copy_from_slice(&spi.to_be_bytes());
+        header[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
+        let iv = &mut header[esp::HEADER_LEN..];
         if self.cipher.counter_iv() {
             // Unique is enough for counter modes, and the sequence number
             // never repeats under one key.
-            out[iv_at..].copy_from_slice(&seq.to_be_bytes()[8 - iv_len..]);
+            iv.copy_from_slice(&seq.to_be_bytes()[8 - iv_len..]);
         } else {
-            random.fill(&mut out[iv_at..]);
+            random.fill(iv);
         }
-        let text_at = out.len();
-        out.extend_from_slice(payload);
-        out.resize(text_at + payload.len() + trailer, 0);
-        esp::write_trailer(&mut out[text_at + payload.len()..], next_header);
-        let icv_at = out.len();
-        out.resize(icv_at + icv_len, 0);
-
-        let (head, icv) = out[start..].split_at_mut(icv_at - start);
-        let (header, text) = head.split_at_mut(text_at - start);
         let iv = &header[esp::HEADER_LEN..];
         if self.cipher.is_combined() {
             let aad = associated_data(spi, seq, esn);
             self.cipher.seal(iv, aad.as_ref(), text, icv);
         } else {
             self.cipher.encrypt(iv, text);
-            if let Some(mac) = &self.mac {
-                let high = high_bits(seq, esn);
-                mac.sign(&[header, text, high.as_ref()], icv);
+            match &self.mac {
+                Some(mac) => {
+                    let high = high_bits(seq, esn);
+                    mac.sign(&[header, text, high.as_ref()], icv);
+                }
+                None => icv.fill(0),
             }
         }
+        reframe(packet, layout, proto::ESP)
     }
 
     /// Opens ESP bytes in place: checks the ICV (in constant time) before

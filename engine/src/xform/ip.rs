@@ -2,6 +2,7 @@
 //! protocol it is, and putting the packet back together once the payload
 //! has changed (lengths and the IPv4 checksum made right again).
 
+use crate::packet::PacketBuf;
 use crate::spd::{Direction, PacketKey};
 use crate::wire::{self, ipv4, ipv6};
 use std::net::IpAddr;
@@ -120,22 +121,13 @@ impl Layout {
     }
 }
 
-/// The packet with its payload replaced: `header` is the original
-/// packet's first `layout.header_len` bytes; the protocol byte becomes
-/// `protocol` and the lengths (and the IPv4 checksum) match the new
-/// payload. Fails when the result would be too long for IP.
-pub fn rebuild(
-    header: &[u8],
-    layout: &Layout,
-    protocol: u8,
-    payload: &[u8],
-) -> Result<Vec<u8>, CannotBuild> {
-    let mut packet = Vec::with_capacity(layout.header_len + payload.len());
-    packet.extend_from_slice(&header[..layout.header_len]);
-    packet.extend_from_slice(payload);
+/// Names `protocol` as what follows the header of `layout` (which must
+/// still describe the packet's header), and makes the lengths (and the
+/// IPv4 checksum) agree with the packet after a transform changed what
+/// follows the header. Fails when the packet is too long for IP.
+pub fn reframe(packet: &mut [u8], layout: &Layout, protocol: u8) -> Result<(), CannotBuild> {
     packet[layout.protocol_at] = protocol;
-    fix_lengths(&mut packet, layout.v6)?;
-    Ok(packet)
+    fix_lengths(packet, layout.v6)
 }
 
 /// The packet would exceed IP's 64 KiB, or its addresses are of two
@@ -157,16 +149,17 @@ pub fn fix_lengths(packet: &mut [u8], v6: bool) -> Result<(), CannotBuild> {
     Ok(())
 }
 
-/// Puts `inner` behind a new outer header from `src` to `dst` (tunnel
-/// mode, RFC 2003 and RFC 2473). The outer header copies the inner
-/// traffic class with its ECN bits (RFC 6040's normal mode) and, for
-/// IPv4 inside IPv4, the don't-fragment bit.
+/// Puts the packet in `buf` behind a new outer header from `src` to `dst`
+/// (tunnel mode, RFC 2003 and RFC 2473). The outer header copies the
+/// inner traffic class with its ECN bits (RFC 6040's normal mode) and,
+/// for IPv4 inside IPv4, the don't-fragment bit.
 pub fn encapsulate(
-    inner: &[u8],
+    buf: &mut PacketBuf,
     src: IpAddr,
     dst: IpAddr,
     ident: u16,
-) -> Result<Vec<u8>, CannotBuild> {
+) -> Result<(), CannotBuild> {
+    let inner = buf.as_slice();
     let (protocol, class, dont_fragment) = match Layout::of(inner) {
         Ok(l) if l.v6 => (
             proto::IPV6,
@@ -181,7 +174,8 @@ pub fn encapsulate(
     };
     match (src, dst) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            let mut packet = vec![0u8; ipv4::HEADER_LEN + inner.len()];
+            let packet = buf.push_front(ipv4::HEADER_LEN)?;
+            packet[..ipv4::HEADER_LEN].fill(0);
             let mut ip = ipv4::Packet::new_unchecked(&mut packet[..]);
             ip.set_version_and_header_len(ipv4::HEADER_LEN);
             ip.set_tos(class);
@@ -191,21 +185,18 @@ pub fn encapsulate(
             ip.set_protocol(protocol);
             ip.set_src_addr(src);
             ip.set_dst_addr(dst);
-            packet[ipv4::HEADER_LEN..].copy_from_slice(inner);
-            fix_lengths(&mut packet, false)?;
-            Ok(packet)
+            fix_lengths(packet, false)
         }
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            let mut packet = vec![0u8; ipv6::HEADER_LEN + inner.len()];
+            let packet = buf.push_front(ipv6::HEADER_LEN)?;
+            packet[..ipv6::HEADER_LEN].fill(0);
             let mut ip = ipv6::Packet::new_unchecked(&mut packet[..]);
             ip.set_version_class_and_label(class, 0);
             ip.set_next_header(protocol);
             ip.set_hop_limit(DEFAULT_TTL);
             ip.set_src_addr(src);
             ip.set_dst_addr(dst);
-            packet[ipv6::HEADER_LEN..].copy_from_slice(inner);
-            fix_lengths(&mut packet, true)?;
-            Ok(packet)
+            fix_lengths(packet, true)
         }
         // An SA's addresses are always of one family.
         _ => Err(CannotBuild),
@@ -272,7 +263,9 @@ mod tests {
         fix_lengths(&mut p, true).unwrap();
         let l = Layout::of(&p).unwrap();
         assert_eq!((l.header_len, l.protocol, l.protocol_at), (48, 58, 40));
-        let q = rebuild(&p, &l, proto::ESP, &[1, 2, 3]).unwrap();
+        let mut q = p[..l.header_len].to_vec();
+        q.extend_from_slice(&[1, 2, 3]);
+        reframe(&mut q, &l, proto::ESP).unwrap();
         assert_eq!(q[40], proto::ESP);
         assert_eq!(q[6], proto::HOP_BY_HOP);
         assert_eq!(u16::from_be_bytes([q[4], q[5]]), 11);
@@ -282,14 +275,17 @@ mod tests {
     }
 
     #[test]
-    fn rebuild_fixes_length_and_checksum() {
+    fn reframe_fixes_length_and_checksum() {
         let p = udp4("10.0.0.1", "10.0.0.2", 1, 2, b"x");
         let l = Layout::of(&p).unwrap();
-        let q = rebuild(&p, &l, proto::ESP, &[0u8; 100]).unwrap();
+        let mut q = p[..20].to_vec();
+        q.extend_from_slice(&[0u8; 100]);
+        reframe(&mut q, &l, proto::ESP).unwrap();
         let v = ipv4::Packet::new_checked(&q[..]).unwrap();
         assert_eq!((v.total_len(), v.protocol()), (120, proto::ESP));
         assert!(v.verify_checksum());
-        assert_eq!(rebuild(&p, &l, 1, &vec![0; 65516]), Err(CannotBuild));
+        q.resize(65536, 0);
+        assert_eq!(reframe(&mut q, &l, 1), Err(CannotBuild));
     }
 
     #[test]
@@ -298,18 +294,19 @@ mod tests {
         inner[1] = 0xb9; // DSCP 46, ECN 01
         inner[6] = 0x40; // DF
         fix_lengths(&mut inner, false).unwrap();
-        let outer = encapsulate(&inner, ip("192.0.2.1"), ip("192.0.2.2"), 7).unwrap();
+        let tunnel = |src: &str, dst: &str, ident| {
+            let mut buf = PacketBuf::from_slice(&inner);
+            encapsulate(&mut buf, ip(src), ip(dst), ident).map(|()| buf.as_slice().to_vec())
+        };
+        let outer = tunnel("192.0.2.1", "192.0.2.2", 7).unwrap();
         let v = ipv4::Packet::new_checked(&outer[..]).unwrap();
         assert_eq!((v.protocol(), v.tos(), v.ident()), (proto::IPV4, 0xb9, 7));
         assert!(v.dont_fragment() && v.verify_checksum());
         assert_eq!(v.payload(), &inner[..]);
-        let outer = encapsulate(&inner, ip("2001:db8::1"), ip("2001:db8::2"), 0).unwrap();
+        let outer = tunnel("2001:db8::1", "2001:db8::2", 0).unwrap();
         let v = ipv6::Packet::new_checked(&outer[..]).unwrap();
         assert_eq!((v.next_header(), v.traffic_class()), (proto::IPV4, 0xb9));
         assert_eq!(v.payload(), &inner[..]);
-        assert_eq!(
-            encapsulate(&inner, ip("192.0.2.1"), ip("2001:db8::2"), 0),
-            Err(CannotBuild)
-        );
+        assert_eq!(tunnel("192.0.2.1", "2001:db8::2", 0), Err(CannotBuild));
     }
 }

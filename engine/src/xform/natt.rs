@@ -2,7 +2,8 @@
 //! ESP on the way out, and on the way in the transport checksums a NAT
 //! has invalidated.
 
-use super::ip::{CannotBuild, DEFAULT_TTL, Layout, fix_lengths, proto, rebuild};
+use super::ip::{CannotBuild, DEFAULT_TTL, Layout, fix_lengths, proto, reframe};
+use crate::packet::PacketBuf;
 use crate::wire::{checksum, ipv4, ipv6, udp};
 use std::net::IpAddr;
 
@@ -62,30 +63,26 @@ pub fn keepalive(src: IpAddr, dst: IpAddr, dst_port: u16) -> Option<Vec<u8>> {
 
 /// ESP in UDP (RFC 3948 §2.1): a UDP header from and to the NAT-T port
 /// between the IP header and ESP. IPv4 sends no UDP checksum; IPv6 must.
-pub fn encapsulate(
-    packet: &[u8],
-    layout: &Layout,
-    esp: &[u8],
-    dst_port: u16,
-) -> Result<Vec<u8>, CannotBuild> {
-    let len = u16::try_from(udp::HEADER_LEN + esp.len()).map_err(|_| CannotBuild)?;
-    let mut datagram = vec![0u8; udp::HEADER_LEN];
+pub fn encapsulate(buf: &mut PacketBuf, layout: &Layout, dst_port: u16) -> Result<(), CannotBuild> {
+    let at = layout.header_len;
+    let len = u16::try_from(buf.len() - at + udp::HEADER_LEN).map_err(|_| CannotBuild)?;
+    let packet = buf.insert(at, udp::HEADER_LEN)?;
     {
-        let mut u = udp::Packet::new_unchecked(&mut datagram[..]);
+        let mut u = udp::Packet::new_unchecked(&mut packet[at..]);
         u.set_src_port(PORT);
         u.set_dst_port(dst_port);
         u.set_len(len);
+        u.set_checksum(0);
     }
-    datagram.extend_from_slice(esp);
     if layout.v6 {
         let sum = checksum::pseudo_header(layout.src, layout.dst, proto::UDP, u32::from(len));
-        let value = match checksum::finish(checksum::accumulate(sum, &datagram)) {
+        let value = match checksum::finish(checksum::accumulate(sum, &packet[at..])) {
             0 => 0xffff,
             v => v,
         };
-        udp::Packet::new_unchecked(&mut datagram[..]).set_checksum(value);
+        udp::Packet::new_unchecked(&mut packet[at..]).set_checksum(value);
     }
-    rebuild(packet, layout, proto::UDP, &datagram)
+    reframe(packet, layout, proto::UDP)
 }
 
 /// Recomputes a TCP checksum, or clears an IPv4 UDP one, after NAT-T
@@ -226,9 +223,16 @@ mod tests {
 
     #[test]
     fn esp_goes_in_udp_from_and_to_the_nat_t_port() {
-        let p = segment(false);
-        let layout = Layout::of(&p).unwrap();
-        let out = encapsulate(&p, &layout, &[0xaa; 16], 4501).unwrap();
+        // The IP header of a segment, with ESP bytes behind it.
+        let esp = |v6: bool, byte: u8, port: u16| {
+            let p = segment(v6);
+            let layout = Layout::of(&p).unwrap();
+            let mut buf = PacketBuf::from_slice(&p[..layout.header_len]);
+            buf.push_back(16).unwrap()[layout.header_len..].fill(byte);
+            encapsulate(&mut buf, &layout, port).unwrap();
+            buf.as_slice().to_vec()
+        };
+        let out = esp(false, 0xaa, 4501);
         let l = Layout::of(&out).unwrap();
         assert_eq!(l.protocol, proto::UDP);
         let u = udp::Packet::new_checked(l.payload(&out)).unwrap();
@@ -238,9 +242,7 @@ mod tests {
         );
         assert_eq!(u.payload(), &[0xaa; 16]);
         // IPv6 has no checksum-free UDP: it must verify.
-        let p = segment(true);
-        let layout = Layout::of(&p).unwrap();
-        let out = encapsulate(&p, &layout, &[0xbb; 16], PORT).unwrap();
+        let out = esp(true, 0xbb, PORT);
         let l = Layout::of(&out).unwrap();
         assert!(verifies(&out, &l));
     }

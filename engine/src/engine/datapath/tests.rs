@@ -9,6 +9,71 @@ use crate::wire::udp;
 use pfkey::{AuthAlg, CompAlg, EncAlg, Key, Lifetime};
 use proptest::prelude::*;
 
+/// What one packet produced, collected the way the tests look at it: the
+/// packet where the verdict sends it, and the events.
+#[derive(Debug, Default)]
+struct Output {
+    wire: Vec<Vec<u8>>,
+    enc: Vec<Vec<u8>>,
+    taps: Vec<Tap>,
+    messages: Vec<Send>,
+    dropped: Option<Drop>,
+}
+
+impl Output {
+    fn clear(&mut self) {
+        *self = Output::default();
+    }
+
+    fn take(&mut self, verdict: Verdict, buf: &PacketBuf, events: Events) {
+        let packet = buf.as_slice().to_vec();
+        match verdict {
+            Verdict::Wire => self.wire.push(packet),
+            Verdict::Enc => self.enc.push(packet),
+            Verdict::Dropped { reason, reply } => {
+                self.dropped = Some(reason);
+                if reply {
+                    self.enc.push(packet);
+                }
+            }
+        }
+        self.taps.extend(events.taps);
+        self.messages.extend(events.messages);
+    }
+}
+
+/// The engine's packet path on a copy of a packet.
+trait Run {
+    fn run_outbound(&mut self, packet: &[u8], now: u64, out: &mut Output);
+    fn run_inbound(&mut self, packet: &[u8], udp_port: Option<u16>, now: u64, out: &mut Output);
+}
+
+impl Engine {
+    /// A copy of `packet` protected by an SA and its bundle, whatever the
+    /// flows say.
+    fn protect_copy(&mut self, packet: &[u8], sa: SaId, now: u64) -> Fate<Vec<u8>> {
+        let mut buf = PacketBuf::from_slice(packet);
+        self.protect(&mut buf, sa, now, &mut Events::default())?;
+        Ok(buf.as_slice().to_vec())
+    }
+}
+
+impl Run for Engine {
+    fn run_outbound(&mut self, packet: &[u8], now: u64, out: &mut Output) {
+        let mut buf = PacketBuf::from_slice(packet);
+        let mut events = Events::default();
+        let verdict = self.outbound(&mut buf, now, &mut events);
+        out.take(verdict, &buf, events);
+    }
+
+    fn run_inbound(&mut self, packet: &[u8], udp_port: Option<u16>, now: u64, out: &mut Output) {
+        let mut buf = PacketBuf::from_slice(packet);
+        let mut events = Events::default();
+        let verdict = self.inbound(&mut buf, udp_port, now, &mut events);
+        out.take(verdict, &buf, events);
+    }
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -240,7 +305,7 @@ fn udp_packet(src: IpAddr, dst: IpAddr, payload: &[u8]) -> Vec<u8> {
 /// Sends `packet` out of `a`; returns what went on the wire.
 fn seal(a: &mut Engine, packet: &[u8]) -> Vec<u8> {
     let mut out = Output::default();
-    a.outbound(packet, 10, &mut out);
+    a.run_outbound(packet, 10, &mut out);
     assert_eq!(out.dropped, None);
     assert_eq!(out.wire.len(), 1);
     out.wire.pop().unwrap()
@@ -248,7 +313,7 @@ fn seal(a: &mut Engine, packet: &[u8]) -> Vec<u8> {
 
 fn open(b: &mut Engine, wire: &[u8]) -> Result<Vec<u8>, Drop> {
     let mut out = Output::default();
-    b.inbound(wire, None, 10, &mut out);
+    b.run_inbound(wire, None, 10, &mut out);
     match out.dropped {
         Some(d) => {
             assert!(out.enc.is_empty());
@@ -353,7 +418,7 @@ fn unknown_spis_truncations_and_wrong_encapsulation_are_dropped() {
     assert_eq!(open(&mut b, &short), Err(Drop::Malformed));
     assert_eq!(open(&mut b, &wire[..10]), Err(Drop::Malformed));
     let mut out = Output::default();
-    b.inbound(&wire, Some(4500), 10, &mut out);
+    b.run_inbound(&wire, Some(4500), 10, &mut out);
     assert_eq!(out.dropped, Some(Drop::EncapMismatch));
     assert_eq!(b.counters.protected_in, 0);
 }
@@ -379,7 +444,7 @@ fn flow_types_decide_without_an_sa() {
         let sel = selector(Direction::Out, &x, &y, true);
         e.spd.insert(sel, policy(flow_type, SaType::ESP, y.gw));
         out.clear();
-        e.outbound(&packet, 5, &mut out);
+        e.run_outbound(&packet, 5, &mut out);
         assert_eq!(out.dropped, dropped, "{flow_type:?}");
         // In the clear means the packet itself, one hop on.
         let clear = out
@@ -396,7 +461,7 @@ fn flow_types_decide_without_an_sa() {
     // No flow at all: no IPsec, and one hop less, as a router would.
     e.spd.clear();
     out.clear();
-    e.outbound(&packet, 5, &mut out);
+    e.run_outbound(&packet, 5, &mut out);
     let mut sent = packet.clone();
     sent[8] -= 1;
     ipx::fix_lengths(&mut sent, false).unwrap();
@@ -407,7 +472,7 @@ fn flow_types_decide_without_an_sa() {
     loop {
         let again = out.wire.pop().unwrap();
         out.clear();
-        e.outbound(&again, 5, &mut out);
+        e.run_outbound(&again, 5, &mut out);
         if out.dropped.is_some() {
             break;
         }
@@ -443,30 +508,28 @@ fn an_sa_from_another_peer_does_not_satisfy_the_flow() {
     // Sealed by the rogue SA (the outer source is rewritten to match).
     let plain = udp_packet(host(&x, true), host(&y, true), b"sneaky");
     let wire = a
-        .protect(
-            plain,
+        .protect_copy(
+            &plain,
             SaId {
                 dst: y.gw,
                 spi,
                 satype: suite.satype,
             },
             0,
-            &mut Output::default(),
         )
         .unwrap();
     assert_eq!(open(&mut b, &wire), Err(Drop::PolicyMismatch));
     // A packet for a network no flow covers is refused too.
     let stray = udp_packet(ip("172.16.0.1"), host(&y, true), b"stray");
     let wire = a
-        .protect(
-            stray,
+        .protect_copy(
+            &stray,
             SaId {
                 dst: y.gw,
                 spi: 0x1002,
                 satype: suite.satype,
             },
             0,
-            &mut Output::default(),
         )
         .unwrap();
     assert_eq!(open(&mut b, &wire), Err(Drop::NoPolicy));
@@ -484,7 +547,7 @@ fn a_hard_byte_lifetime_expires_the_sa() {
     a.sad.add(sa, 0).unwrap();
     a.connect(9);
     let mut out = Output::default();
-    a.outbound(&udp_packet(ha, hb, &[0; 200]), 1, &mut out);
+    a.run_outbound(&udp_packet(ha, hb, &[0; 200]), 1, &mut out);
     assert_eq!(out.dropped, Some(Drop::Expired));
     assert!(out.messages.iter().any(|m| m.bytes[1] == MsgType::EXPIRE.0));
     assert!(a.sad.get(&id).is_none());
@@ -519,7 +582,7 @@ fn an_sa_that_used_up_its_sequence_numbers_expires() {
     {}
     seal(&mut a, &udp_packet(ha, hb, b"last"));
     let mut out = Output::default();
-    a.outbound(&udp_packet(ha, hb, b"one too many"), 1, &mut out);
+    a.run_outbound(&udp_packet(ha, hb, b"one too many"), 1, &mut out);
     assert_eq!(out.dropped, Some(Drop::Expired));
     assert!(out.wire.is_empty());
     assert!(out.messages.iter().any(|m| m.bytes[1] == MsgType::EXPIRE.0));
@@ -531,7 +594,7 @@ fn packets_too_big_for_the_path_are_answered() {
     let (mut a, _, ha, hb) = pair(SUITES[0], false, true);
     a.path_mtu = 1000;
     let mut out = Output::default();
-    a.outbound(&udp_packet(ha, hb, &[0; 990]), 1, &mut out);
+    a.run_outbound(&udp_packet(ha, hb, &[0; 990]), 1, &mut out);
     assert_eq!(out.dropped, Some(Drop::TooBig));
     let icmp = &out.enc[0];
     assert_eq!((icmp[9], icmp[20], icmp[21]), (proto::ICMP, 3, 4));
@@ -543,15 +606,7 @@ fn packets_too_big_for_the_path_are_answered() {
 fn nat_t_wraps_esp_in_udp() {
     let suite = SUITES[0];
     let (mut a, mut b, ha, hb) = pair(suite, false, true);
-    for e in [&mut a, &mut b] {
-        let ids: Vec<SaId> = e.sad.iter().map(|s| s.id).collect();
-        for id in ids {
-            let mut sa = e.sad.delete(&id).unwrap();
-            sa.flags |= sa_flags::UDPENCAP;
-            sa.udpencap_port = Some(4501);
-            e.sad.add(sa, 0).unwrap();
-        }
-    }
+    in_udp([&mut a, &mut b]);
     let plain = udp_packet(ha, hb, b"behind a nat");
     // Keepalives only once this side has sent: the NAT maps on its
     // first packet.
@@ -565,13 +620,15 @@ fn nat_t_wraps_esp_in_udp() {
     let u = udp::Packet::new_checked(l.payload(&wire)).unwrap();
     assert_eq!((u.src_port(), u.dst_port(), u.checksum()), (4500, 4501, 0));
     // What the shell hands in: the IP header over the ESP alone.
-    let esp = ipx::rebuild(&wire, &l, proto::ESP, u.payload()).unwrap();
+    let mut esp = wire[..l.header_len].to_vec();
+    esp.extend_from_slice(u.payload());
+    ipx::reframe(&mut esp, &l, proto::ESP).unwrap();
     let mut out = Output::default();
-    b.inbound(&esp, Some(4501), 1, &mut out);
+    b.run_inbound(&esp, Some(4501), 1, &mut out);
     assert_eq!(out.dropped, None);
     assert_eq!(out.enc, vec![plain]);
     // Plain ESP to a NAT-T SA is refused.
-    b.inbound(&esp, None, 1, &mut out);
+    b.run_inbound(&esp, None, 1, &mut out);
     assert_eq!(out.dropped, Some(Drop::EncapMismatch));
 }
 
@@ -580,14 +637,14 @@ fn captures_show_plaintext_with_spi_and_flags() {
     let (mut a, mut b, ha, hb) = pair(SUITES[0], false, false);
     let plain = udp_packet(ha, hb, b"tap");
     let mut out = Output::default();
-    a.outbound(&plain, 1, &mut out);
+    a.run_outbound(&plain, 1, &mut out);
     assert_eq!(out.taps.len(), 1);
     assert_eq!(out.taps[0].packet, plain);
     assert_eq!(out.taps[0].flags, ENC_CONF | ENC_AUTH);
     assert!(!out.taps[0].inbound);
     let wire = out.wire.pop().unwrap();
     let mut back = Output::default();
-    b.inbound(&wire, None, 1, &mut back);
+    b.run_inbound(&wire, None, 1, &mut back);
     assert_eq!(back.taps[0].packet, plain);
     assert_eq!(back.taps[0].spi, out.taps[0].spi);
     assert!(back.taps[0].inbound);
@@ -655,6 +712,82 @@ fn ipcomp_and_ipip_sas_carry_packets() {
         } else {
             assert_eq!(l.protocol, proto::IPV4);
             assert_eq!(l.payload(&wire), &plain[..]);
+        }
+    }
+}
+
+/// Makes every SA of both engines one carried in UDP (NAT-T).
+fn in_udp(engines: [&mut Engine; 2]) {
+    for e in engines {
+        let ids: Vec<SaId> = e.sad.iter().map(|s| s.id).collect();
+        for id in ids {
+            let mut sa = e.sad.delete(&id).unwrap();
+            sa.flags |= sa_flags::UDPENCAP;
+            sa.udpencap_port = Some(4501);
+            e.sad.add(sa, 0).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_packet_path_allocates_nothing_once_warm() {
+    for suite in SUITES {
+        for v6 in [false, true] {
+            for tunnel in [false, true] {
+                for udp in [false, true] {
+                    if udp && suite.satype != SaType::ESP {
+                        continue;
+                    }
+                    let what = format!("{suite:?} v6={v6} tunnel={tunnel} udp={udp}");
+                    let (mut a, mut b, ha, hb) = pair(*suite, v6, tunnel);
+                    if udp {
+                        in_udp([&mut a, &mut b]);
+                    }
+                    // Only an enc capture copies packets.
+                    a.capture = false;
+                    b.capture = false;
+                    let plain = udp_packet(ha, hb, &[0x5a; 1000]);
+                    let mut buf = PacketBuf::new();
+                    let mut events = Events::default();
+                    let mut round_trip = |a: &mut Engine, b: &mut Engine| {
+                        buf.set(&plain);
+                        assert_eq!(
+                            a.outbound(&mut buf, 1, &mut events),
+                            Verdict::Wire,
+                            "{what}"
+                        );
+                        let port = udp.then(|| {
+                            // The shell hands in the IP header over the ESP.
+                            let l = Layout::of(buf.as_slice()).unwrap();
+                            buf.remove(l.header_len, udp::HEADER_LEN);
+                            ipx::reframe(buf.as_mut_slice(), &l, proto::ESP).unwrap();
+                            4501
+                        });
+                        assert_eq!(
+                            b.inbound(&mut buf, port, 1, &mut events),
+                            Verdict::Enc,
+                            "{what}"
+                        );
+                        // In transport mode through a NAT the transport
+                        // checksum is made right for the addresses seen.
+                        let checksum = Layout::of(&plain).unwrap().header_len + 6;
+                        let (got, want) = (buf.as_slice(), &plain[..]);
+                        assert_eq!(got.len(), want.len(), "{what}");
+                        assert_eq!(got[..checksum], want[..checksum], "{what}");
+                        assert_eq!(got[checksum + 2..], want[checksum + 2..], "{what}");
+                    };
+                    // The first packets key the SAs.
+                    for _ in 0..3 {
+                        round_trip(&mut a, &mut b);
+                    }
+                    let before = crate::allocations::count();
+                    for _ in 0..50 {
+                        round_trip(&mut a, &mut b);
+                    }
+                    let made = crate::allocations::count() - before;
+                    assert_eq!(made, 0, "{what}: {made} allocations in 50 round trips");
+                }
+            }
         }
     }
 }

@@ -1,0 +1,247 @@
+//! A packet in a buffer the caller owns, with room on both sides: the
+//! transforms put headers in front of it and trailers behind it, and take
+//! them off again, without copying the packet or allocating. One buffer
+//! per packet in flight is made once and used for every packet after.
+
+use crate::xform::ip::CannotBuild;
+
+/// Room in front of a packet read into a fresh buffer: enough for the
+/// headers of a bundle of two tunnel-mode SAs in IPv6 with ESP in UDP
+/// (outer header, UDP, ESP header, IV) or AH.
+pub const HEADROOM: usize = 256;
+
+/// Room behind it: ESP's padding, pad length, next header and ICV, twice.
+pub const TAILROOM: usize = 256;
+
+/// The longest IP packet.
+pub const MAX_PACKET: usize = 65535;
+
+/// A packet at `bytes[start..end]`.
+pub struct PacketBuf {
+    bytes: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl std::fmt::Debug for PacketBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketBuf")
+            .field("start", &self.start)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl Default for PacketBuf {
+    fn default() -> PacketBuf {
+        PacketBuf::new()
+    }
+}
+
+impl PacketBuf {
+    /// An empty buffer with room for the longest packet and its headers.
+    pub fn new() -> PacketBuf {
+        PacketBuf {
+            bytes: vec![0u8; HEADROOM + MAX_PACKET + TAILROOM].into_boxed_slice(),
+            start: HEADROOM,
+            end: HEADROOM,
+        }
+    }
+
+    /// A buffer holding a copy of `packet` (for tests and tools; the data
+    /// path reads straight into [`PacketBuf::space`]).
+    pub fn from_slice(packet: &[u8]) -> PacketBuf {
+        let mut buf = PacketBuf::new();
+        buf.set(packet);
+        buf
+    }
+
+    /// Replaces the packet with a copy of `packet` (at most
+    /// [`MAX_PACKET`] bytes are kept).
+    pub fn set(&mut self, packet: &[u8]) {
+        let len = packet.len().min(MAX_PACKET);
+        self.start = HEADROOM;
+        self.end = HEADROOM + len;
+        self.bytes[self.start..self.end].copy_from_slice(&packet[..len]);
+    }
+
+    /// Empties the buffer and returns where the next packet is to be
+    /// read: [`MAX_PACKET`] bytes behind the headroom. Then say how many
+    /// were read with [`PacketBuf::filled`].
+    pub fn space(&mut self) -> &mut [u8] {
+        self.start = HEADROOM;
+        self.end = HEADROOM;
+        &mut self.bytes[HEADROOM..HEADROOM + MAX_PACKET]
+    }
+
+    /// `n` bytes were read into [`PacketBuf::space`].
+    pub fn filled(&mut self, n: usize) {
+        self.start = HEADROOM;
+        self.end = HEADROOM + n.min(MAX_PACKET);
+    }
+
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[self.start..self.end]
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.bytes[self.start..self.end]
+    }
+
+    /// Grows the packet by `n` bytes in front; returns the whole packet.
+    /// The new bytes hold whatever was there.
+    pub fn push_front(&mut self, n: usize) -> Result<&mut [u8], CannotBuild> {
+        if n > self.start || self.len() + n > MAX_PACKET {
+            return Err(CannotBuild);
+        }
+        self.start -= n;
+        Ok(self.as_mut_slice())
+    }
+
+    /// Grows the packet by `n` bytes behind; returns the whole packet.
+    pub fn push_back(&mut self, n: usize) -> Result<&mut [u8], CannotBuild> {
+        if self.end + n > self.bytes.len() || self.len() + n > MAX_PACKET {
+            return Err(CannotBuild);
+        }
+        self.end += n;
+        Ok(self.as_mut_slice())
+    }
+
+    /// Keeps only `range` of the packet.
+    pub fn keep(&mut self, range: std::ops::Range<usize>) {
+        let range = range.start.min(self.len())..range.end.min(self.len());
+        self.end = self.start + range.end.max(range.start);
+        self.start += range.start;
+    }
+
+    /// Opens a gap of `n` bytes after the first `at` bytes (a header that
+    /// stays in front), moving those `at` bytes, not the rest.
+    pub fn insert(&mut self, at: usize, n: usize) -> Result<&mut [u8], CannotBuild> {
+        if at > self.len() {
+            return Err(CannotBuild);
+        }
+        let packet = self.push_front(n)?;
+        packet.copy_within(n..n + at, 0);
+        Ok(packet)
+    }
+
+    /// Closes the `n` bytes after the first `at` bytes, moving those `at`
+    /// bytes up to what follows the gap.
+    pub fn remove(&mut self, at: usize, n: usize) {
+        let n = n.min(self.len().saturating_sub(at));
+        let packet = self.as_mut_slice();
+        packet.copy_within(0..at, n);
+        self.start += n;
+    }
+}
+
+/// Packets in buffers kept for reuse: filled, used, then cleared, and the
+/// buffers stay for the next batch.
+#[derive(Debug, Default)]
+pub struct Batch {
+    bufs: Vec<PacketBuf>,
+    len: usize,
+}
+
+impl Batch {
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// The next buffer, empty; a new one only the first time a batch gets
+    /// this long.
+    pub fn push(&mut self) -> &mut PacketBuf {
+        if self.len == self.bufs.len() {
+            self.bufs.push(PacketBuf::new());
+        }
+        self.len += 1;
+        let buf = &mut self.bufs[self.len - 1];
+        buf.filled(0);
+        buf
+    }
+
+    /// Gives back the buffer [`Batch::push`] returned last.
+    pub fn pop(&mut self) {
+        self.len = self.len.saturating_sub(1);
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn as_slice(&self) -> &[PacketBuf] {
+        &self.bufs[..self.len]
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [PacketBuf] {
+        &mut self.bufs[..self.len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_go_in_front_and_come_off_without_moving_the_payload() {
+        let mut buf = PacketBuf::from_slice(b"HHHHpayload");
+        buf.insert(4, 3).unwrap()[4..7].copy_from_slice(b"ESP");
+        assert_eq!(buf.as_slice(), b"HHHHESPpayload");
+        buf.push_back(2).unwrap()[14..].copy_from_slice(b"TT");
+        buf.push_front(2).unwrap()[..2].copy_from_slice(b"OO");
+        assert_eq!(buf.as_slice(), b"OOHHHHESPpayloadTT");
+        buf.keep(2..18);
+        buf.remove(4, 3);
+        assert_eq!(buf.as_slice(), b"HHHHpayloadTT");
+        buf.keep(0..11);
+        assert_eq!(buf.as_slice(), b"HHHHpayload");
+    }
+
+    #[test]
+    fn it_refuses_to_grow_past_its_room_or_ip_s_limit() {
+        let mut buf = PacketBuf::from_slice(&[0; 100]);
+        assert!(buf.push_front(HEADROOM + 1).is_err());
+        assert!(buf.push_front(HEADROOM).is_ok());
+        let mut buf = PacketBuf::from_slice(&[0; MAX_PACKET]);
+        assert!(buf.push_back(1).is_err());
+        assert!(buf.insert(20, 8).is_err());
+        assert_eq!(buf.len(), MAX_PACKET);
+        assert!(PacketBuf::new().insert(1, 1).is_err());
+    }
+
+    #[test]
+    fn a_batch_keeps_its_buffers() {
+        let mut batch = Batch::default();
+        batch.push().set(b"one");
+        batch.push().set(b"two");
+        batch.pop();
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch.as_slice()[0].as_slice(), b"one");
+        batch.clear();
+        assert!(batch.is_empty());
+        assert!(batch.push().is_empty());
+        assert_eq!(batch.bufs.len(), 2);
+    }
+
+    #[test]
+    fn reads_land_behind_the_headroom() {
+        let mut buf = PacketBuf::from_slice(b"old");
+        buf.space()[..3].copy_from_slice(b"new");
+        buf.filled(3);
+        assert_eq!(buf.as_slice(), b"new");
+        assert!(buf.push_front(HEADROOM).is_ok());
+    }
+}
