@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench-tunnel.sh - ipsecd as a `cmd:NAME` tunnel for ../shared/bench/netns-tunnel.sh.
+# bench-tunnel.sh - ipsecd as the tunnel of scripts/throughput.sh.
 #
 #   scripts/bench-tunnel.sh MODE [SIDE]
 #
@@ -23,13 +23,9 @@
 #
 # The keys are fixed: this is a benchmark, nothing here is secret.
 #
-# Build first (the harness gives the command 5 s to make the TUN):
+# Build first (the harness gives the command a few seconds to make the TUN):
 #   cargo build --release --locked --bin ipsecd --bin ipsecctl --bin keymgr
-# Then, from the workspace:
-#   for m in cbc gcm; do
-#     TUN_CMD_A="$PWD/scripts/bench-tunnel.sh $m" TUN_CMD_B="$PWD/scripts/bench-tunnel.sh $m" \
-#       LABEL=$m DUR=5 REPS=3 ../shared/bench/netns-tunnel.sh cmd:ipsecd
-#   done
+# Then, from the workspace: scripts/throughput.sh ipsecd-gcm ipsecd-cbc
 #
 # Knobs: IPSECD, IPSECCTL, KEYMGR (binaries; default target/release),
 # IPSECD_FLAGS (extra ipsecd flags, e.g. -v), BENCH_RUN (socket directory,
@@ -55,7 +51,7 @@ for b in "$IPSECD" "$IPSECCTL" "$KEYMGR"; do
   [[ -x $b ]] || { echo "bench-tunnel.sh: $b missing; build with cargo build --release --locked --bin ipsecd --bin ipsecctl --bin keymgr" >&2; exit 1; }
 done
 
-# Outer (veth) and inner (TUN) addresses, as netns-tunnel.sh sets them.
+# Outer (veth) and inner (TUN) addresses, as the harness sets them.
 if [[ $side == a ]]; then
   me=10.77.0.1 peer=10.77.0.2 inner_me=10.78.0.1 inner_peer=10.78.0.2
   spi_out=0x1000 spi_in=0x1001
