@@ -1,7 +1,7 @@
 //! Refusing cleartext that should have been protected: packets that an
 //! inbound `require` flow selects but that did not come through the enc
-//! interface are dropped by an nftables table of the daemon's own (DESIGN
-//! §"The data path", step 4). ESP, AH and UDP to the IKE and NAT-T ports
+//! interface are dropped by an nftables table of the daemon's own, as
+//! OpenBSD's kernel drops them after its inbound policy check. ESP, AH and UDP to the IKE and NAT-T ports
 //! stay allowed: they are how protected traffic arrives. So does IPv6
 //! neighbour discovery, without which the peer could not be reached at all.
 

@@ -1,7 +1,9 @@
 //! The packet path: plaintext from `enc0` out to peers as ESP, AH,
 //! IPComp or IP-in-IP; protected packets from peers in, opened, checked
 //! against the inbound flows and handed to `enc0`. OpenBSD's flow-type
-//! semantics decide what happens without an SA (spec §3.2).
+//! semantics decide what happens without an SA (`use` and `acquire` send
+//! in the clear, `require` and `dontacq` drop, `bypass` passes, `deny`
+//! drops).
 
 use super::complaints::Subject;
 use super::counters::Drop;
@@ -463,9 +465,9 @@ impl Engine {
         Ok(())
     }
 
-    /// The inbound policy check of an opened packet (spec §3.2, step 9):
-    /// flows that require protection accept it only through an SA of the
-    /// flow's protocol from the flow's peer.
+    /// The inbound policy check of an opened packet, as OpenBSD makes it
+    /// once a packet is opened: flows that require protection accept it
+    /// only through an SA of the flow's protocol from the flow's peer.
     fn admit(
         &mut self,
         packet: &[u8],
