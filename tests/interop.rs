@@ -174,7 +174,7 @@ impl Summary {
         Some(summary)
     }
 
-    /// Inbound drops for one reason (its name in `Drop::name`).
+    /// Inbound drops for one reason (its name in `DropReason::name`).
     pub(crate) fn dropped_in(&self, reason: &str) -> u64 {
         self.drops.get(reason).map_or(0, |&(i, _)| i)
     }

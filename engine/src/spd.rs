@@ -14,6 +14,8 @@
 //! mask, not one comparison per flow.
 
 use crate::hash::FastHash;
+use crate::wire::layout::Layout;
+use crate::wire::proto;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -34,6 +36,31 @@ pub struct PacketKey {
     pub proto: u8,
     pub sport: u16,
     pub dport: u16,
+}
+
+impl PacketKey {
+    /// What the SPD matches this packet by. TCP and UDP ports come from
+    /// the first four bytes of the transport header; a packet too short
+    /// to have them has none (OpenBSD refuses it; 0 selects only
+    /// port-less flows, which is as strict).
+    pub fn of(layout: &Layout, packet: &[u8], direction: Direction) -> PacketKey {
+        let mut key = PacketKey {
+            direction,
+            src: layout.src,
+            dst: layout.dst,
+            proto: layout.protocol,
+            sport: 0,
+            dport: 0,
+        };
+        if matches!(layout.protocol, proto::TCP | proto::UDP)
+            && !layout.later_fragment
+            && let [a, b, c, d, ..] = *layout.payload(packet)
+        {
+            key.sport = u16::from_be_bytes([a, b]);
+            key.dport = u16::from_be_bytes([c, d]);
+        }
+        key
+    }
 }
 
 /// What a flow matches: addresses and ports under masks, and a protocol

@@ -24,7 +24,7 @@
 
 #![no_main]
 
-use ipsec_engine::engine::{Drop, Engine, Events, Verdict};
+use ipsec_engine::engine::{DropReason, Engine, Events, Verdict};
 use ipsec_engine::packet::PacketBuf;
 use ipsec_engine::sad::{SaId, SecurityAssociation};
 use ipsec_engine::spd::{Direction, Selector, prefix_mask};
@@ -312,7 +312,7 @@ fn receiver() -> Engine {
 #[derive(Debug)]
 struct Fate {
     delivered: Option<Vec<u8>>,
-    dropped: Option<Drop>,
+    dropped: Option<DropReason>,
     /// Some SA (other than IPComp) opened it.
     opened: bool,
 }
@@ -336,7 +336,7 @@ fn inbound(engine: &mut Engine, packet: &[u8], udp_port: Option<u16>) -> Fate {
         c.protected_in - before.protected_in,
         u64::from(delivered.is_some())
     );
-    for reason in Drop::ALL {
+    for reason in DropReason::ALL {
         let counted = c.dropped(reason, true) - before.dropped(reason, true);
         assert_eq!(counted, u64::from(dropped == Some(reason)), "{reason}");
         assert_eq!(c.dropped(reason, false), before.dropped(reason, false));
@@ -579,7 +579,7 @@ fn structured(mut input: Bytes) {
     let fate = inbound(&mut rx, &changed, changed_port);
     if changed == sealed && changed_port == port {
         if replayed && peer.replay != 0 {
-            assert_eq!(fate.dropped, Some(Drop::Replay), "a replay got through");
+            assert_eq!(fate.dropped, Some(DropReason::Replay), "a replay got through");
         } else {
             assert_eq!(opens(&fate), Some(expected.clone()), "{fate:?}");
         }
@@ -599,7 +599,7 @@ fn structured(mut input: Bytes) {
         );
         if peer.replay != 0 {
             let again = inbound(&mut rx, packet, *port);
-            assert_eq!(again.dropped, Some(Drop::Replay));
+            assert_eq!(again.dropped, Some(DropReason::Replay));
         }
     }
 }

@@ -9,7 +9,7 @@
 
 use crate::control::{Client, Listener, Received};
 use crate::log;
-use ipsec_engine::engine::{ClientId, Engine, Send};
+use ipsec_engine::engine::{ClientId, Delivery, Engine};
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use zeroize::Zeroizing;
@@ -126,7 +126,7 @@ impl Clients {
     }
 
     /// Reads up to [`READS_PER_ROUND`] messages from `id` into the engine.
-    pub fn read(&mut self, id: ClientId, engine: &mut Engine, now: u64, out: &mut Vec<Send>) {
+    pub fn read(&mut self, id: ClientId, engine: &mut Engine, now: u64, out: &mut Vec<Delivery>) {
         for _ in 0..READS_PER_ROUND {
             let Some(c) = self.connections.get(&id) else {
                 return;
@@ -161,7 +161,7 @@ impl Clients {
     /// Queues the engine's messages for their clients and sends what the
     /// sockets take. A message that would take a client's queue, or all
     /// queues together, past their limit is dropped and counted.
-    pub fn deliver(&mut self, sends: Vec<Send>) {
+    pub fn deliver(&mut self, sends: Vec<Delivery>) {
         for send in sends {
             let bytes = Zeroizing::new(send.bytes);
             let Some(c) = self.connections.get_mut(&send.to) else {

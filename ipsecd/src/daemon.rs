@@ -6,7 +6,7 @@ use crate::clients::Clients;
 use crate::control::Listener;
 use crate::dataplane::Dataplane;
 use crate::{log, memory::Trimmer, privileges, saved, signals::Signals};
-use ipsec_engine::engine::{Engine, Send};
+use ipsec_engine::engine::{Delivery, Engine};
 use sd_notify::NotifyState;
 use std::path::Path;
 use std::process::ExitCode;
@@ -258,7 +258,7 @@ fn serve(
         if fds[1].revents != 0 {
             clients.accept(listener, engine, now());
         }
-        let mut out: Vec<Send> = Vec::new();
+        let mut out: Vec<Delivery> = Vec::new();
         for (i, &(id, _, _)) in peers.iter().enumerate() {
             let revents = fds[i + 2].revents;
             if revents & libc::POLLOUT != 0 {

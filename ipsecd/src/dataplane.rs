@@ -10,7 +10,7 @@ use crate::pcap::{self, Capture};
 use crate::routes::{self, Steering, local_addresses};
 use crate::tun::Tun;
 use ipsec_engine::engine::datapath::NAT_T_PORT;
-use ipsec_engine::engine::{Engine, Events, Send, Verdict};
+use ipsec_engine::engine::{Delivery, Engine, Events, Verdict};
 use ipsec_engine::offload;
 use ipsec_engine::packet::{Batch, PacketBuf};
 use ipsec_engine::xform::ip::Layout;
@@ -155,7 +155,7 @@ impl Dataplane {
 
     /// Reads what waits on `fd` (one of [`Dataplane::fds`]) through the
     /// engine; returns the PF_KEY messages it produced.
-    pub fn ready(&mut self, fd: RawFd, engine: &mut Engine, now: u64) -> Vec<Send> {
+    pub fn ready(&mut self, fd: RawFd, engine: &mut Engine, now: u64) -> Vec<Delivery> {
         for _ in 0..BURST {
             if fd == self.tun.fd() {
                 match self.tun.recv(&mut self.buffer) {

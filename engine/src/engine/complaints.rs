@@ -8,7 +8,7 @@
 //! The table is bounded: packets with forged SPIs make new subjects at
 //! will, so past [`MAX_SUBJECTS`] they are only counted together.
 
-use super::counters::Drop;
+use super::counters::DropReason;
 use pfkey::SaType;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -23,7 +23,7 @@ pub const MAX_SUBJECTS: usize = 256;
 /// What failed: the cause, the direction, and the SA or the addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Subject {
-    pub reason: Drop,
+    pub reason: DropReason,
     pub inbound: bool,
     pub satype: SaType,
     /// 0 when no SA was found, or for a flow that has none.
@@ -122,33 +122,37 @@ fn line(s: &Subject, count: u64, since: Option<u64>) -> String {
 /// What most likely makes packets fail this way.
 fn cause(s: &Subject) -> &'static str {
     match (s.reason, s.inbound) {
-        (Drop::Authentication, _) => "the two ends hold different keys or transforms for this SA",
-        (Drop::Padding, _) => "the two ends hold different encryption keys or ciphers for this SA",
-        (Drop::NoSa, true) => {
+        (DropReason::Authentication, _) => {
+            "the two ends hold different keys or transforms for this SA"
+        }
+        (DropReason::Padding, _) => {
+            "the two ends hold different encryption keys or ciphers for this SA"
+        }
+        (DropReason::NoSa, true) => {
             "the peer sends on an SA this host does not have: not loaded here, \
              or deleted here and not there"
         }
-        (Drop::NoSa, false) => {
+        (DropReason::NoSa, false) => {
             "a flow requires an SA to this peer and there is none: load the SAs, \
              or check that the key manager is running"
         }
-        (Drop::Replay, _) => {
+        (DropReason::Replay, _) => {
             "replayed, or delayed beyond the replay window; a peer that restarted \
              with the same SA reuses sequence numbers and must be given new SAs"
         }
-        (Drop::PolicyMismatch, _) => {
+        (DropReason::PolicyMismatch, _) => {
             "it came from another address than the SA's peer, or no inbound flow \
              allows it through this SA"
         }
-        (Drop::NoPolicy, _) => "what came out of the tunnel matches no inbound flow",
-        (Drop::EncapMismatch, _) => "the ends disagree on ESP in UDP (NAT traversal)",
-        (Drop::Unkeyed, _) => "the SA names an algorithm or key this host cannot use",
-        (Drop::Expired, _) => "the SA ran out of sequence numbers or bytes: it needs new SAs",
-        (Drop::TooBig, _) => "packets do not fit the path once protected",
-        (Drop::Denied, _) => "a deny flow selects them",
-        (Drop::HopLimit, _) => "a route leads them back into the enc interface",
-        (Drop::Filtered, _) => "the enc filter refuses them",
-        (Drop::Malformed, _) => "they cannot be read: damaged, truncated or not IPsec",
+        (DropReason::NoPolicy, _) => "what came out of the tunnel matches no inbound flow",
+        (DropReason::EncapMismatch, _) => "the ends disagree on ESP in UDP (NAT traversal)",
+        (DropReason::Unkeyed, _) => "the SA names an algorithm or key this host cannot use",
+        (DropReason::Expired, _) => "the SA ran out of sequence numbers or bytes: it needs new SAs",
+        (DropReason::TooBig, _) => "packets do not fit the path once protected",
+        (DropReason::Denied, _) => "a deny flow selects them",
+        (DropReason::HopLimit, _) => "a route leads them back into the enc interface",
+        (DropReason::Filtered, _) => "the enc filter refuses them",
+        (DropReason::Malformed, _) => "they cannot be read: damaged, truncated or not IPsec",
     }
 }
 
@@ -158,7 +162,7 @@ mod tests {
 
     fn auth_failure(spi: u32) -> Subject {
         Subject {
-            reason: Drop::Authentication,
+            reason: DropReason::Authentication,
             inbound: true,
             satype: SaType::ESP,
             spi,

@@ -4,7 +4,7 @@ use std::fmt;
 
 /// Why the data path dropped a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Drop {
+pub enum DropReason {
     /// Not a packet that can be read: truncated, bad header, bad length.
     Malformed,
     /// No SA for the SPI it carries, or none for a flow that requires one.
@@ -36,46 +36,46 @@ pub enum Drop {
     HopLimit,
 }
 
-impl Drop {
-    pub const ALL: [Drop; 14] = [
-        Drop::Malformed,
-        Drop::NoSa,
-        Drop::NoPolicy,
-        Drop::PolicyMismatch,
-        Drop::Denied,
-        Drop::Replay,
-        Drop::Authentication,
-        Drop::Padding,
-        Drop::TooBig,
-        Drop::Filtered,
-        Drop::Expired,
-        Drop::Unkeyed,
-        Drop::EncapMismatch,
-        Drop::HopLimit,
+impl DropReason {
+    pub const ALL: [DropReason; 14] = [
+        DropReason::Malformed,
+        DropReason::NoSa,
+        DropReason::NoPolicy,
+        DropReason::PolicyMismatch,
+        DropReason::Denied,
+        DropReason::Replay,
+        DropReason::Authentication,
+        DropReason::Padding,
+        DropReason::TooBig,
+        DropReason::Filtered,
+        DropReason::Expired,
+        DropReason::Unkeyed,
+        DropReason::EncapMismatch,
+        DropReason::HopLimit,
     ];
 
     /// A short name for logs and the statistics dump.
     pub fn name(self) -> &'static str {
         match self {
-            Drop::Malformed => "malformed",
-            Drop::NoSa => "no SA",
-            Drop::NoPolicy => "no policy",
-            Drop::PolicyMismatch => "policy mismatch",
-            Drop::Denied => "denied",
-            Drop::Replay => "replay",
-            Drop::Authentication => "authentication failed",
-            Drop::Padding => "bad padding",
-            Drop::TooBig => "too big",
-            Drop::Filtered => "filtered",
-            Drop::Expired => "SA expired",
-            Drop::Unkeyed => "unusable keys",
-            Drop::EncapMismatch => "encapsulation mismatch",
-            Drop::HopLimit => "hop limit reached",
+            DropReason::Malformed => "malformed",
+            DropReason::NoSa => "no SA",
+            DropReason::NoPolicy => "no policy",
+            DropReason::PolicyMismatch => "policy mismatch",
+            DropReason::Denied => "denied",
+            DropReason::Replay => "replay",
+            DropReason::Authentication => "authentication failed",
+            DropReason::Padding => "bad padding",
+            DropReason::TooBig => "too big",
+            DropReason::Filtered => "filtered",
+            DropReason::Expired => "SA expired",
+            DropReason::Unkeyed => "unusable keys",
+            DropReason::EncapMismatch => "encapsulation mismatch",
+            DropReason::HopLimit => "hop limit reached",
         }
     }
 }
 
-impl fmt::Display for Drop {
+impl fmt::Display for DropReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -91,12 +91,12 @@ pub struct Counters {
     /// Packets sent in the clear because no flow, or a bypass or use flow
     /// without an SA, asked otherwise.
     pub clear_out: u64,
-    drops_in: [u64; Drop::ALL.len()],
-    drops_out: [u64; Drop::ALL.len()],
+    drops_in: [u64; DropReason::ALL.len()],
+    drops_out: [u64; DropReason::ALL.len()],
 }
 
 impl Counters {
-    pub fn drop(&mut self, reason: Drop, inbound: bool) {
+    pub fn drop(&mut self, reason: DropReason, inbound: bool) {
         let table = if inbound {
             &mut self.drops_in
         } else {
@@ -106,7 +106,7 @@ impl Counters {
     }
 
     /// Drops of one reason, one way.
-    pub fn dropped(&self, reason: Drop, inbound: bool) -> u64 {
+    pub fn dropped(&self, reason: DropReason, inbound: bool) -> u64 {
         if inbound {
             self.drops_in[reason as usize]
         } else {
@@ -115,8 +115,8 @@ impl Counters {
     }
 
     /// Every reason with a count, as (reason, inbound, outbound).
-    pub fn drops(&self) -> impl Iterator<Item = (Drop, u64, u64)> + '_ {
-        Drop::ALL
+    pub fn drops(&self) -> impl Iterator<Item = (DropReason, u64, u64)> + '_ {
+        DropReason::ALL
             .iter()
             .map(|&d| (d, self.drops_in[d as usize], self.drops_out[d as usize]))
             .filter(|&(_, i, o)| i + o != 0)
@@ -146,15 +146,18 @@ mod tests {
     #[test]
     fn drops_are_counted_per_reason_and_direction() {
         let mut c = Counters::default();
-        c.drop(Drop::Replay, true);
-        c.drop(Drop::Replay, true);
-        c.drop(Drop::NoSa, false);
-        assert_eq!(c.dropped(Drop::Replay, true), 2);
-        assert_eq!(c.dropped(Drop::Replay, false), 0);
+        c.drop(DropReason::Replay, true);
+        c.drop(DropReason::Replay, true);
+        c.drop(DropReason::NoSa, false);
+        assert_eq!(c.dropped(DropReason::Replay, true), 2);
+        assert_eq!(c.dropped(DropReason::Replay, false), 0);
         let all: Vec<_> = c.drops().collect();
-        assert_eq!(all, vec![(Drop::NoSa, 0, 1), (Drop::Replay, 2, 0)]);
+        assert_eq!(
+            all,
+            vec![(DropReason::NoSa, 0, 1), (DropReason::Replay, 2, 0)]
+        );
         // Every reason has its own slot.
-        for (i, d) in Drop::ALL.iter().enumerate() {
+        for (i, d) in DropReason::ALL.iter().enumerate() {
             assert_eq!(*d as usize, i);
         }
     }

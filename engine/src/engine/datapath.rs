@@ -6,11 +6,11 @@
 //! drops).
 
 use super::complaints::Subject;
-use super::counters::Drop;
+use super::counters::DropReason;
 use super::*;
 use crate::packet::PacketBuf;
 use crate::sad::{Expiry, SaId, State};
-use crate::spd::Direction;
+use crate::spd::{Direction, PacketKey};
 use crate::too_big;
 use crate::wire::{self, ipv4};
 use crate::xform::ip::{self as ipx, Layout, proto};
@@ -47,7 +47,7 @@ pub enum Verdict {
     Enc,
     /// Dropped, and counted. With `reply`, the buffer now holds an ICMP
     /// error for the sender, for `enc0`.
-    Dropped { reason: Drop, reply: bool },
+    Dropped { reason: DropReason, reply: bool },
 }
 
 /// What else handling packets produced, beside the packets themselves:
@@ -58,31 +58,31 @@ pub struct Events {
     /// Copies for an enc capture, when one is on.
     pub taps: Vec<Tap>,
     /// PF_KEY messages: ACQUIREs and EXPIREs.
-    pub messages: Vec<Send>,
+    pub messages: Vec<Delivery>,
 }
 
 /// How a packet went wrong, as the path unwinds.
-type Fate<T> = Result<T, Drop>;
+type Fate<T> = Result<T, DropReason>;
 
-impl From<Refusal> for Drop {
-    fn from(r: Refusal) -> Drop {
+impl From<Refusal> for DropReason {
+    fn from(r: Refusal) -> DropReason {
         match r {
-            Refusal::Malformed => Drop::Malformed,
-            Refusal::Authentication => Drop::Authentication,
-            Refusal::Padding => Drop::Padding,
+            Refusal::Malformed => DropReason::Malformed,
+            Refusal::Authentication => DropReason::Authentication,
+            Refusal::Padding => DropReason::Padding,
         }
     }
 }
 
-impl From<wire::Error> for Drop {
-    fn from(_: wire::Error) -> Drop {
-        Drop::Malformed
+impl From<wire::Error> for DropReason {
+    fn from(_: wire::Error) -> DropReason {
+        DropReason::Malformed
     }
 }
 
-impl From<ipx::CannotBuild> for Drop {
-    fn from(_: ipx::CannotBuild) -> Drop {
-        Drop::TooBig
+impl From<ipx::CannotBuild> for DropReason {
+    fn from(_: ipx::CannotBuild) -> DropReason {
+        DropReason::TooBig
     }
 }
 
@@ -100,12 +100,12 @@ impl Engine {
     /// Counts a drop, on its SA too, and keeps it for the rate-limited
     /// complaints when it concerns a peer (not the host's own chatter on
     /// the enc interface, and not what a deny flow is there to drop).
-    fn dropped(&mut self, reason: Drop, inbound: bool, blame: &Blame) {
+    fn dropped(&mut self, reason: DropReason, inbound: bool, blame: &Blame) {
         self.counters.drop(reason, inbound);
         if let Some(id) = &blame.sa {
             self.sad.count_drop(id, inbound);
         }
-        if (inbound || blame.sa.is_some()) && reason != Drop::Denied {
+        if (inbound || blame.sa.is_some()) && reason != DropReason::Denied {
             self.complaints.note(Subject {
                 reason,
                 inbound,
@@ -142,12 +142,12 @@ impl Engine {
     ) -> Fate<()> {
         let layout = Layout::of(buf.as_slice())?;
         buf.keep(0..layout.len);
-        let key = layout.key(buf.as_slice(), Direction::Out);
+        let key = PacketKey::of(&layout, buf.as_slice(), Direction::Out);
         let Some((_, policy)) = self.spd.lookup_mut(&key) else {
             // The host's own chatter on enc0 (IPv6 router solicitations,
             // MLD) has no business on another link.
             if !routable(layout.dst) {
-                return Err(Drop::NoPolicy);
+                return Err(DropReason::NoPolicy);
             }
             // No flow: no IPsec, as on OpenBSD.
             return self.send_clear(buf);
@@ -156,7 +156,7 @@ impl Engine {
         let (flow_type, satype, peer) = (policy.flow_type, policy.satype, policy.peer);
         match flow_type {
             FlowType::BYPASS => return self.send_clear(buf),
-            FlowType::DENY => return Err(Drop::Denied),
+            FlowType::DENY => return Err(DropReason::Denied),
             _ => {}
         }
         let gateway = peer.unwrap_or(layout.dst);
@@ -181,7 +181,7 @@ impl Engine {
             }
             return match flow_type {
                 FlowType::USE | FlowType::ACQUIRE => self.send_clear(buf),
-                _ => Err(Drop::NoSa),
+                _ => Err(DropReason::NoSa),
             };
         };
         blame.sa = Some(sa);
@@ -208,7 +208,7 @@ impl Engine {
                 buf.set(&reply);
                 blame.reply = true;
             }
-            return Err(Drop::TooBig);
+            return Err(DropReason::TooBig);
         }
         self.counters.protected_out += 1;
         Ok(())
@@ -221,7 +221,7 @@ impl Engine {
         let packet = buf.as_mut_slice();
         let ttl_at = if packet[0] >> 4 == 6 { 7 } else { 8 };
         if packet[ttl_at] <= 1 {
-            return Err(Drop::HopLimit);
+            return Err(DropReason::HopLimit);
         }
         packet[ttl_at] -= 1;
         if ttl_at == 8 {
@@ -244,8 +244,8 @@ impl Engine {
             let (sa, live) = self
                 .sad
                 .live_mut(&id)
-                .ok_or(Drop::NoSa)?
-                .map_err(|_| Drop::Unkeyed)?;
+                .ok_or(DropReason::NoSa)?
+                .map_err(|_| DropReason::Unkeyed)?;
             next = sa.next;
             let layout = Layout::of(buf.as_slice())?;
             // Tunnel mode when the SA says so or when it cannot be
@@ -282,7 +282,7 @@ impl Engine {
                 if let Some(sa) = self.sad.delete(&id) {
                     events.messages.extend(self.expired(&sa, Expiry::Hard));
                 }
-                return Err(Drop::Expired);
+                return Err(DropReason::Expired);
             };
             match &live.transform {
                 Transform::Ipip => {}
@@ -303,7 +303,7 @@ impl Engine {
             if let Some((sa, expiry)) = self.sad.account(&id, bytes as u64, false, now) {
                 events.messages.extend(self.expired(&sa, expiry));
                 if expiry == Expiry::Hard {
-                    return Err(Drop::Expired);
+                    return Err(DropReason::Expired);
                 }
             }
         }
@@ -360,7 +360,7 @@ impl Engine {
                     buf.keep(layout.header_len..layout.len);
                     let inner = Layout::of(buf.as_slice())?;
                     if inner.v6 != (layout.protocol == proto::IPV6) {
-                        return Err(Drop::Malformed);
+                        return Err(DropReason::Malformed);
                     }
                     buf.keep(0..inner.len);
                     layout = inner;
@@ -378,7 +378,7 @@ impl Engine {
             let spi = match spi {
                 Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
                 Some(&[a, b]) => u32::from(u16::from_be_bytes([a, b])),
-                _ => return Err(Drop::Malformed),
+                _ => return Err(DropReason::Malformed),
             };
             let id = SaId {
                 dst: layout.dst,
@@ -390,22 +390,22 @@ impl Engine {
                 || seen.contains(&Some(id))
                 || (satype == SaType::X_IPCOMP && seen.iter().flatten().any(|u| u.satype == satype))
             {
-                return Err(Drop::Malformed);
+                return Err(DropReason::Malformed);
             }
             blame.sa = Some(id);
             let (sa, live) = self
                 .sad
                 .live_mut(&id)
-                .ok_or(Drop::NoSa)?
-                .map_err(|_| Drop::Unkeyed)?;
+                .ok_or(DropReason::NoSa)?
+                .map_err(|_| DropReason::Unkeyed)?;
             if (sa.flags & sa_flags::UDPENCAP != 0) != encapsulated {
-                return Err(Drop::EncapMismatch);
+                return Err(DropReason::EncapMismatch);
             }
             // The SA is the peer's: a packet from elsewhere under its SPI
             // is not the peer's, whatever its ICV (ESP does not cover the
             // outer source).
             if sa.src != layout.src && !sa.src.is_unspecified() {
-                return Err(Drop::PolicyMismatch);
+                return Err(DropReason::PolicyMismatch);
             }
             let esn = live.esn;
             let at = layout.header_len;
@@ -435,7 +435,7 @@ impl Engine {
                     replace_payload(buf, &layout, next, &payload)?;
                     next
                 }
-                Transform::Ipip => return Err(Drop::Malformed),
+                Transform::Ipip => return Err(DropReason::Malformed),
             };
             let flags = enc_flags(&live.transform);
             ipx::reframe(buf.as_mut_slice(), &layout, next_header)?;
@@ -476,12 +476,12 @@ impl Engine {
         tunneled: bool,
         now: u64,
     ) -> Fate<()> {
-        let key = layout.key(packet, Direction::In);
+        let key = PacketKey::of(layout, packet, Direction::In);
         let Some((_, policy)) = self.spd.lookup_mut(&key) else {
             // Like Linux, and unlike OpenBSD, a tunnel may carry only what
             // some flow asks for.
             return if tunneled {
-                Err(Drop::NoPolicy)
+                Err(DropReason::NoPolicy)
             } else {
                 Ok(())
             };
@@ -489,7 +489,7 @@ impl Engine {
         policy.usage.count(packet.len(), now);
         let (flow_type, satype, peer) = (policy.flow_type, policy.satype, policy.peer);
         match flow_type {
-            FlowType::DENY => Err(Drop::Denied),
+            FlowType::DENY => Err(DropReason::Denied),
             FlowType::REQUIRE | FlowType::DONTACQ => {
                 let from = peer.unwrap_or(layout.src);
                 let through = used.iter().flatten().any(|id| {
@@ -498,7 +498,7 @@ impl Engine {
                 if through {
                     Ok(())
                 } else {
-                    Err(Drop::PolicyMismatch)
+                    Err(DropReason::PolicyMismatch)
                 }
             }
             _ => Ok(()),
@@ -540,14 +540,14 @@ fn enc_flags(t: &Transform) -> u32 {
 
 fn check_replay(window: Option<&crate::replay::ReplayWindow>, low: u32) -> Fate<u64> {
     match window {
-        Some(w) => w.check(low).map_err(|_| Drop::Replay),
+        Some(w) => w.check(low).map_err(|_| DropReason::Replay),
         None => Ok(u64::from(low)),
     }
 }
 
 fn commit_replay(window: Option<&mut crate::replay::ReplayWindow>, seq: u64) -> Fate<()> {
     match window {
-        Some(w) => w.commit(seq).map_err(|_| Drop::Replay),
+        Some(w) => w.commit(seq).map_err(|_| DropReason::Replay),
         None => Ok(()),
     }
 }

@@ -23,7 +23,7 @@ use pfkey::{Body, ExtType, Header, Identity, Message, MsgType, SaType, SockAddr}
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-pub use counters::{Counters, Drop, FlowUsage};
+pub use counters::{Counters, DropReason, FlowUsage};
 pub use datapath::{Events, Tap, Verdict};
 pub use flows::Policy;
 pub use persist::RestoreError;
@@ -34,7 +34,7 @@ pub type ClientId = u64;
 
 /// One message for one client.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Send {
+pub struct Delivery {
     pub to: ClientId,
     pub bytes: Vec<u8>,
 }
@@ -151,7 +151,7 @@ impl Rng {
 /// (dumps send their records themselves).
 enum Outcome {
     Reply(Message, Mode),
-    Done(Vec<Send>),
+    Done(Vec<Delivery>),
 }
 
 type Handled = Result<Outcome, Errno>;
@@ -204,7 +204,7 @@ impl Engine {
     }
 
     /// Handles one message a client wrote; `pid` is the client's process.
-    pub fn handle(&mut self, from: ClientId, pid: u32, bytes: &[u8], now: u64) -> Vec<Send> {
+    pub fn handle(&mut self, from: ClientId, pid: u32, bytes: &[u8], now: u64) -> Vec<Delivery> {
         if bytes.get(1) == Some(&MsgType::X_PROMISC.0) && bytes.len() > 16 {
             return self.forward(from, pid, bytes);
         }
@@ -304,14 +304,14 @@ impl Engine {
 
     /// The sender's header with `errno` set, or a bare header when there
     /// was not even one.
-    fn errno_reply(&self, to: ClientId, bytes: &[u8], e: Errno) -> Send {
+    fn errno_reply(&self, to: ClientId, bytes: &[u8], e: Errno) -> Delivery {
         let mut header = [0u8; 16];
         let n = bytes.len().min(16);
         header[..n].copy_from_slice(&bytes[..n]);
         header[0] = pfkey::PF_KEY_V2;
         header[2] = e.0;
         header[4..6].copy_from_slice(&2u16.to_ne_bytes());
-        Send {
+        Delivery {
             to,
             bytes: header.to_vec(),
         }
@@ -319,7 +319,7 @@ impl Engine {
 
     /// Copies of what a client sent, for promiscuous clients: wrapped in a
     /// header of type X_PROMISC whose sequence number is the sender's pid.
-    fn promiscuous_copies(&self, from: ClientId, pid: u32, bytes: &[u8]) -> Vec<Send> {
+    fn promiscuous_copies(&self, from: ClientId, pid: u32, bytes: &[u8]) -> Vec<Delivery> {
         let watchers: Vec<ClientId> = self
             .clients
             .iter()
@@ -333,7 +333,7 @@ impl Engine {
         let wrapped = wrap(bytes, SaType::UNSPEC, pid);
         watchers
             .into_iter()
-            .map(|to| Send {
+            .map(|to| Delivery {
                 to,
                 bytes: wrapped.clone(),
             })
@@ -343,7 +343,7 @@ impl Engine {
     /// A promiscuous message holding another message: passed on verbatim
     /// to every other client when its sequence number is 0 or the
     /// sender's pid, and what it holds is a message.
-    fn forward(&self, from: ClientId, pid: u32, bytes: &[u8]) -> Vec<Send> {
+    fn forward(&self, from: ClientId, pid: u32, bytes: &[u8]) -> Vec<Delivery> {
         let seq = bytes
             .get(8..12)
             .map_or(u32::MAX, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
@@ -357,14 +357,14 @@ impl Engine {
         self.clients
             .keys()
             .filter(|&&id| id != from)
-            .map(|&to| Send {
+            .map(|&to| Delivery {
                 to,
                 bytes: bytes.to_vec(),
             })
             .collect()
     }
 
-    fn deliver(&self, from: ClientId, bytes: &[u8], mode: Mode) -> Vec<Send> {
+    fn deliver(&self, from: ClientId, bytes: &[u8], mode: Mode) -> Vec<Delivery> {
         let mut out = Vec::new();
         let wrapped = || wrap(bytes, SaType::UNSPEC, 0);
         for (&id, client) in &self.clients {
@@ -377,12 +377,12 @@ impl Engine {
                 }
             };
             if direct {
-                out.push(Send {
+                out.push(Delivery {
                     to: id,
                     bytes: bytes.to_vec(),
                 });
             } else if client.promiscuous {
-                out.push(Send {
+                out.push(Delivery {
                     to: id,
                     bytes: wrapped(),
                 });
@@ -393,7 +393,7 @@ impl Engine {
 
     /// Time passes: expired SAs are reported (and removed), as are
     /// forgotten acquires.
-    pub fn tick(&mut self, now: u64) -> Vec<Send> {
+    pub fn tick(&mut self, now: u64) -> Vec<Delivery> {
         self.acquires.retain(|a| a.expires > now);
         let mut out = Vec::new();
         for (sa, expiry) in self.sad.expire(now) {
@@ -410,7 +410,7 @@ impl Engine {
     }
 
     /// Reports an expiry the data path found (a byte limit).
-    pub fn expired(&mut self, sa: &SecurityAssociation, expiry: Expiry) -> Vec<Send> {
+    pub fn expired(&mut self, sa: &SecurityAssociation, expiry: Expiry) -> Vec<Delivery> {
         if expiry == Expiry::Larval {
             return Vec::new();
         }
@@ -420,7 +420,7 @@ impl Engine {
 
     /// A packet needs an SA its flow asks for and none exists: tell the
     /// key managers, unless they were told already for this flow and peer.
-    pub fn acquire(&mut self, packet: &PacketKey, now: u64) -> Vec<Send> {
+    pub fn acquire(&mut self, packet: &PacketKey, now: u64) -> Vec<Delivery> {
         let Some((selector, policy)) = self.spd.lookup(packet) else {
             return Vec::new();
         };

@@ -71,11 +71,11 @@ fn getspi_to(dst: &str) -> Message {
 }
 
 /// Sends `bytes` from `from`; returns what each client got.
-fn send(e: &mut Engine, from: ClientId, bytes: &[u8], now: u64) -> Vec<Send> {
+fn send(e: &mut Engine, from: ClientId, bytes: &[u8], now: u64) -> Vec<Delivery> {
     e.handle(from, PID, bytes, now)
 }
 
-fn replies_to(sends: &[Send], who: ClientId) -> Vec<Message> {
+fn replies_to(sends: &[Delivery], who: ClientId) -> Vec<Message> {
     sends
         .iter()
         .filter(|s| s.to == who)
@@ -289,7 +289,7 @@ fn a_monitor_sees_every_message() {
     send(&mut e, WATCHER, &promisc, 0);
     let flow = messages(Action::Add).remove(0);
     let out = send(&mut e, CTL, &flow, 0);
-    let seen: Vec<&Send> = out.iter().filter(|s| s.to == WATCHER).collect();
+    let seen: Vec<&Delivery> = out.iter().filter(|s| s.to == WATCHER).collect();
     // A wrapped copy of the request, and the broadcast reply.
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].bytes[1], MsgType::X_PROMISC.0);

@@ -18,6 +18,8 @@ pub mod checksum;
 pub mod esp;
 pub mod ipv4;
 pub mod ipv6;
+pub mod layout;
+pub mod proto;
 pub mod udp;
 
 use std::fmt;

@@ -3,123 +3,10 @@
 //! has changed (lengths and the IPv4 checksum made right again).
 
 use crate::packet::PacketBuf;
-use crate::spd::{Direction, PacketKey};
-use crate::wire::{self, ipv4, ipv6};
+pub use crate::wire::layout::Layout;
+pub use crate::wire::proto;
+use crate::wire::{ipv4, ipv6};
 use std::net::IpAddr;
-
-/// IP protocol numbers the data path cares about.
-pub mod proto {
-    pub const HOP_BY_HOP: u8 = 0;
-    pub const ICMP: u8 = 1;
-    pub const IPV4: u8 = 4;
-    pub const TCP: u8 = 6;
-    pub const UDP: u8 = 17;
-    pub const IPV6: u8 = 41;
-    pub const ESP: u8 = 50;
-    pub const AH: u8 = 51;
-    pub const ICMPV6: u8 = 58;
-    pub const IPCOMP: u8 = 108;
-}
-
-/// Where things are in an IP packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Layout {
-    pub v6: bool,
-    /// Where a security header goes: after the IPv4 header with its
-    /// options, or after the IPv6 header and a hop-by-hop header.
-    pub header_len: usize,
-    /// The protocol of what follows `header_len`.
-    pub protocol: u8,
-    /// The byte that names `protocol`.
-    pub protocol_at: usize,
-    /// The packet's length by its own header; bytes past it are link
-    /// padding.
-    pub len: usize,
-    pub src: IpAddr,
-    pub dst: IpAddr,
-    /// A later fragment: no transport header to read ports from.
-    pub later_fragment: bool,
-}
-
-impl Layout {
-    /// Reads the layout of a packet from the wire or from `enc0`.
-    pub fn of(packet: &[u8]) -> wire::Result<Layout> {
-        match packet.first().map(|b| b >> 4) {
-            Some(4) => {
-                let ip = ipv4::Packet::new_checked(packet)?;
-                Ok(Layout {
-                    v6: false,
-                    header_len: ip.header_len(),
-                    protocol: ip.protocol(),
-                    protocol_at: 9,
-                    len: usize::from(ip.total_len()),
-                    src: ip.src_addr().into(),
-                    dst: ip.dst_addr().into(),
-                    later_fragment: ip.fragment_offset() != 0,
-                })
-            }
-            Some(6) => {
-                let ip = ipv6::Packet::new_checked(packet)?;
-                let len = ipv6::HEADER_LEN + usize::from(ip.payload_len());
-                let mut layout = Layout {
-                    v6: true,
-                    header_len: ipv6::HEADER_LEN,
-                    protocol: ip.next_header(),
-                    protocol_at: 6,
-                    len,
-                    src: ip.src_addr().into(),
-                    dst: ip.dst_addr().into(),
-                    later_fragment: false,
-                };
-                // A hop-by-hop header must stay first (RFC 8200 §4.1).
-                if layout.protocol == proto::HOP_BY_HOP {
-                    let ext = &packet[ipv6::HEADER_LEN..len];
-                    let [next, units, ..] = *ext else {
-                        return Err(wire::Error::Truncated);
-                    };
-                    let ext_len = (usize::from(units) + 1) * 8;
-                    if ext.len() < ext_len {
-                        return Err(wire::Error::Truncated);
-                    }
-                    layout.protocol_at = ipv6::HEADER_LEN;
-                    layout.header_len += ext_len;
-                    layout.protocol = next;
-                }
-                Ok(layout)
-            }
-            Some(_) => Err(wire::Error::BadVersion),
-            None => Err(wire::Error::Truncated),
-        }
-    }
-
-    /// The payload after the header (and before any link padding).
-    pub fn payload<'a>(&self, packet: &'a [u8]) -> &'a [u8] {
-        &packet[self.header_len..self.len]
-    }
-
-    /// What the SPD matches this packet by. TCP and UDP ports come from
-    /// the first four bytes of the transport header; a packet too short
-    /// to have them has none (OpenBSD refuses it; 0 selects only
-    /// port-less flows, which is as strict).
-    pub fn key(&self, packet: &[u8], direction: Direction) -> PacketKey {
-        let mut key = PacketKey {
-            direction,
-            src: self.src,
-            dst: self.dst,
-            proto: self.protocol,
-            sport: 0,
-            dport: 0,
-        };
-        if matches!(self.protocol, proto::TCP | proto::UDP)
-            && !self.later_fragment
-            && let [a, b, c, d, ..] = *self.payload(packet)
-        {
-            key.sport = u16::from_be_bytes([a, b]);
-            key.dport = u16::from_be_bytes([c, d]);
-        }
-        key
-    }
-}
 
 /// Names `protocol` as what follows the header of `layout` (which must
 /// still describe the packet's header), and makes the lengths (and the
@@ -209,6 +96,8 @@ pub const DEFAULT_TTL: u8 = 64;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spd::{Direction, PacketKey};
+    use crate::wire;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -240,7 +129,7 @@ mod tests {
         let l = Layout::of(&p).unwrap();
         assert_eq!((l.v6, l.header_len, l.protocol, l.len), (false, 20, 17, 33));
         assert_eq!(&l.payload(&p)[8..], b"hello");
-        let k = l.key(&p, Direction::Out);
+        let k = PacketKey::of(&l, &p, Direction::Out);
         assert_eq!((k.sport, k.dport, k.proto), (1234, 53, 17));
         assert_eq!((k.src, k.dst), (ip("10.0.0.1"), ip("10.0.0.2")));
     }
@@ -249,7 +138,7 @@ mod tests {
     fn later_fragments_have_no_ports() {
         let mut p = udp4("10.0.0.1", "10.0.0.2", 1234, 53, b"hello");
         p[6..8].copy_from_slice(&0x0010u16.to_be_bytes());
-        let k = Layout::of(&p).unwrap().key(&p, Direction::In);
+        let k = PacketKey::of(&Layout::of(&p).unwrap(), &p, Direction::In);
         assert_eq!((k.sport, k.dport), (0, 0));
     }
 

@@ -10,7 +10,7 @@ pub mod natt;
 
 use crate::crypto::KeyError;
 use crate::replay::ReplayWindow;
-use crate::sad::SecurityAssociation;
+use crate::sa::SecurityAssociation;
 use crate::sequence::SendSequence;
 use pfkey::{AuthAlg, CompAlg, EncAlg, SaType, sa_flags};
 

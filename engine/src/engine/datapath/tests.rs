@@ -16,8 +16,8 @@ struct Output {
     wire: Vec<Vec<u8>>,
     enc: Vec<Vec<u8>>,
     taps: Vec<Tap>,
-    messages: Vec<Send>,
-    dropped: Option<Drop>,
+    messages: Vec<Delivery>,
+    dropped: Option<DropReason>,
 }
 
 impl Output {
@@ -311,7 +311,7 @@ fn seal(a: &mut Engine, packet: &[u8]) -> Vec<u8> {
     out.wire.pop().unwrap()
 }
 
-fn open(b: &mut Engine, wire: &[u8]) -> Result<Vec<u8>, Drop> {
+fn open(b: &mut Engine, wire: &[u8]) -> Result<Vec<u8>, DropReason> {
     let mut out = Output::default();
     b.run_inbound(wire, None, 10, &mut out);
     match out.dropped {
@@ -390,9 +390,9 @@ fn replays_are_dropped_and_counted() {
     let second = seal(&mut a, &udp_packet(ha, hb, b"two"));
     assert!(open(&mut b, &second).is_ok());
     assert!(open(&mut b, &first).is_ok(), "late but inside the window");
-    assert_eq!(open(&mut b, &first), Err(Drop::Replay));
-    assert_eq!(open(&mut b, &second), Err(Drop::Replay));
-    assert_eq!(b.counters.dropped(Drop::Replay, true), 2);
+    assert_eq!(open(&mut b, &first), Err(DropReason::Replay));
+    assert_eq!(open(&mut b, &second), Err(DropReason::Replay));
+    assert_eq!(b.counters.dropped(DropReason::Replay, true), 2);
 }
 
 #[test]
@@ -402,7 +402,7 @@ fn a_forged_packet_does_not_move_the_window() {
     let mut forged = good.clone();
     // The same SPI, a sequence number far ahead, a wrong ICV.
     forged[24..28].copy_from_slice(&1_000_000u32.to_be_bytes());
-    assert_eq!(open(&mut b, &forged), Err(Drop::Authentication));
+    assert_eq!(open(&mut b, &forged), Err(DropReason::Authentication));
     assert!(open(&mut b, &good).is_ok(), "the window did not move");
 }
 
@@ -412,14 +412,14 @@ fn unknown_spis_truncations_and_wrong_encapsulation_are_dropped() {
     let wire = seal(&mut a, &udp_packet(ha, hb, b"data"));
     let mut unknown = wire.clone();
     unknown[20..24].copy_from_slice(&0xdead_beefu32.to_be_bytes());
-    assert_eq!(open(&mut b, &unknown), Err(Drop::NoSa));
+    assert_eq!(open(&mut b, &unknown), Err(DropReason::NoSa));
     let mut short = wire[..30].to_vec();
     ipx::fix_lengths(&mut short, false).unwrap();
-    assert_eq!(open(&mut b, &short), Err(Drop::Malformed));
-    assert_eq!(open(&mut b, &wire[..10]), Err(Drop::Malformed));
+    assert_eq!(open(&mut b, &short), Err(DropReason::Malformed));
+    assert_eq!(open(&mut b, &wire[..10]), Err(DropReason::Malformed));
     let mut out = Output::default();
     b.run_inbound(&wire, Some(4500), 10, &mut out);
-    assert_eq!(out.dropped, Some(Drop::EncapMismatch));
+    assert_eq!(out.dropped, Some(DropReason::EncapMismatch));
     assert_eq!(b.counters.protected_in, 0);
 }
 
@@ -434,10 +434,10 @@ fn flow_types_decide_without_an_sa() {
     for (flow_type, sent_clear, dropped, acquires) in [
         (FlowType::USE, true, None, false),
         (FlowType::ACQUIRE, true, None, true),
-        (FlowType::REQUIRE, false, Some(Drop::NoSa), true),
-        (FlowType::DONTACQ, false, Some(Drop::NoSa), false),
+        (FlowType::REQUIRE, false, Some(DropReason::NoSa), true),
+        (FlowType::DONTACQ, false, Some(DropReason::NoSa), false),
         (FlowType::BYPASS, true, None, false),
-        (FlowType::DENY, false, Some(Drop::Denied), false),
+        (FlowType::DENY, false, Some(DropReason::Denied), false),
     ] {
         e.spd.clear();
         e.acquires.clear();
@@ -478,7 +478,7 @@ fn flow_types_decide_without_an_sa() {
         }
         hops += 1;
     }
-    assert_eq!(out.dropped, Some(Drop::HopLimit));
+    assert_eq!(out.dropped, Some(DropReason::HopLimit));
     assert_eq!(hops, 63, "the test packet starts at TTL 64");
 }
 
@@ -518,7 +518,7 @@ fn an_sa_from_another_peer_does_not_satisfy_the_flow() {
             0,
         )
         .unwrap();
-    assert_eq!(open(&mut b, &wire), Err(Drop::PolicyMismatch));
+    assert_eq!(open(&mut b, &wire), Err(DropReason::PolicyMismatch));
     // A packet for a network no flow covers is refused too.
     let stray = udp_packet(ip("172.16.0.1"), host(&y, true), b"stray");
     let wire = a
@@ -532,7 +532,7 @@ fn an_sa_from_another_peer_does_not_satisfy_the_flow() {
             0,
         )
         .unwrap();
-    assert_eq!(open(&mut b, &wire), Err(Drop::NoPolicy));
+    assert_eq!(open(&mut b, &wire), Err(DropReason::NoPolicy));
 }
 
 #[test]
@@ -548,7 +548,7 @@ fn a_hard_byte_lifetime_expires_the_sa() {
     a.connect(9);
     let mut out = Output::default();
     a.run_outbound(&udp_packet(ha, hb, &[0; 200]), 1, &mut out);
-    assert_eq!(out.dropped, Some(Drop::Expired));
+    assert_eq!(out.dropped, Some(DropReason::Expired));
     assert!(out.messages.iter().any(|m| m.bytes[1] == MsgType::EXPIRE.0));
     assert!(a.sad.get(&id).is_none());
 }
@@ -563,7 +563,7 @@ fn ah_padding_is_authenticated() {
     assert_eq!(&wire[padding..padding + 4], &[0; 4]);
     let mut tampered = wire.clone();
     tampered[padding + 2] = 0x70;
-    assert_eq!(open(&mut b, &tampered), Err(Drop::Authentication));
+    assert_eq!(open(&mut b, &tampered), Err(DropReason::Authentication));
     assert!(open(&mut b, &wire).is_ok());
 }
 
@@ -583,7 +583,7 @@ fn an_sa_that_used_up_its_sequence_numbers_expires() {
     seal(&mut a, &udp_packet(ha, hb, b"last"));
     let mut out = Output::default();
     a.run_outbound(&udp_packet(ha, hb, b"one too many"), 1, &mut out);
-    assert_eq!(out.dropped, Some(Drop::Expired));
+    assert_eq!(out.dropped, Some(DropReason::Expired));
     assert!(out.wire.is_empty());
     assert!(out.messages.iter().any(|m| m.bytes[1] == MsgType::EXPIRE.0));
     assert!(a.sad.get(&id).is_none(), "the SA is gone");
@@ -595,7 +595,7 @@ fn packets_too_big_for_the_path_are_answered() {
     a.path_mtu = 1000;
     let mut out = Output::default();
     a.run_outbound(&udp_packet(ha, hb, &[0; 990]), 1, &mut out);
-    assert_eq!(out.dropped, Some(Drop::TooBig));
+    assert_eq!(out.dropped, Some(DropReason::TooBig));
     let icmp = &out.enc[0];
     assert_eq!((icmp[9], icmp[20], icmp[21]), (proto::ICMP, 3, 4));
     let mtu = u16::from_be_bytes([icmp[26], icmp[27]]);
@@ -629,7 +629,7 @@ fn nat_t_wraps_esp_in_udp() {
     assert_eq!(out.enc, vec![plain]);
     // Plain ESP to a NAT-T SA is refused.
     b.run_inbound(&esp, None, 1, &mut out);
-    assert_eq!(out.dropped, Some(Drop::EncapMismatch));
+    assert_eq!(out.dropped, Some(DropReason::EncapMismatch));
 }
 
 #[test]
