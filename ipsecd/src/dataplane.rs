@@ -5,7 +5,7 @@
 
 use crate::cleartext::Cleartext;
 use crate::log;
-use crate::net::Peers;
+use crate::net::{Arrival, Peers};
 use crate::pcap::{self, Capture};
 use crate::routes::{self, Steering, local_addresses};
 use crate::tun::Tun;
@@ -23,6 +23,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Packets taken from one descriptor per poll round, so that neither
 /// direction starves the other or the control socket.
 const BURST: usize = 64;
+
+/// Datagrams read from a peer socket with one system call.
+const INBOX: usize = 16;
 
 /// IPv6 needs links of at least this much (RFC 8200 §5).
 const MIN_MTU: usize = 1280;
@@ -47,8 +50,10 @@ pub struct Dataplane {
     buffer: Vec<u8>,
     /// The segments of the run being sent, each protected in place.
     segments: Batch,
-    /// Where an arrival from a peer is read and opened.
-    arrival: PacketBuf,
+    /// Where arrivals from a peer are read, [`INBOX`] at a time, and
+    /// opened; where each came from.
+    inbox: Vec<PacketBuf>,
+    arrived: Vec<Option<Arrival>>,
     /// Opened arrivals waiting to be joined into runs for the host.
     coalescer: offload::Coalescer,
     /// The engine's change count when routes and filter were last synced.
@@ -101,7 +106,8 @@ impl Dataplane {
             events: Events::default(),
             buffer: vec![0u8; offload::HEADER_LEN + 65536],
             segments: Batch::default(),
-            arrival: PacketBuf::new(),
+            inbox: (0..INBOX).map(|_| PacketBuf::new()).collect(),
+            arrived: Vec::with_capacity(INBOX),
             coalescer: offload::Coalescer::default(),
             synced: None,
             mtu: 0,
@@ -156,8 +162,8 @@ impl Dataplane {
     /// Reads what waits on `fd` (one of [`Dataplane::fds`]) through the
     /// engine; returns the PF_KEY messages it produced.
     pub fn ready(&mut self, fd: RawFd, engine: &mut Engine, now: u64) -> Vec<Delivery> {
-        for _ in 0..BURST {
-            if fd == self.tun.fd() {
+        if fd == self.tun.fd() {
+            for _ in 0..BURST {
                 match self.tun.recv(&mut self.buffer) {
                     Ok(Some(n)) => self.outbound(n, engine, now),
                     Ok(None) => break,
@@ -166,10 +172,16 @@ impl Dataplane {
                         break;
                     }
                 }
-            } else {
-                match self.peers.recv(fd, &mut self.arrival) {
-                    Ok(Some(arrival)) => self.inbound(arrival.udp_port, engine, now),
-                    Ok(None) => break,
+            }
+        } else {
+            for _ in 0..BURST / INBOX {
+                match self.peers.recv_many(fd, &mut self.inbox, &mut self.arrived) {
+                    Ok(n) => {
+                        self.inbound(engine, now);
+                        if n < INBOX {
+                            break;
+                        }
+                    }
                     Err(e) => {
                         log::warn(&format!("peer socket: {e}"));
                         break;
@@ -221,15 +233,17 @@ impl Dataplane {
         self.send_errors += self.peers.send_many(wire.map(PacketBuf::as_slice)) as u64;
     }
 
-    /// One arrival from a peer, in `self.arrival`: opened for the host, or
+    /// The arrivals just read into the inbox: each opened for the host, or
     /// dropped.
-    fn inbound(&mut self, udp_port: Option<u16>, engine: &mut Engine, now: u64) {
-        if engine.inbound(&mut self.arrival, udp_port, now, &mut self.events) == Verdict::Enc {
-            let tun = &self.tun;
-            self.coalescer
-                .push(self.arrival.as_slice(), |header, packet| {
+    fn inbound(&mut self, engine: &mut Engine, now: u64) {
+        let tun = &self.tun;
+        for (buf, arrival) in self.inbox.iter_mut().zip(&self.arrived) {
+            let Some(arrival) = arrival else { continue };
+            if engine.inbound(buf, arrival.udp_port, now, &mut self.events) == Verdict::Enc {
+                self.coalescer.push(buf.as_slice(), |header, packet| {
                     to_host(tun, header, packet)
                 });
+            }
         }
     }
 

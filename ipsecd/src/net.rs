@@ -102,6 +102,7 @@ pub struct Peers {
     /// front: no ESP could be in them.
     too_long: Cell<u64>,
     batch: RefCell<Batch>,
+    received: RefCell<Received>,
 }
 
 impl fmt::Debug for Peers {
@@ -425,6 +426,7 @@ impl Peers {
             send6,
             too_long: Cell::new(0),
             batch: RefCell::default(),
+            received: RefCell::default(),
             keepalives: Cell::new(0),
             non_esp: Cell::new(0),
         })
@@ -454,12 +456,28 @@ impl Peers {
         self.too_long.get()
     }
 
-    /// Reads one waiting packet from `fd`, one of [`Peers::fds`]; `None`
-    /// when nothing waits, and also after consuming a NAT-T keepalive or a
-    /// non-ESP datagram (which are counted), so `None` does not prove the
-    /// socket drained: poll again. A datagram longer than the buffer (only
-    /// possible with jumbograms) is an `InvalidData` error.
+    /// Reads one waiting packet from `fd` into `buf`, as
+    /// [`Peers::recv_many`] does.
+    #[cfg(test)]
     pub fn recv(&self, fd: RawFd, buf: &mut PacketBuf) -> io::Result<Option<Arrival>> {
+        let mut arrivals = Vec::new();
+        self.recv_many(fd, std::slice::from_mut(buf), &mut arrivals)?;
+        Ok(arrivals.pop().flatten())
+    }
+
+    /// Reads up to `bufs.len()` waiting datagrams from `fd`, one of
+    /// [`Peers::fds`], with one system call (`recvmmsg`): the n-th into
+    /// `bufs[n]`, and where it came from as `arrivals[n]`. A NAT-T
+    /// keepalive, a non-ESP datagram on port 4500 or a datagram too long
+    /// to hold an IP packet is counted and left out (`None`, its buffer
+    /// empty). Returns how many datagrams were read; 0 when none waited.
+    pub fn recv_many(
+        &self,
+        fd: RawFd,
+        bufs: &mut [PacketBuf],
+        arrivals: &mut Vec<Option<Arrival>>,
+    ) -> io::Result<usize> {
+        arrivals.clear();
         let Some(input) = self.inputs.iter().find(|i| i.fd.as_raw_fd() == fd) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -471,44 +489,103 @@ impl Peers {
             Kind::Udp4 => IPV4_HEADER,
             Kind::Raw6(_) | Kind::Udp6 => IPV6_HEADER,
         };
-        let buffer = buf.space();
-        let payload_room = &mut buffer[headroom..];
+        let mut scratch = self.received.borrow_mut();
+        let Received {
+            names,
+            controls,
+            iovs,
+            msgs,
+        } = &mut *scratch;
+        let max = bufs.len();
         // SAFETY: sockaddr_storage is plain data; zero is a valid start.
-        let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let mut control = ControlBuffer([0; 256]);
-        let mut iov = libc::iovec {
-            iov_base: payload_room.as_mut_ptr().cast(),
-            iov_len: payload_room.len(),
+        names.resize(max, unsafe { std::mem::zeroed() });
+        controls.resize_with(max, || ControlBuffer([0; 256]));
+        iovs.clear();
+        msgs.clear();
+        for buf in bufs.iter_mut() {
+            let room = &mut buf.space()[headroom..];
+            iovs.push(libc::iovec {
+                iov_base: room.as_mut_ptr().cast(),
+                iov_len: room.len(),
+            });
+        }
+        // Only now, with every vector complete, do pointers into them
+        // stay put.
+        for ((name, control), iov) in names
+            .iter_mut()
+            .zip(controls.iter_mut())
+            .zip(iovs.iter_mut())
+        {
+            // SAFETY: msghdr is plain data (pointers and lengths); zero is
+            // a valid start.
+            let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+            hdr.msg_name = std::ptr::from_mut(name).cast();
+            hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            hdr.msg_iov = std::ptr::from_mut(iov);
+            hdr.msg_iovlen = 1;
+            hdr.msg_control = control.0.as_mut_ptr().cast();
+            hdr.msg_controllen = control.0.len() as _;
+            msgs.push(libc::mmsghdr {
+                msg_hdr: hdr,
+                msg_len: 0,
+            });
+        }
+        // SAFETY: every header points at an address, a control buffer and
+        // a packet buffer of this call, each with its true length.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                max as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
         };
-        // SAFETY: msghdr is plain data (pointers and lengths); zero is a
-        // valid start.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_name = (&raw mut addr).cast();
-        msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        msg.msg_iov = &raw mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.0.as_mut_ptr().cast();
-        msg.msg_controllen = control.0.len() as _;
-        // SAFETY: every pointer in msg is to a local or to our buffer,
-        // each with its true length, and outlives the call.
-        let n = unsafe { libc::recvmsg(fd, &raw mut msg, 0) };
         if n < 0 {
             let e = io::Error::last_os_error();
             return match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
                 _ => Err(e),
             };
         }
-        if msg.msg_flags & libc::MSG_TRUNC != 0 {
+        let n = n as usize;
+        for (i, buf) in bufs.iter_mut().enumerate().take(n) {
+            let hdr = &msgs[i].msg_hdr;
+            let control_len = hdr.msg_controllen.min(controls[i].0.len());
+            let datagram = Datagram {
+                kind: input.kind,
+                headroom,
+                len: msgs[i].msg_len as usize,
+                truncated: hdr.msg_flags & libc::MSG_TRUNC != 0,
+                sender: sender(&names[i], hdr.msg_namelen),
+                ancillary: Ancillary::parse(&controls[i].0[..control_len]),
+            };
+            let arrival = self.arrival(&datagram, buf).unwrap_or_else(|e| {
+                crate::log::debug(format_args!("peer socket: {e}"));
+                None
+            });
+            if arrival.is_none() {
+                buf.filled(0);
+            }
+            arrivals.push(arrival);
+        }
+        // No pointer into the buffers outlives the call.
+        iovs.clear();
+        msgs.clear();
+        Ok(n)
+    }
+
+    /// Makes a received datagram (in `buf`'s space, behind `headroom`) a
+    /// whole IP packet, or counts and leaves it out.
+    fn arrival(&self, d: &Datagram, buf: &mut PacketBuf) -> io::Result<Option<Arrival>> {
+        if d.truncated {
             self.too_long.set(self.too_long.get() + 1);
             return Ok(None);
         }
-        let n = n as usize;
-        let control_len = (msg.msg_controllen as usize).min(control.0.len());
-        let found = Ancillary::parse(&control.0[..control_len]);
-        let sender = sender(&addr, msg.msg_namelen);
+        let (n, headroom) = (d.len, d.headroom);
+        let buffer = buf.space();
         let payload = &buffer[headroom..headroom + n];
-        if matches!(input.kind, Kind::Udp4 | Kind::Udp6) {
+        if matches!(d.kind, Kind::Udp4 | Kind::Udp6) {
             if payload == [0xff] {
                 self.keepalives.set(self.keepalives.get() + 1);
                 return Ok(None);
@@ -519,23 +596,24 @@ impl Peers {
             }
         }
         let header = &mut buffer[..headroom];
-        let udp_port = match (input.kind, sender) {
+        let found = &d.ancillary;
+        let udp_port = match (d.kind, &d.sender) {
             (Kind::Raw4, _) => None,
             (Kind::Raw6(protocol), Sender::V6(src, _)) => {
-                ipv6_header(header, n, protocol, src, &found)?;
+                ipv6_header(header, n, protocol, *src, found)?;
                 None
             }
             (Kind::Raw6(protocol), _) => {
-                ipv6_header(header, n, protocol, [0; 16], &found)?;
+                ipv6_header(header, n, protocol, [0; 16], found)?;
                 None
             }
             (Kind::Udp4, Sender::V4(src, port)) => {
-                ipv4_header(header, n, src, &found)?;
-                Some(port)
+                ipv4_header(header, n, *src, found)?;
+                Some(*port)
             }
             (Kind::Udp6, Sender::V6(src, port)) => {
-                ipv6_header(header, n, IPPROTO_ESP, src, &found)?;
-                Some(port)
+                ipv6_header(header, n, IPPROTO_ESP, *src, found)?;
+                Some(*port)
             }
             (Kind::Udp4 | Kind::Udp6, _) => {
                 return Err(io::Error::new(
@@ -651,6 +729,25 @@ impl Peers {
         msgs.clear();
         failed
     }
+}
+
+/// What one recvmmsg needs, kept for the next.
+#[derive(Default)]
+struct Received {
+    names: Vec<libc::sockaddr_storage>,
+    controls: Vec<ControlBuffer>,
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+/// One datagram as recvmmsg left it, before it is made a packet.
+struct Datagram {
+    kind: Kind,
+    headroom: usize,
+    len: usize,
+    truncated: bool,
+    sender: Sender,
+    ancillary: Ancillary,
 }
 
 /// What one sendmmsg needs, kept for the next.
