@@ -219,29 +219,24 @@ net_up() {
   done
 }
 
-# appear NS IFACE PID: up to 10 s for the tunnel process to make its TUN.
-appear() {
-  local i
+# within PID WHAT CMD...: up to 10 s for CMD to succeed while PID runs.
+within() {
+  local pid=$1 what=$2 i
+  shift 2
   for i in $(seq 100); do
-    ip -n "$1" link show dev "$2" >/dev/null 2>&1 && return 0
-    running "$3" || { why="the process for $2 exited before making it"; return 1; }
+    "$@" >/dev/null 2>&1 && return 0
+    running "$pid" || { why="the tunnel process exited before $what appeared"; return 1; }
     sleep 0.1
   done
-  why="no interface $2 after 10 s"
+  why="no $what after 10 s"
   return 1
 }
 
-# uapi IFACE PID: up to 10 s for a WireGuard implementation's control socket.
-uapi() {
-  local i
-  for i in $(seq 100); do
-    [[ -S /var/run/wireguard/$1.sock ]] && return 0
-    running "$2" || { why="the process for $1 exited"; return 1; }
-    sleep 0.1
-  done
-  why="no /var/run/wireguard/$1.sock after 10 s"
-  return 1
-}
+# appear NS IFACE PID: the tunnel process made its TUN.
+appear() { within "$3" "interface $2" ip -n "$1" link show dev "$2"; }
+
+# uapi IFACE PID: a WireGuard implementation's control socket is there.
+uapi() { within "$2" "/var/run/wireguard/$1.sock" test -S "/var/run/wireguard/$1.sock"; }
 
 # tunnel_up MODE: the tunnel process in each namespace, keyed (WireGuard:
 # here; ipsecd: by bench-tunnel.sh itself), addressed and up.

@@ -223,21 +223,23 @@ impl Lab {
 
     /// Captures on an interface until the returned handle is stopped.
     pub(crate) fn capture(&mut self, ns: &str, ifname: &str) -> (usize, PathBuf) {
+        self.capture_with(ns, ifname, &[], None)
+    }
+
+    /// Captures with more tcpdump options and a filter.
+    pub(crate) fn capture_with(
+        &mut self,
+        ns: &str,
+        ifname: &str,
+        options: &[&str],
+        filter: Option<&str>,
+    ) -> (usize, PathBuf) {
         let file = self.dir.join(format!("{ns}-{ifname}.pcap"));
-        let index = self.spawn(
-            "tcpdump",
-            ns,
-            &[
-                "tcpdump",
-                "-nn",
-                "-U",
-                "-i",
-                ifname,
-                "-w",
-                file.to_str().unwrap(),
-            ],
-            &format!("{ns}-tcpdump.log"),
-        );
+        let mut args = vec!["tcpdump", "-nn", "-U"];
+        args.extend_from_slice(options);
+        args.extend_from_slice(&["-i", ifname, "-w", file.to_str().unwrap()]);
+        args.extend(filter);
+        let index = self.spawn("tcpdump", ns, &args, &format!("{ns}-tcpdump.log"));
         // tcpdump writes the file header once it is listening.
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::fs::metadata(&file).map_or(0, |m| m.len()) < 24 {

@@ -320,36 +320,9 @@ fn sa_inbound(lab: &Lab, ns: &str, socket: &Path, spi: u32) -> (u64, u64) {
 /// up (the gateways, the transfer and impair.py share few CPUs) drops
 /// packets, which [`whole`] then refuses.
 fn capture(lab: &mut Lab, ns: &str, ifname: &str, me: &str) -> (usize, PathBuf) {
-    let file = lab.dir.join(format!("{ns}-{ifname}.pcap"));
     let filter = format!("ip and not src host {me}");
-    let index = lab.spawn(
-        "tcpdump",
-        ns,
-        &[
-            "tcpdump",
-            "-nn",
-            "-U",
-            "--immediate-mode",
-            "-s",
-            "96",
-            "-B",
-            "32768",
-            "-i",
-            ifname,
-            "-w",
-            file.to_str().unwrap(),
-            &filter,
-        ],
-        &format!("{ns}-tcpdump.log"),
-    );
-    // tcpdump writes the file header once it is listening.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::metadata(&file).map_or(0, |m| m.len()) < 24 {
-        assert!(Instant::now() < deadline, "tcpdump did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    (index, file)
+    let options = ["--immediate-mode", "-s", "96", "-B", "32768"];
+    lab.capture_with(ns, ifname, &options, Some(&filter))
 }
 
 /// Whether a stopped capture kept every packet it was given: its count
