@@ -579,7 +579,11 @@ fn structured(mut input: Bytes) {
     let fate = inbound(&mut rx, &changed, changed_port);
     if changed == sealed && changed_port == port {
         if replayed && peer.replay != 0 {
-            assert_eq!(fate.dropped, Some(DropReason::Replay), "a replay got through");
+            assert_eq!(
+                fate.dropped,
+                Some(DropReason::Replay),
+                "a replay got through"
+            );
         } else {
             assert_eq!(opens(&fate), Some(expected.clone()), "{fate:?}");
         }
