@@ -176,11 +176,22 @@ pub struct Coalescer {
 /// goes to the host before the next packet is taken in.
 const BUFFERS: usize = 16;
 
+/// An empty buffer with room for `capacity` bytes whose first pages,
+/// where a lone packet lands, are written now: the memory is taken when
+/// the coalescer is made, not at the first burst.
+fn resident(capacity: usize) -> Vec<u8> {
+    let mut buffer = Vec::with_capacity(capacity);
+    buffer.resize(crate::packet::WORKING_SET, 0);
+    std::hint::black_box(&mut buffer);
+    buffer.clear();
+    buffer
+}
+
 impl Default for Coalescer {
     fn default() -> Coalescer {
         Coalescer {
             runs: Vec::with_capacity(BUFFERS),
-            spare: (0..BUFFERS).map(|_| Vec::with_capacity(MAX_RUN)).collect(),
+            spare: (0..BUFFERS).map(|_| resident(MAX_RUN)).collect(),
         }
     }
 }

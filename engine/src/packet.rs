@@ -16,6 +16,10 @@ pub const TAILROOM: usize = 256;
 /// The longest IP packet.
 pub const MAX_PACKET: usize = 65535;
 
+/// The bytes of a buffer that packets up to Ethernet's size use: the
+/// headroom, the packet and its trailer.
+pub const WORKING_SET: usize = HEADROOM + 1500 + TAILROOM;
+
 /// A packet at `bytes[start..end]`.
 pub struct PacketBuf {
     bytes: Box<[u8]>,
@@ -40,9 +44,16 @@ impl Default for PacketBuf {
 
 impl PacketBuf {
     /// An empty buffer with room for the longest packet and its headers.
+    /// Its first [`WORKING_SET`] bytes, where packets of a common size
+    /// land, are written now: the memory a daemon needs for its traffic
+    /// is taken when the buffer is made, not at the first burst.
     pub fn new() -> PacketBuf {
+        let mut bytes = vec![0u8; HEADROOM + MAX_PACKET + TAILROOM].into_boxed_slice();
+        // Opaque to the optimizer, which could otherwise drop zeros
+        // written over memory that was allocated zeroed.
+        std::hint::black_box(&mut bytes[..WORKING_SET]).fill(0);
         PacketBuf {
-            bytes: vec![0u8; HEADROOM + MAX_PACKET + TAILROOM].into_boxed_slice(),
+            bytes,
             start: HEADROOM,
             end: HEADROOM,
         }

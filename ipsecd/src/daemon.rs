@@ -78,7 +78,6 @@ pub fn main() -> ExitCode {
         }
     };
     log::init(true, args.verbose);
-    crate::memory::map_large_blocks();
     let listener = match Listener::bind(&args.socket) {
         Ok(l) => l,
         Err(e) => {

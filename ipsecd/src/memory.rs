@@ -4,16 +4,6 @@
 //! allocator's arenas, where a daemon that lives for months would keep
 //! them; `malloc_trim` returns the free pages among them.
 
-/// Has the C allocator map every block of 32 KiB or more on its own, and
-/// unmap it when freed, whatever it saw before: by default the threshold
-/// rises after the first large block is freed, and then tables grown
-/// for ten thousand SAs, or packet buffers, would come from the heap and
-/// could pin it. Packet buffers then cost only the pages they touch.
-pub fn map_large_blocks() {
-    // SAFETY: mallopt only sets a parameter of the C allocator.
-    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 32 * 1024) };
-}
-
 /// Watches the size of the SAD, once a second, and trims after it fell.
 #[derive(Debug, Default)]
 pub struct Trimmer {
