@@ -24,8 +24,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// direction starves the other or the control socket.
 const BURST: usize = 64;
 
-/// Datagrams read from a peer socket with one system call.
-const INBOX: usize = 16;
+/// Datagrams read from a peer socket with one system call. Each buffer
+/// is resident memory; sixteen measured no faster than four.
+const INBOX: usize = 4;
 
 /// IPv6 needs links of at least this much (RFC 8200 §5).
 const MIN_MTU: usize = 1280;
