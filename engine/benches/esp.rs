@@ -268,7 +268,7 @@ fn main() {
                     measure(n, time, || {
                         let start = Instant::now();
                         for _ in 0..n {
-                            buf.set(black_box(&plain));
+                            buf.set(black_box(&plain)).unwrap();
                             a.outbound(&mut buf, now, &mut events);
                         }
                         let took = start.elapsed();
@@ -280,14 +280,14 @@ fn main() {
                     measure(n, time, || {
                         wire.clear();
                         for _ in 0..n {
-                            buf.set(&plain);
+                            buf.set(&plain).unwrap();
                             if a.outbound(&mut buf, now, &mut events) == Verdict::Wire {
                                 wire.push(buf.as_slice().to_vec());
                             }
                         }
                         let start = Instant::now();
                         for packet in &wire {
-                            buf.set(black_box(packet));
+                            buf.set(black_box(packet)).unwrap();
                             b.inbound(&mut buf, None, now, &mut events);
                         }
                         let took = start.elapsed();

@@ -6,8 +6,10 @@
 //! through the SAs one by one. Inbound, [`Coalescer`] joins consecutive
 //! segments of one TCP connection that arrive together back into one
 //! such run, so that the host's TCP receives one packet instead of dozens
-//! ("GRO"). Either way the host does per run what it would otherwise do
-//! per packet, which is where most of a userspace tunnel's time goes.
+//! ("GRO"), and consecutive equal datagrams of one UDP flow into a run the
+//! host cuts up again ("USO", Linux 6.2 and later). Either way the host
+//! does per run what it would otherwise do per packet, which is where
+//! most of a userspace tunnel's time goes.
 
 use crate::packet::Batch;
 use crate::wire::checksum;
@@ -25,6 +27,7 @@ pub const NEEDS_CSUM: u8 = 1;
 pub const GSO_NONE: u8 = 0;
 pub const GSO_TCPV4: u8 = 1;
 pub const GSO_TCPV6: u8 = 4;
+pub const GSO_UDP_L4: u8 = 5;
 /// A bit on top of the type: the run carries ECN's CWR.
 pub const GSO_ECN: u8 = 0x80;
 
@@ -68,17 +71,24 @@ impl VnetHeader {
 pub struct Unsegmentable;
 
 /// The packets a run from the host stands for, each whole with its
-/// checksums, in buffers added to `out`.
+/// checksums, in buffers added to `out`. When the run cannot be cut,
+/// `out` is left as it was: no part of the run is in it.
 pub fn segment(header: &VnetHeader, packet: &[u8], out: &mut Batch) -> Result<(), Unsegmentable> {
+    let before = out.len();
+    let cut = cut(header, packet, out);
+    if cut.is_err() {
+        out.truncate(before);
+    }
+    cut
+}
+
+fn cut(header: &VnetHeader, packet: &[u8], out: &mut Batch) -> Result<(), Unsegmentable> {
     let kind = header.gso_type & !GSO_ECN;
     if kind == GSO_NONE {
         let whole = out.push();
-        whole.set(packet);
-        if header.flags & NEEDS_CSUM != 0
-            && complete_checksum(whole.as_mut_slice(), header).is_err()
-        {
-            out.pop();
-            return Err(Unsegmentable);
+        whole.set(packet).map_err(|_| Unsegmentable)?;
+        if header.flags & NEEDS_CSUM != 0 {
+            complete_checksum(whole.as_mut_slice(), header)?;
         }
         return Ok(());
     }
@@ -105,6 +115,9 @@ pub fn segment(header: &VnetHeader, packet: &[u8], out: &mut Batch) -> Result<()
     for (i, chunk) in payload.chunks(mss).enumerate() {
         let buf = out.push();
         let space = buf.space();
+        if headers.len() + chunk.len() > space.len() {
+            return Err(Unsegmentable);
+        }
         space[..headers.len()].copy_from_slice(headers);
         space[headers.len()..headers.len() + chunk.len()].copy_from_slice(chunk);
         buf.filled(headers.len() + chunk.len());
@@ -159,7 +172,13 @@ fn complete_checksum(packet: &mut [u8], header: &VnetHeader) -> Result<(), Unseg
 /// The largest run handed to the host at once.
 const MAX_RUN: usize = 65535;
 
-/// Joins consecutive TCP segments of one connection into runs. Packets go
+/// The most datagrams in one UDP run (Linux takes 64 or 128, by version).
+const MAX_DATAGRAMS: usize = 64;
+
+const UDP_HEADER: usize = 8;
+
+/// Joins consecutive TCP segments of one connection, and consecutive
+/// datagrams of one UDP flow, into runs. Packets go
 /// in with [`Coalescer::push`]; [`Coalescer::flush`] gives every run and
 /// lone packet back, each with the virtio-net header to write it with, in
 /// the order they came (per connection).
@@ -199,7 +218,9 @@ impl Default for Coalescer {
 #[derive(Debug)]
 struct Run {
     packet: Vec<u8>,
-    /// Where the TCP header starts, and its length.
+    /// TCP or UDP; 0 for a lone packet.
+    protocol: u8,
+    /// Where the TCP or UDP header starts, and its length.
     ip_len: usize,
     tcp_len: usize,
     /// The segment size; a shorter segment ends the run.
@@ -268,6 +289,7 @@ impl Run {
     fn lone(packet: Vec<u8>) -> Run {
         Run {
             packet,
+            protocol: 0,
             ip_len: 0,
             tcp_len: 0,
             mss: 0,
@@ -281,13 +303,14 @@ impl Run {
     }
 
     /// A run of one, if the packet may start one: TCP carrying data with
-    /// only ACK (and PSH, which then ends it) set, not a fragment, IPv4
-    /// without options. Otherwise the packet back.
+    /// only ACK (and PSH, which then ends it) set, or a UDP datagram
+    /// whose length is its packet's; not a fragment, IPv4 without
+    /// options. Otherwise the packet back.
     fn start(packet: Vec<u8>) -> Result<Run, Vec<u8>> {
         let Ok(layout) = Layout::of(&packet) else {
             return Err(packet);
         };
-        let joinable = layout.protocol == proto::TCP
+        let joinable = matches!(layout.protocol, proto::TCP | proto::UDP)
             && layout.len == packet.len()
             && !layout.later_fragment
             && if layout.v6 {
@@ -299,6 +322,26 @@ impl Run {
             return Err(packet);
         }
         let ip_len = layout.header_len;
+        if layout.protocol == proto::UDP {
+            let data = packet.len() - ip_len;
+            let length = packet.get(ip_len + 4..ip_len + 6);
+            if data <= UDP_HEADER || length != Some(&(data as u16).to_be_bytes()[..]) {
+                return Err(packet);
+            }
+            return Ok(Run {
+                protocol: proto::UDP,
+                ip_len,
+                tcp_len: UDP_HEADER,
+                mss: data - UDP_HEADER,
+                segments: 1,
+                next_seq: 0,
+                closed: false,
+                v6: layout.v6,
+                src: layout.src,
+                dst: layout.dst,
+                packet,
+            });
+        }
         let tcp = &packet[ip_len..];
         let Some(&offset) = tcp.get(12) else {
             return Err(packet);
@@ -311,6 +354,7 @@ impl Run {
         }
         let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
         Ok(Run {
+            protocol: proto::TCP,
             ip_len,
             tcp_len,
             mss: data,
@@ -325,7 +369,8 @@ impl Run {
     }
 
     fn same_flow(&self, other: &Run) -> bool {
-        self.tcp_len != 0
+        self.protocol != 0
+            && self.protocol == other.protocol
             && self.src == other.src
             && self.dst == other.dst
             && self.packet[self.ip_len..self.ip_len + 4]
@@ -336,6 +381,9 @@ impl Run {
     /// same headers but for sequence, checksum and PSH, the next bytes,
     /// and no longer than the segments before it.
     fn append(&mut self, seg: &Run) -> bool {
+        if self.protocol == proto::UDP {
+            return self.append_datagram(seg);
+        }
         let data = &seg.packet[seg.ip_len + seg.tcp_len..];
         let seq = u32::from_be_bytes(
             seg.packet[seg.ip_len + 4..seg.ip_len + 8]
@@ -363,18 +411,42 @@ impl Run {
         true
     }
 
-    /// IP fields that must agree (TOS, TTL, DF; for IPv6 class and flow
-    /// label) and the TCP header past the sequence number, checksum and
-    /// flags aside (ACK, window, options such as timestamps).
-    fn headers_match(&self, seg: &Run) -> bool {
+    /// Appends the next datagram of the flow if it is no longer than those
+    /// before it (a shorter one ends the run) and its IP header agrees.
+    fn append_datagram(&mut self, seg: &Run) -> bool {
+        let data = &seg.packet[seg.ip_len + UDP_HEADER..];
+        if self.closed
+            || self.segments == MAX_DATAGRAMS
+            || data.len() > self.mss
+            || self.packet.len() + data.len() > MAX_RUN
+            || !self.ip_headers_match(seg)
+        {
+            return false;
+        }
+        self.packet.extend_from_slice(data);
+        self.segments += 1;
+        self.closed = data.len() < self.mss;
+        true
+    }
+
+    /// IP fields that must agree: TOS, TTL, DF; for IPv6 class, flow
+    /// label and hop limit.
+    fn ip_headers_match(&self, seg: &Run) -> bool {
         let (a, b) = (&self.packet, &seg.packet);
-        let ip_same = if self.v6 {
+        if self.v6 {
             a[0..4] == b[0..4] && a[7] == b[7]
         } else {
             a[1] == b[1] && a[6] == b[6] && a[8] == b[8]
-        };
+        }
+    }
+
+    /// The IP fields of [`Run::ip_headers_match`] and the TCP header past
+    /// the sequence number, checksum and flags aside (ACK, window, options
+    /// such as timestamps).
+    fn headers_match(&self, seg: &Run) -> bool {
+        let (a, b) = (&self.packet, &seg.packet);
         let (ta, tb) = (&a[self.ip_len..], &b[seg.ip_len..]);
-        ip_same
+        self.ip_headers_match(seg)
             && ta[8..13] == tb[8..13]
             && ta[14..16] == tb[14..16]
             && ta[18..self.tcp_len] == tb[18..self.tcp_len]
@@ -382,8 +454,10 @@ impl Run {
 
     /// The run as one packet with its header: lone packets as they are;
     /// runs with fixed lengths, the IPv4 checksum made again, and the TCP
-    /// checksum left for the host to complete from the pseudo-header
-    /// (which is what a run handed over with TSO looks like).
+    /// or UDP checksum left for the host to complete from the
+    /// pseudo-header (which is what a run handed over with TSO or USO
+    /// looks like; the host cuts a UDP run into datagrams of `mss` bytes
+    /// and fixes each one's length and checksum).
     fn finish(mut self) -> (VnetHeader, Vec<u8>) {
         if self.segments == 1 {
             return (VnetHeader::default(), self.packet);
@@ -391,19 +465,28 @@ impl Run {
         if fix_lengths(&mut self.packet, self.v6).is_err() {
             return (VnetHeader::default(), self.packet);
         }
-        let at = self.ip_len + 16;
-        let len = (self.packet.len() - self.ip_len) as u32;
-        let pseudo = checksum::pseudo_header(self.src, self.dst, proto::TCP, len);
+        let len = self.packet.len() - self.ip_len;
+        let (gso_type, csum_offset) = match (self.protocol, self.v6) {
+            (proto::UDP, _) => {
+                let at = self.ip_len + 4;
+                self.packet[at..at + 2].copy_from_slice(&(len as u16).to_be_bytes());
+                (GSO_UDP_L4, 6)
+            }
+            (_, true) => (GSO_TCPV6, 16),
+            (_, false) => (GSO_TCPV4, 16),
+        };
+        let pseudo = checksum::pseudo_header(self.src, self.dst, self.protocol, len as u32);
         // The folded sum, not complemented: the host adds the rest.
         let partial = !checksum::finish(pseudo);
+        let at = self.ip_len + usize::from(csum_offset);
         self.packet[at..at + 2].copy_from_slice(&partial.to_be_bytes());
         let header = VnetHeader {
             flags: NEEDS_CSUM,
-            gso_type: if self.v6 { GSO_TCPV6 } else { GSO_TCPV4 },
+            gso_type,
             hdr_len: (self.ip_len + self.tcp_len) as u16,
             gso_size: self.mss as u16,
             csum_start: self.ip_len as u16,
-            csum_offset: 16,
+            csum_offset,
         };
         (header, self.packet)
     }
@@ -605,5 +688,95 @@ mod tests {
         let mut bytes = [0u8; HEADER_LEN];
         h.write(&mut bytes);
         assert_eq!(VnetHeader::parse(&bytes), Some(h));
+    }
+
+    /// A UDP datagram from 10.0.0.1:1000 to 10.0.0.2:`port`.
+    fn udp(port: u16, data: &[u8]) -> Vec<u8> {
+        let mut p = tcp(false, 0, TCP_ACK, &[]);
+        p.truncate(20);
+        p[9] = proto::UDP;
+        p.extend_from_slice(&1000u16.to_be_bytes());
+        p.extend_from_slice(&port.to_be_bytes());
+        p.extend_from_slice(&(8 + data.len() as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(data);
+        fix_lengths(&mut p, false).unwrap();
+        p
+    }
+
+    #[test]
+    fn equal_datagrams_of_one_flow_join_and_a_shorter_one_ends_the_run() {
+        let mut c = Coalescer::default();
+        for _ in 0..3 {
+            c.push(&udp(53, &[1; 100]), early);
+        }
+        c.push(&udp(53, &[2; 40]), early); // shorter: joins, and ends it
+        c.push(&udp(53, &[3; 100]), early); // so this starts another
+        c.push(&udp(54, &[4; 100]), early); // another flow
+        c.push(&udp(53, &[5; 120]), early); // longer than the run's
+        let out = flushed(&mut c);
+        let shapes: Vec<(u8, u16, usize)> = out
+            .iter()
+            .map(|(h, p)| (h.gso_type, h.gso_size, p.len() - 28))
+            .collect();
+        assert_eq!(
+            shapes,
+            [
+                (GSO_UDP_L4, 100, 340),
+                (GSO_NONE, 0, 100),
+                (GSO_NONE, 0, 100),
+                (GSO_NONE, 0, 120)
+            ]
+        );
+        let (h, run) = &out[0];
+        assert_eq!((h.csum_start, h.csum_offset, h.hdr_len), (20, 6, 28));
+        assert_eq!(usize::from(u16::from_be_bytes([run[24], run[25]])), 348);
+        // The partial checksum completes to a valid one over the run.
+        let mut done = run.clone();
+        complete_checksum(&mut done, h).unwrap();
+        let l = Layout::of(&done).unwrap();
+        let sum = checksum::pseudo_header(l.src, l.dst, proto::UDP, 348);
+        assert_eq!(checksum::finish(checksum::accumulate(sum, &done[20..])), 0);
+        // No run grows past what the host takes in one.
+        let mut c = Coalescer::default();
+        for _ in 0..MAX_DATAGRAMS + 1 {
+            c.push(&udp(53, &[6; 10]), early);
+        }
+        let counts: Vec<usize> = flushed(&mut c)
+            .iter()
+            .map(|(_, p)| (p.len() - 28) / 10)
+            .collect();
+        assert_eq!(counts, [MAX_DATAGRAMS, 1]);
+    }
+
+    #[test]
+    fn a_run_that_cannot_be_cut_leaves_nothing_behind() {
+        // A packet already waiting, then runs too long for the buffers.
+        let mut batch = Batch::with_buffers(0, 600);
+        segment(
+            &VnetHeader::default(),
+            &tcp(false, 0, TCP_ACK, &[1; 10]),
+            &mut batch,
+        )
+        .unwrap();
+        let run = tcp(false, 0, TCP_ACK, &[2; 3000]);
+        let tso = VnetHeader {
+            gso_type: GSO_TCPV4,
+            gso_size: 1400,
+            ..VnetHeader::default()
+        };
+        assert_eq!(segment(&tso, &run, &mut batch), Err(Unsegmentable));
+        assert_eq!(
+            segment(&VnetHeader::default(), &run, &mut batch),
+            Err(Unsegmentable)
+        );
+        assert_eq!(batch.len(), 1);
+        // What fits is cut as ever.
+        let small = VnetHeader {
+            gso_size: 500,
+            ..tso
+        };
+        segment(&small, &run, &mut batch).unwrap();
+        assert_eq!(batch.len(), 1 + 6);
     }
 }

@@ -44,14 +44,22 @@ impl Default for PacketBuf {
 
 impl PacketBuf {
     /// An empty buffer with room for the longest packet and its headers.
-    /// Its first [`WORKING_SET`] bytes, where packets of a common size
-    /// land, are written now: the memory a daemon needs for its traffic
-    /// is taken when the buffer is made, not at the first burst.
     pub fn new() -> PacketBuf {
-        let mut bytes = vec![0u8; HEADROOM + MAX_PACKET + TAILROOM].into_boxed_slice();
+        PacketBuf::with_room(MAX_PACKET)
+    }
+
+    /// An empty buffer for packets of up to `room` bytes (at most
+    /// [`MAX_PACKET`]) as read, with [`HEADROOM`] and [`TAILROOM`] around
+    /// them. Its first [`WORKING_SET`] bytes, where packets of a common
+    /// size land, are written now: the memory a daemon needs for its
+    /// traffic is taken when the buffer is made, not at the first burst.
+    pub fn with_room(room: usize) -> PacketBuf {
+        let room = room.min(MAX_PACKET);
+        let mut bytes = vec![0u8; HEADROOM + room + TAILROOM].into_boxed_slice();
+        let touched = WORKING_SET.min(bytes.len());
         // Opaque to the optimizer, which could otherwise drop zeros
         // written over memory that was allocated zeroed.
-        std::hint::black_box(&mut bytes[..WORKING_SET]).fill(0);
+        std::hint::black_box(&mut bytes[..touched]).fill(0);
         PacketBuf {
             bytes,
             start: HEADROOM,
@@ -59,36 +67,49 @@ impl PacketBuf {
         }
     }
 
-    /// A buffer holding a copy of `packet` (for tests and tools; the data
-    /// path reads straight into [`PacketBuf::space`]).
+    /// A buffer holding a copy of `packet`, which is cut at
+    /// [`MAX_PACKET`] bytes (for tests and tools; the data path reads
+    /// straight into [`PacketBuf::space`]).
     pub fn from_slice(packet: &[u8]) -> PacketBuf {
         let mut buf = PacketBuf::new();
-        buf.set(packet);
+        let kept = &packet[..packet.len().min(MAX_PACKET)];
+        buf.set(kept)
+            .expect("a fresh buffer has room for any IP packet");
         buf
     }
 
-    /// Replaces the packet with a copy of `packet` (at most
-    /// [`MAX_PACKET`] bytes are kept).
-    pub fn set(&mut self, packet: &[u8]) {
-        let len = packet.len().min(MAX_PACKET);
+    /// The longest packet the buffer takes as read.
+    pub fn room(&self) -> usize {
+        self.bytes.len() - HEADROOM - TAILROOM
+    }
+
+    /// Replaces the packet with a copy of `packet`; an error, and the
+    /// buffer emptied, when it is longer than [`PacketBuf::room`].
+    pub fn set(&mut self, packet: &[u8]) -> Result<(), CannotBuild> {
         self.start = HEADROOM;
-        self.end = HEADROOM + len;
-        self.bytes[self.start..self.end].copy_from_slice(&packet[..len]);
+        self.end = HEADROOM;
+        if packet.len() > self.room() {
+            return Err(CannotBuild);
+        }
+        self.end = HEADROOM + packet.len();
+        self.bytes[self.start..self.end].copy_from_slice(packet);
+        Ok(())
     }
 
     /// Empties the buffer and returns where the next packet is to be
-    /// read: [`MAX_PACKET`] bytes behind the headroom. Then say how many
-    /// were read with [`PacketBuf::filled`].
+    /// read: [`PacketBuf::room`] bytes behind the headroom. Then say how
+    /// many were read with [`PacketBuf::filled`].
     pub fn space(&mut self) -> &mut [u8] {
         self.start = HEADROOM;
         self.end = HEADROOM;
-        &mut self.bytes[HEADROOM..HEADROOM + MAX_PACKET]
+        let room = self.room();
+        &mut self.bytes[HEADROOM..HEADROOM + room]
     }
 
     /// `n` bytes were read into [`PacketBuf::space`].
     pub fn filled(&mut self, n: usize) {
         self.start = HEADROOM;
-        self.end = HEADROOM + n.min(MAX_PACKET);
+        self.end = HEADROOM + n.min(self.room());
     }
 
     pub fn len(&self) -> usize {
@@ -156,13 +177,37 @@ impl PacketBuf {
 
 /// Packets in buffers kept for reuse: filled, used, then cleared, and the
 /// buffers stay for the next batch.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Batch {
     bufs: Vec<PacketBuf>,
     len: usize,
+    /// The room of each buffer.
+    room: usize,
+}
+
+impl Default for Batch {
+    fn default() -> Batch {
+        Batch::with_buffers(0, MAX_PACKET)
+    }
 }
 
 impl Batch {
+    /// An empty batch of buffers with room for packets of up to `room`
+    /// bytes, `n` of them made already, so that the first `n` packets of
+    /// its first burst take no memory that was not taken before.
+    pub fn with_buffers(n: usize, room: usize) -> Batch {
+        Batch {
+            bufs: (0..n).map(|_| PacketBuf::with_room(room)).collect(),
+            len: 0,
+            room,
+        }
+    }
+
+    /// The room of each buffer: the longest packet it takes as read.
+    pub fn room(&self) -> usize {
+        self.room.min(MAX_PACKET)
+    }
+
     /// Empties the batch, keeping its buffers.
     pub fn clear(&mut self) {
         self.len = 0;
@@ -172,7 +217,7 @@ impl Batch {
     /// this long.
     pub fn push(&mut self) -> &mut PacketBuf {
         if self.len == self.bufs.len() {
-            self.bufs.push(PacketBuf::new());
+            self.bufs.push(PacketBuf::with_room(self.room));
         }
         self.len += 1;
         let buf = &mut self.bufs[self.len - 1];
@@ -183,6 +228,11 @@ impl Batch {
     /// Gives back the buffer [`Batch::push`] returned last.
     pub fn pop(&mut self) {
         self.len = self.len.saturating_sub(1);
+    }
+
+    /// Gives back every buffer after the first `len`.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
     }
 
     pub fn len(&self) -> usize {
@@ -236,8 +286,14 @@ mod tests {
     #[test]
     fn a_batch_keeps_its_buffers() {
         let mut batch = Batch::default();
-        batch.push().set(b"one");
-        batch.push().set(b"two");
+        let mut small = PacketBuf::with_room(4);
+        assert_eq!(small.room(), 4);
+        small.set(b"four").unwrap();
+        assert_eq!(small.set(b"fives"), Err(CannotBuild));
+        assert!(small.is_empty());
+        assert_eq!(small.space().len(), 4);
+        batch.push().set(b"one").unwrap();
+        batch.push().set(b"two").unwrap();
         batch.pop();
         assert_eq!(batch.len(), 1);
         assert_eq!(batch.as_slice()[0].as_slice(), b"one");

@@ -204,8 +204,8 @@ impl Engine {
             if may_not_fit
                 && dont_fragment
                 && let Some(reply) = too_big::reply(original, room, layout.dst)
+                && buf.set(&reply).is_ok()
             {
-                buf.set(&reply);
                 blame.reply = true;
             }
             return Err(DropReason::TooBig);

@@ -750,7 +750,7 @@ fn the_packet_path_allocates_nothing_once_warm() {
                     let mut buf = PacketBuf::new();
                     let mut events = Events::default();
                     let mut round_trip = |a: &mut Engine, b: &mut Engine| {
-                        buf.set(&plain);
+                        buf.set(&plain).unwrap();
                         assert_eq!(
                             a.outbound(&mut buf, 1, &mut events),
                             Verdict::Wire,
