@@ -294,6 +294,7 @@ pub(crate) mod netns {
 mod tests {
     use super::netns::{is_root, readable, run, sh};
     use super::*;
+    use ipsec_engine::offload;
     use ipsec_engine::wire::checksum;
     use std::net::{Ipv4Addr, UdpSocket};
     use std::time::{Duration, Instant};
@@ -409,6 +410,57 @@ mod tests {
 
             // A packet the kernel cannot take is an error, not a panic.
             assert!(tun.send(&[0xff; 3]).is_err());
+        });
+    }
+
+    #[test]
+    fn a_run_of_datagrams_reaches_the_host_as_datagrams() {
+        const TEST: &str = "a_run_of_datagrams_reaches_the_host_as_datagrams";
+        if !is_root(TEST) {
+            return;
+        }
+        run(TEST, || {
+            let tun = Tun::open_offloaded("enctest1").unwrap();
+            tun.up().unwrap();
+            sh(&["ip", "addr", "add", "10.98.0.1/24", "dev", "enctest1"]);
+            let local = Ipv4Addr::new(10, 98, 0, 1);
+            let peer = Ipv4Addr::new(10, 98, 0, 2);
+            let socket = UdpSocket::bind((local, 0)).unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            let port = socket.local_addr().unwrap().port();
+            // Ten datagrams of 64 bytes and a shorter one, as the
+            // coalescer joins them for the host.
+            let mut coalescer = offload::Coalescer::default();
+            let mut sent = Vec::new();
+            for i in 0..11u8 {
+                let data = vec![i; if i < 10 { 64 } else { 9 }];
+                let mut udp = 4242u16.to_be_bytes().to_vec();
+                udp.extend_from_slice(&port.to_be_bytes());
+                udp.extend_from_slice(&(8 + data.len() as u16).to_be_bytes());
+                udp.extend_from_slice(&[0, 0]);
+                udp.extend_from_slice(&data);
+                coalescer.push(&ipv4(peer, local, 17, &udp), |_, _| {
+                    panic!("delivered before the flush")
+                });
+                sent.push(data);
+            }
+            let mut writes = 0;
+            coalescer.flush(|header, packet| {
+                assert_eq!(header.gso_type, offload::GSO_UDP_L4);
+                let mut bytes = [0u8; offload::HEADER_LEN];
+                header.write(&mut bytes);
+                tun.send_parts(&[&bytes, packet]).unwrap();
+                writes += 1;
+            });
+            assert_eq!(writes, 1);
+            let mut buf = [0u8; 2048];
+            for data in &sent {
+                let (n, from) = socket.recv_from(&mut buf).unwrap();
+                assert_eq!(from, (peer, 4242).into());
+                assert_eq!(&buf[..n], &data[..]);
+            }
         });
     }
 
