@@ -5,7 +5,7 @@
 
 use crate::cleartext::Cleartext;
 use crate::log;
-use crate::net::{Arrival, Peers};
+use crate::net::{Inbox, Peers};
 use crate::pcap::{self, Capture};
 use crate::routes::{self, Steering, local_addresses};
 use crate::tun::Tun;
@@ -25,8 +25,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const BURST: usize = 64;
 
 /// Datagrams read from a peer socket with one system call. Each buffer
-/// is resident memory, and sixteen measured within noise of one.
+/// is resident memory, and sixteen measured within noise of one; with
+/// `UDP_GRO` one of them may hold a run of dozens.
 const INBOX: usize = 4;
+
+/// Segments protected before they leave in one batch: a read from
+/// `enc0` may bring one packet or a run of forty, and small packets
+/// gain most from sharing a send. Their buffers are made at once, each
+/// with room for a packet of the path's MTU (see [`outbox`]).
+const OUTBOX: usize = 64;
 
 /// IPv6 needs links of at least this much (RFC 8200 §5).
 const MIN_MTU: usize = 1280;
@@ -49,12 +56,12 @@ pub struct Dataplane {
     events: Events,
     /// One read from `enc0`: a virtio-net header and a run.
     buffer: Vec<u8>,
-    /// The segments of the run being sent, each protected in place.
+    /// The segments read from `enc0` and not sent yet, each protected in
+    /// place (or emptied).
     segments: Batch,
-    /// Where arrivals from a peer are read, [`INBOX`] at a time, and
-    /// opened; where each came from.
-    inbox: Vec<PacketBuf>,
-    arrived: Vec<Option<Arrival>>,
+    /// Where arrivals from a peer are read, [`INBOX`] datagrams at a time,
+    /// and opened.
+    inbox: Inbox,
     /// Opened arrivals waiting to be joined into runs for the host.
     coalescer: offload::Coalescer,
     /// The engine's change count when routes and filter were last synced.
@@ -106,9 +113,8 @@ impl Dataplane {
             capture,
             events: Events::default(),
             buffer: vec![0u8; offload::HEADER_LEN + 65536],
-            segments: Batch::default(),
-            inbox: (0..INBOX).map(|_| PacketBuf::new()).collect(),
-            arrived: Vec::with_capacity(INBOX),
+            segments: outbox(path_mtu()),
+            inbox: Inbox::new(INBOX),
             coalescer: offload::Coalescer::default(),
             synced: None,
             mtu: 0,
@@ -173,10 +179,14 @@ impl Dataplane {
                         break;
                     }
                 }
+                if self.segments.len() >= OUTBOX {
+                    self.send_segments();
+                }
             }
+            self.send_segments();
         } else {
             for _ in 0..BURST / INBOX {
-                match self.peers.recv_many(fd, &mut self.inbox, &mut self.arrived) {
+                match self.peers.recv_many(fd, &mut self.inbox) {
                     Ok(n) => {
                         self.inbound(engine, now);
                         if n < INBOX {
@@ -206,16 +216,16 @@ impl Dataplane {
         let (Some(header), Some(packet)) = (header, read.get(offload::HEADER_LEN..)) else {
             return;
         };
-        self.segments.clear();
+        let first = self.segments.len();
         if offload::segment(&header, packet, &mut self.segments).is_err() {
             log::debug(format_args!(
                 "dropped: a run the host handed over that cannot be cut"
             ));
             return;
         }
-        // Each segment is protected in place; those for the wire leave in
-        // one batch, and the rest are emptied.
-        for buf in self.segments.as_mut_slice() {
+        // Each segment is protected in place; those for the wire wait for
+        // the batch to leave, and the rest are emptied.
+        for buf in &mut self.segments.as_mut_slice()[first..] {
             match engine.outbound(buf, now, &mut self.events) {
                 Verdict::Wire => {}
                 Verdict::Dropped { reply: true, .. } => {
@@ -230,16 +240,20 @@ impl Dataplane {
                 Verdict::Enc | Verdict::Dropped { .. } => buf.filled(0),
             }
         }
+    }
+
+    /// Sends the protected segments waiting in the batch, and empties it.
+    fn send_segments(&mut self) {
         let wire = self.segments.as_slice().iter().filter(|b| !b.is_empty());
         self.send_errors += self.peers.send_many(wire.map(PacketBuf::as_slice)) as u64;
+        self.segments.clear();
     }
 
     /// The arrivals just read into the inbox: each opened for the host, or
     /// dropped.
     fn inbound(&mut self, engine: &mut Engine, now: u64) {
         let tun = &self.tun;
-        for (buf, arrival) in self.inbox.iter_mut().zip(&self.arrived) {
-            let Some(arrival) = arrival else { continue };
+        while let Some((buf, arrival)) = self.peers.next_arrival(&mut self.inbox) {
             if engine.inbound(buf, arrival.udp_port, now, &mut self.events) == Verdict::Enc {
                 self.coalescer.push(buf.as_slice(), |header, packet| {
                     to_host(tun, header, packet)
@@ -296,6 +310,10 @@ impl Dataplane {
         }
         let path = path_mtu();
         engine.path_mtu = path;
+        if outbox_room(path) != self.segments.room() {
+            self.send_segments();
+            self.segments = outbox(path);
+        }
         let mtu = path.saturating_sub(engine.overhead()).max(MIN_MTU);
         if mtu != self.mtu {
             match self.tun.set_mtu(mtu as u32) {
@@ -370,6 +388,21 @@ fn to_host(tun: &Tun, header: &offload::VnetHeader, packet: &[u8]) {
     if let Err(e) = tun.send_parts(&[&bytes, packet]) {
         log::debug(format_args!("{}: {e}", tun.name()));
     }
+}
+
+/// Buffers for [`OUTBOX`] segments on their way out to a path of MTU
+/// `path`.
+fn outbox(path: usize) -> Batch {
+    Batch::with_buffers(OUTBOX, outbox_room(path))
+}
+
+/// A segment is at most `enc0`'s MTU, which the daemon keeps at the
+/// path's less the SAs' overhead, or [`MIN_MTU`]: the path's MTU, and at
+/// least Ethernet's, is room for any. Protecting a segment grows it into
+/// the buffer's headroom and tailroom. A longer read (an MTU someone else
+/// raised) cannot be cut into the buffers and is dropped.
+fn outbox_room(path: usize) -> usize {
+    path.max(1500)
 }
 
 /// The MTU of the path to peers: the smallest MTU of the host's other
