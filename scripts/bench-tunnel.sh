@@ -9,6 +9,9 @@
 #           ipsec.conf refuses GCM with static keys)
 #   gcm256  AES-256-GCM, keymgr
 #   chacha  ChaCha20-Poly1305, keymgr
+# Any MODE with -udp behind it (gcm-udp, cbc-udp, ...) keys the same
+# algorithms with keymgr as ESP in UDP (RFC 3948, port 4500 both ways),
+# as a pair of gateways keyed after NAT detection would send it.
 # SIDE: a or b; by default taken from $NS (ipsbench-a / ipsbench-b).
 #
 # The harness runs this in each namespace with $IFACE set and wants a TUN
@@ -33,7 +36,12 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-mode=${1:?usage: bench-tunnel.sh cbc|gcm|gcm256|chacha [a|b]}
+mode=${1:?usage: bench-tunnel.sh cbc|gcm|gcm256|chacha[-udp] [a|b]}
+encap=()
+if [[ $mode == *-udp ]]; then
+  mode=${mode%-udp}
+  encap=(--udpencap 4500)
+fi
 side=${2:-}
 if [[ -z $side ]]; then
   case ${NS:-} in
@@ -80,11 +88,11 @@ load() {
   conf=$(mktemp "$run/$ifname.XXXXXX.conf") # mktemp makes it 0600, as ipsecctl wants
   echo "flow esp from $inner_me to $inner_peer peer $peer" >"$conf"
   case $mode in
-    cbc)
+    cbc) if ((${#encap[@]} == 0)); then
       echo "esp tunnel from $me to $peer spi $spi_out:$spi_in auth hmac-sha2-256 enc aes" \
         "authkey $(key "$spi_out" 32):$(key "$spi_in" 32)" \
         "enckey $(key "$spi_out" 16):$(key "$spi_in" 16)" >>"$conf"
-      ;;
+      fi ;;
     gcm | gcm256 | chacha) ;;
     *) echo "bench-tunnel.sh: unknown mode $mode" >&2; rm -f "$conf"; return 1 ;;
   esac
@@ -95,13 +103,18 @@ load() {
     gcm) enc=aes-gcm bytes=20 ;;
     gcm256) enc=aes-gcm bytes=36 ;;
     chacha) enc=chacha20-poly1305 bytes=36 ;;
+    cbc) if ((${#encap[@]})); then enc=aes bytes=16; else enc=; fi ;;
     *) enc= ;;
   esac
   if [[ -n $enc ]]; then
-    "$KEYMGR" -s "$socket" add --src "$me" --dst "$peer" --spi "$spi_out" \
-      --enc "$enc" --enckey "$(key "$spi_out" "$bytes")" --tunnel || return 1
-    "$KEYMGR" -s "$socket" add --src "$peer" --dst "$me" --spi "$spi_in" \
-      --enc "$enc" --enckey "$(key "$spi_in" "$bytes")" --tunnel || return 1
+    local spi auth
+    for spi in "$spi_out" "$spi_in"; do
+      auth=()
+      [[ $mode == cbc ]] && auth=(--auth hmac-sha2-256 --authkey "$(key "$spi" 32)")
+      if [[ $spi == "$spi_out" ]]; then set -- "$me" "$peer"; else set -- "$peer" "$me"; fi
+      "$KEYMGR" -s "$socket" add --src "$1" --dst "$2" --spi "$spi" --tunnel \
+        --enc "$enc" --enckey "$(key "$spi" "$bytes")" "${auth[@]}" "${encap[@]}" || return 1
+    done
   fi
   echo "bench-tunnel.sh: $mode SAs and flow loaded on side $side"
   IPSECD_SOCKET=$socket "$IPSECCTL" -s all || true

@@ -21,6 +21,9 @@
 #               $WGGO is not there
 #   ipsecd-gcm  ipsecd with AES-128-GCM SAs (scripts/bench-tunnel.sh gcm)
 #   ipsecd-cbc  ipsecd with AES-128-CBC + HMAC-SHA2-256 (bench-tunnel.sh cbc)
+#   ipsecd-gcm-udp, ipsecd-cbc-udp
+#               the same SAs as ESP in UDP (port 4500), as WireGuard's and
+#               strongSwan's userspace tunnels always send
 # The WireGuard TUNs get MTU $WG_MTU; ipsecd sets its own TUN's MTU.
 # Before measuring a tunnel, A must get an answer to ping 10.78.0.2 within
 # 10 s; if not, the mode is reported as failed and the next one runs.
@@ -68,7 +71,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-all_modes=(veth boringtun wggo ipsecd-gcm ipsecd-cbc)
+all_modes=(veth boringtun wggo ipsecd-gcm ipsecd-cbc ipsecd-gcm-udp ipsecd-cbc-udp)
 
 DUR=${DUR:-5}
 REPS=${REPS:-3}
@@ -89,7 +92,7 @@ modes=()
 for arg in "$@"; do
   case $arg in
     -h | --help) usage; exit 0 ;;
-    veth | boringtun | wggo | ipsecd-gcm | ipsecd-cbc) modes+=("$arg") ;;
+    veth | boringtun | wggo | ipsecd-gcm | ipsecd-cbc | ipsecd-gcm-udp | ipsecd-cbc-udp) modes+=("$arg") ;;
     *) echo "throughput.sh: unknown mode '$arg' (modes: ${all_modes[*]}; -h for help)" >&2; exit 2 ;;
   esac
 done

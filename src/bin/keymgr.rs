@@ -7,8 +7,13 @@
 //! ```text
 //! keymgr [-s socket] add --src A --dst B --spi SPI --enc ALG [--enckey HEX]
 //!        [--auth ALG --authkey HEX] [--ah] [--tunnel] [--replay N] [--esn]
+//!        [--udpencap PORT]
 //! keymgr [-s socket] delete --src A --dst B --spi SPI [--ah]
 //! ```
+//!
+//! `--udpencap PORT` makes an ESP SA whose packets travel in UDP (RFC
+//! 3948), to the peer's UDP port PORT (4500 when it sits behind no NAT),
+//! as isakmpd keys one after NAT detection.
 //!
 //! Flows need no keys: load them with `ipsecctl -f`, e.g.
 //! `flow esp from 10.78.0.1 to 10.78.0.2 peer 10.77.0.2`.
@@ -25,7 +30,7 @@
 use pfkey::validate::Errno;
 use pfkey::{
     Address, AuthAlg, Body, EncAlg, ExtType, Header, Key, Message, MsgType, Sa, SaState, SaType,
-    SockAddr, SpiRange, sa_flags,
+    SockAddr, SpiRange, UdpEncap, sa_flags,
 };
 use std::ffi::CString;
 use std::io;
@@ -36,6 +41,7 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: keymgr [-s socket] add --src A --dst B --spi SPI --enc ALG [--enckey HEX]
               [--auth ALG --authkey HEX] [--ah] [--tunnel] [--replay N] [--esn]
+              [--udpencap PORT]
        keymgr [-s socket] delete --src A --dst B --spi SPI [--ah]";
 const DEFAULT_SOCKET: &str = "/run/ipsecd/ipsecd.sock";
 /// How long to wait for ipsecd's answer.
@@ -60,6 +66,8 @@ struct Args {
     auth: AuthAlg,
     auth_key: Option<Vec<u8>>,
     flags: u32,
+    /// For ESP in UDP, the peer's UDP port.
+    udpencap: Option<u16>,
     replay: u8,
 }
 
@@ -117,6 +125,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     let (mut src, mut dst, mut spi): (Option<IpAddr>, Option<IpAddr>, _) = (None, None, None);
     let (mut enc, mut enc_key, mut auth, mut auth_key) = (None, None, None, None);
     let (mut satype, mut flags, mut replay) = (SaType::ESP, 0, 64u8);
+    let mut udpencap = None;
     while i < argv.len() {
         let arg = argv[i].as_str();
         i += 1;
@@ -147,6 +156,15 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--ah" => satype = SaType::AH,
             "--tunnel" => flags |= sa_flags::TUNNEL,
             "--esn" => flags |= sa_flags::ESN,
+            "--udpencap" => {
+                let n = parse_number(&value()?)?;
+                let port = u16::try_from(n)
+                    .ok()
+                    .filter(|&p| p != 0)
+                    .ok_or("--udpencap: a port from 1 to 65535")?;
+                udpencap = Some(port);
+                flags |= sa_flags::UDPENCAP;
+            }
             "--replay" => {
                 let n = parse_number(&value()?)?;
                 replay = u8::try_from(n).map_err(|_| "--replay: at most 255")?;
@@ -176,6 +194,9 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         if !matches!(enc, EncAlg::NONE | EncAlg::NULL) && enc_key.is_none() {
             return Err("--enc needs --enckey".into());
         }
+        if satype == SaType::AH && udpencap.is_some() {
+            return Err("--udpencap: only ESP travels in UDP".into());
+        }
     }
     Ok(Args {
         socket,
@@ -189,6 +210,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         auth,
         auth_key,
         flags,
+        udpencap,
         replay,
     })
 }
@@ -384,6 +406,10 @@ fn add(ctl: &mut Control, a: &Args) -> Result<(), String> {
     }
     if let Some(k) = &a.enc_key {
         push(&mut update, ExtType::KEY_ENCRYPT, Body::Key(Key::new(k)))?;
+    }
+    if let Some(port) = a.udpencap {
+        let encap = UdpEncap { port, reserved: 0 };
+        push(&mut update, ExtType::X_UDPENCAP, Body::UdpEncap(encap))?;
     }
     let result = ctl
         .request(&update)
