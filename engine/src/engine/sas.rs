@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::sad::{SaId, State};
+use crate::xform::Live;
 use pfkey::{AuthAlg, CompAlg, EncAlg, Key, Lifetime, sa_flags};
 
 /// The SA types the runtime keeps SAs of.
@@ -80,7 +81,17 @@ fn check_algorithms(sa: &SecurityAssociation) -> Result<(), Errno> {
         SaType::X_TCPSIGNATURE => sa.auth_key.is_some() || sa.encrypt == 0,
         _ => true,
     };
-    if ok { Ok(()) } else { Err(Errno::EINVAL) }
+    if !ok {
+        return Err(Errno::EINVAL);
+    }
+    // What OpenBSD accepts but this host cannot key (Blowfish, CAST,
+    // RIPEMD-160) is refused now, not found out by the first packet.
+    // The keyed state is made again on the SA's first use, so that SAs
+    // that carry nothing cost no key schedules.
+    match sa.state {
+        State::Mature => Live::new(sa).map(drop).map_err(|_| Errno::EINVAL),
+        State::Larval => Ok(()),
+    }
 }
 
 /// An SA as an ADD or UPDATE describes it.
@@ -520,5 +531,19 @@ mod algorithm_tests {
             AuthAlg::X_CHACHA20POLY1305,
             0
         )));
+    }
+
+    #[test]
+    fn algorithms_openbsd_knows_but_this_host_cannot_key_are_refused_at_add() {
+        let ok = |sa: &SecurityAssociation| check_algorithms(sa).is_ok();
+        assert!(ok(&esp(EncAlg::X_AES, 16, AuthAlg::X_SHA2_256, 32)));
+        // Key lengths OpenBSD takes, for ciphers and a MAC not built here.
+        assert!(!ok(&esp(EncAlg::X_BLF, 16, AuthAlg::X_SHA2_256, 32)));
+        assert!(!ok(&esp(EncAlg::X_CAST, 16, AuthAlg::X_SHA2_256, 32)));
+        assert!(!ok(&esp(EncAlg::X_AES, 16, AuthAlg::X_RIPEMD160HMAC, 20)));
+        // A larval SA has no keys yet: its UPDATE is checked.
+        let mut larval = esp(EncAlg::X_BLF, 16, AuthAlg::X_SHA2_256, 32);
+        larval.state = State::Larval;
+        assert!(ok(&larval));
     }
 }
