@@ -3,6 +3,7 @@
 
 use crate::args::{USAGE, parse_args};
 use crate::clients::Clients;
+use crate::clock::Clock;
 use crate::control::Listener;
 use crate::dataplane::Dataplane;
 use crate::{log, memory::Trimmer, privileges, saved, signals::Signals};
@@ -10,7 +11,6 @@ use ipsec_engine::engine::{Delivery, Engine};
 use sd_notify::NotifyState;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Secret bytes from the kernel for the engine's IVs and SPIs.
 fn entropy() -> [u8; 32] {
@@ -30,12 +30,6 @@ fn entropy() -> [u8; 32] {
         }
     }
     bytes
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Leaves the terminal: the parent exits once the socket is there.
@@ -216,6 +210,8 @@ fn serve(
     let mut saved_at = Some(engine.flow_changes);
     let mut trimmer = Trimmer::default();
     let mut clients = Clients::default();
+    let clock = Clock::start();
+    let now = || clock.now();
     let mut last_tick = now();
     let data_fds = dataplane.fds();
     // When the tables last changed in a round without PF_KEY messages,

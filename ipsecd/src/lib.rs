@@ -7,6 +7,7 @@
 mod args;
 pub mod cleartext;
 pub mod clients;
+pub mod clock;
 pub mod control;
 mod daemon;
 pub mod dataplane;
