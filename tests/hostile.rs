@@ -178,6 +178,7 @@ fn hostile_input_is_dropped_and_counted() {
     eprintln!("{test}: B counted {summary:?}");
     for reason in [
         "malformed",
+        "truncated",
         "no SA",
         "authentication failed",
         "replay",

@@ -152,7 +152,13 @@ fn cause(s: &Subject) -> &'static str {
         (DropReason::Denied, _) => "a deny flow selects them",
         (DropReason::HopLimit, _) => "a route leads them back into the enc interface",
         (DropReason::Filtered, _) => "the enc filter refuses them",
-        (DropReason::Malformed, _) => "they cannot be read: damaged, truncated or not IPsec",
+        (DropReason::Malformed, _) => "they cannot be read: damaged or not IPsec",
+        (DropReason::Truncated | DropReason::BadLength, _) => {
+            "they end before their headers say: cut short on the way, or forged"
+        }
+        (DropReason::BadVersion | DropReason::BadChecksum, _) => {
+            "their IP headers are damaged, or not IP at all"
+        }
     }
 }
 

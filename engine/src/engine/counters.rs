@@ -5,8 +5,18 @@ use std::fmt;
 /// Why the data path dropped a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DropReason {
-    /// Not a packet that can be read: truncated, bad header, bad length.
+    /// Not a packet that can be read for another reason than those below:
+    /// a bundle nested too deep, an inner packet of the wrong family,
+    /// compressed data that does not inflate.
     Malformed,
+    /// The packet ends before a header, or the length it declares, does.
+    Truncated,
+    /// A length field contradicts itself or the packet.
+    BadLength,
+    /// An IP version field that names neither IPv4 nor IPv6.
+    BadVersion,
+    /// An IPv4 header checksum that does not match.
+    BadChecksum,
     /// No SA for the SPI it carries, or none for a flow that requires one.
     NoSa,
     /// A tunnel-mode packet that no inbound flow selects.
@@ -37,8 +47,12 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::Malformed,
+        DropReason::Truncated,
+        DropReason::BadLength,
+        DropReason::BadVersion,
+        DropReason::BadChecksum,
         DropReason::NoSa,
         DropReason::NoPolicy,
         DropReason::PolicyMismatch,
@@ -58,6 +72,10 @@ impl DropReason {
     pub fn name(self) -> &'static str {
         match self {
             DropReason::Malformed => "malformed",
+            DropReason::Truncated => "truncated",
+            DropReason::BadLength => "bad length",
+            DropReason::BadVersion => "bad IP version",
+            DropReason::BadChecksum => "bad header checksum",
             DropReason::NoSa => "no SA",
             DropReason::NoPolicy => "no policy",
             DropReason::PolicyMismatch => "policy mismatch",

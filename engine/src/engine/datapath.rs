@@ -75,8 +75,14 @@ impl From<Refusal> for DropReason {
 }
 
 impl From<wire::Error> for DropReason {
-    fn from(_: wire::Error) -> DropReason {
-        DropReason::Malformed
+    fn from(e: wire::Error) -> DropReason {
+        match e {
+            wire::Error::Truncated => DropReason::Truncated,
+            wire::Error::BadLength => DropReason::BadLength,
+            wire::Error::BadVersion => DropReason::BadVersion,
+            wire::Error::BadChecksum => DropReason::BadChecksum,
+            wire::Error::BadPadding => DropReason::Padding,
+        }
     }
 }
 

@@ -416,7 +416,11 @@ fn unknown_spis_truncations_and_wrong_encapsulation_are_dropped() {
     let mut short = wire[..30].to_vec();
     ipx::fix_lengths(&mut short, false).unwrap();
     assert_eq!(open(&mut b, &short), Err(DropReason::Malformed));
-    assert_eq!(open(&mut b, &wire[..10]), Err(DropReason::Malformed));
+    // Header errors are counted by their cause.
+    assert_eq!(open(&mut b, &wire[..10]), Err(DropReason::Truncated));
+    let mut version = wire.clone();
+    version[0] = 0x75;
+    assert_eq!(open(&mut b, &version), Err(DropReason::BadVersion));
     let mut out = Output::default();
     b.run_inbound(&wire, Some(4500), 10, &mut out);
     assert_eq!(out.dropped, Some(DropReason::EncapMismatch));
