@@ -17,6 +17,7 @@ use pfkey::EncAlg;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
+use super::facts::{self, CipherFacts};
 use super::{BadIcv, KeyError};
 
 /// Bytes of salt (GCM, GMAC, ChaCha20-Poly1305) or nonce (CTR) at the end
@@ -24,9 +25,7 @@ use super::{BadIcv, KeyError};
 const SALT_LEN: usize = 4;
 /// Bytes of IV each packet carries for the counter-based ciphers.
 const COUNTER_IV_LEN: usize = 8;
-/// The longest key the null cipher takes, as on OpenBSD.
-const NULL_MAX_KEY: usize = 256;
-/// The ICV of GMAC and ChaCha20-Poly1305, and GCM's untruncated tag.
+/// The ICV of ChaCha20-Poly1305.
 const FULL_ICV_LEN: usize = 16;
 
 type Salt = Zeroizing<[u8; SALT_LEN]>;
@@ -37,6 +36,7 @@ type Salt = Zeroizing<[u8; SALT_LEN]>;
 #[derive(Clone)]
 pub struct Cipher {
     kind: Kind,
+    facts: &'static CipherFacts,
 }
 
 #[derive(Clone)]
@@ -49,11 +49,8 @@ enum Kind {
         aes: Aes,
         nonce: Salt,
     },
-    /// RFC 4106, with the ICV truncated to `icv_len`.
-    AesGcm {
-        gcm: Gcm,
-        icv_len: usize,
-    },
+    /// RFC 4106, with the ICV truncated to the facts' length.
+    AesGcm(Gcm),
     /// RFC 4543 (ENCR_NULL_AUTH_AES_GMAC): authenticates, encrypts nothing.
     AesGmac(Gcm),
     /// RFC 7634.
@@ -67,9 +64,14 @@ impl Cipher {
     /// Keys `alg` with the PF_KEY key material: the key proper, followed
     /// by a 4-byte nonce (CTR) or salt (GCM, GMAC, ChaCha20-Poly1305).
     pub fn new(alg: EncAlg, key: &[u8]) -> Result<Cipher, KeyError> {
+        let facts = facts::cipher(alg)
+            .filter(|f| f.built && alg != EncAlg::NONE)
+            .ok_or(KeyError::Unsupported)?;
+        if !facts.keys.allows(key.len()) {
+            return Err(KeyError::BadLength);
+        }
         let kind = match alg {
-            EncAlg::NULL if key.len() <= NULL_MAX_KEY => Kind::Null,
-            EncAlg::NULL => return Err(KeyError::BadLength),
+            EncAlg::NULL => Kind::Null,
             EncAlg::X_AES => Kind::AesCbc(Aes::new(key)?),
             EncAlg::TRIPLE_DES_CBC => {
                 Kind::TdesCbc(TdesEde3::new_from_slice(key).map_err(|_| KeyError::BadLength)?)
@@ -81,18 +83,9 @@ impl Cipher {
                     nonce,
                 }
             }
-            EncAlg::X_AESGCM8 => Kind::AesGcm {
-                gcm: Gcm::new(key)?,
-                icv_len: 8,
-            },
-            EncAlg::X_AESGCM12 => Kind::AesGcm {
-                gcm: Gcm::new(key)?,
-                icv_len: 12,
-            },
-            EncAlg::X_AESGCM16 => Kind::AesGcm {
-                gcm: Gcm::new(key)?,
-                icv_len: FULL_ICV_LEN,
-            },
+            EncAlg::X_AESGCM8 | EncAlg::X_AESGCM12 | EncAlg::X_AESGCM16 => {
+                Kind::AesGcm(Gcm::new(key)?)
+            }
             EncAlg::X_AESGMAC => Kind::AesGmac(Gcm::new(key)?),
             EncAlg::X_CHACHA20POLY1305 => {
                 let (key, salt) = split_salt(key)?;
@@ -102,55 +95,36 @@ impl Cipher {
             }
             _ => return Err(KeyError::Unsupported),
         };
-        Ok(Cipher { kind })
+        Ok(Cipher { kind, facts })
     }
 
     /// Block size that ESP pads the payload to (before max(…,4) which the
     /// caller applies): AES-CBC 16, 3DES 8, the stream-like rest 1.
     pub fn block_len(&self) -> usize {
-        match self.kind {
-            Kind::AesCbc(_) => 16,
-            Kind::TdesCbc(_) => 8,
-            _ => 1,
-        }
+        self.facts.block
     }
 
     /// IV bytes carried in each packet: a whole block for CBC, 8 for the
     /// counter-based ciphers, none for NULL.
     pub fn iv_len(&self) -> usize {
-        match self.kind {
-            Kind::Null => 0,
-            Kind::AesCbc(_) => 16,
-            Kind::TdesCbc(_) => 8,
-            _ => COUNTER_IV_LEN,
-        }
+        self.facts.iv
     }
 
     /// ICV bytes a combined cipher makes; 0 for the plain ones.
     pub fn icv_len(&self) -> usize {
-        match self.kind {
-            Kind::AesGcm { icv_len, .. } => icv_len,
-            Kind::AesGmac(_) | Kind::ChaCha { .. } => FULL_ICV_LEN,
-            _ => 0,
-        }
+        self.facts.icv
     }
 
     /// True for GCM (any ICV), GMAC and ChaCha20-Poly1305: they make the
     /// ICV themselves, so the SA has no separate MAC.
     pub fn is_combined(&self) -> bool {
-        matches!(
-            self.kind,
-            Kind::AesGcm { .. } | Kind::AesGmac(_) | Kind::ChaCha { .. }
-        )
+        self.facts.icv > 0
     }
 
     /// True when the IV must be unique but need not be unpredictable (CTR,
     /// GCM, GMAC, ChaCha20-Poly1305): ESP then uses the sequence number.
     pub fn counter_iv(&self) -> bool {
-        matches!(
-            self.kind,
-            Kind::AesCtr { .. } | Kind::AesGcm { .. } | Kind::AesGmac(_) | Kind::ChaCha { .. }
-        )
+        self.facts.counter_iv
     }
 
     /// Encrypts `data` in place with a plain cipher. `iv.len()` must be
@@ -199,9 +173,9 @@ impl Cipher {
     /// [`iv_len`](Self::iv_len) or [`icv_len`](Self::icv_len) long.
     pub fn seal(&self, iv: &[u8], aad: &[u8], data: &mut [u8], icv: &mut [u8]) {
         match &self.kind {
-            Kind::AesGcm { gcm, icv_len } => {
+            Kind::AesGcm(gcm) => {
                 gcm.ctr(iv, data);
-                icv.copy_from_slice(&gcm.tag(iv, &[aad], data)[..*icv_len]);
+                icv.copy_from_slice(&gcm.tag(iv, &[aad], data)[..self.facts.icv]);
             }
             Kind::AesGmac(gcm) => icv.copy_from_slice(&gcm.tag(iv, &[aad, iv, data], &[])),
             Kind::ChaCha { aead, salt } => {
@@ -223,8 +197,8 @@ impl Cipher {
     /// wrong length is merely a mismatch.
     pub fn open(&self, iv: &[u8], aad: &[u8], data: &mut [u8], icv: &[u8]) -> Result<(), BadIcv> {
         match &self.kind {
-            Kind::AesGcm { gcm, icv_len } => {
-                check(&gcm.tag(iv, &[aad], data)[..*icv_len], icv)?;
+            Kind::AesGcm(gcm) => {
+                check(&gcm.tag(iv, &[aad], data)[..self.facts.icv], icv)?;
                 gcm.ctr(iv, data);
                 Ok(())
             }
@@ -255,7 +229,7 @@ impl fmt::Debug for Cipher {
             Kind::AesCbc(aes) => format!("aes-{}-cbc", aes.bits()),
             Kind::TdesCbc(_) => "3des-cbc".to_owned(),
             Kind::AesCtr { aes, .. } => format!("aes-{}-ctr", aes.bits()),
-            Kind::AesGcm { gcm, icv_len } => format!("aes-{}-gcm-{icv_len}", gcm.aes.bits()),
+            Kind::AesGcm(gcm) => format!("aes-{}-gcm-{}", gcm.aes.bits(), self.facts.icv),
             Kind::AesGmac(gcm) => format!("aes-{}-gmac", gcm.aes.bits()),
             Kind::ChaCha { .. } => "chacha20-poly1305".to_owned(),
         };

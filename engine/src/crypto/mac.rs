@@ -14,6 +14,7 @@ use sha1::Sha1;
 use sha2::{Sha256, Sha384, Sha512};
 use subtle::ConstantTimeEq;
 
+use super::facts;
 use super::{BadIcv, KeyError};
 
 /// An HMAC keyed for one SA, in one direction.
@@ -24,6 +25,7 @@ use super::{BadIcv, KeyError};
 pub struct Mac {
     /// ManuallyDrop: [`Drop`] wipes it and nothing may read it after.
     keyed: ManuallyDrop<Keyed>,
+    icv: usize,
 }
 
 impl Drop for Mac {
@@ -55,15 +57,10 @@ impl Mac {
     /// long as OpenBSD requires: MD5 16 bytes, SHA-1 20, SHA2-256 32,
     /// SHA2-384 48, SHA2-512 64.
     pub fn new(alg: AuthAlg, key: &[u8]) -> Result<Mac, KeyError> {
-        let len = match alg {
-            AuthAlg::MD5HMAC => 16,
-            AuthAlg::SHA1HMAC => 20,
-            AuthAlg::X_SHA2_256 => 32,
-            AuthAlg::X_SHA2_384 => 48,
-            AuthAlg::X_SHA2_512 => 64,
-            _ => return Err(KeyError::Unsupported),
-        };
-        if key.len() != len {
+        let facts = facts::mac(alg)
+            .filter(|f| f.built)
+            .ok_or(KeyError::Unsupported)?;
+        if key.len() != facts.key {
             return Err(KeyError::BadLength);
         }
         Mac::any_length(alg, key)
@@ -83,20 +80,17 @@ impl Mac {
             AuthAlg::X_SHA2_512 => Keyed::Sha512(keyed(key)),
             _ => return Err(KeyError::Unsupported),
         };
+        let icv = facts::mac(alg).map_or(0, |f| f.icv);
         Ok(Mac {
             keyed: ManuallyDrop::new(keyed),
+            icv,
         })
     }
 
     /// Truncated ICV length: half the hash for SHA-2 (RFC 4868), 96 bits
     /// for MD5 and SHA-1.
     pub fn icv_len(&self) -> usize {
-        match *self.keyed {
-            Keyed::Md5(_) | Keyed::Sha1(_) => 12,
-            Keyed::Sha256(_) => 16,
-            Keyed::Sha384(_) => 24,
-            Keyed::Sha512(_) => 32,
-        }
+        self.icv
     }
 
     /// Writes the truncated HMAC of the concatenation of `parts` into

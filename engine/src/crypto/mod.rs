@@ -7,6 +7,7 @@
 //! salts and nonces kept beside them.
 
 pub mod cipher;
+pub mod facts;
 pub mod mac;
 #[cfg(test)]
 mod tests;

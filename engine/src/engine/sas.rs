@@ -2,6 +2,7 @@
 //! X_GRPSPIS, and the SAs the engine exports and expires.
 
 use super::*;
+use crate::crypto::facts;
 use crate::sad::{SaId, State};
 use crate::xform::Live;
 use pfkey::{AuthAlg, CompAlg, EncAlg, Key, Lifetime, sa_flags};
@@ -34,40 +35,16 @@ fn check_algorithms(sa: &SecurityAssociation) -> Result<(), Errno> {
         AuthAlg::X_CHACHA20POLY1305 => enc == EncAlg::X_CHACHA20POLY1305,
         _ => false,
     };
-    let combined = matches!(
-        enc,
-        EncAlg::X_AESGCM8
-            | EncAlg::X_AESGCM12
-            | EncAlg::X_AESGCM16
-            | EncAlg::X_AESGMAC
-            | EncAlg::X_CHACHA20POLY1305
-    );
-    let auth_len = match sa.auth {
-        AuthAlg::NONE => 0,
-        AuthAlg::MD5HMAC => 16,
-        AuthAlg::SHA1HMAC | AuthAlg::X_RIPEMD160HMAC => 20,
-        AuthAlg::X_SHA2_256 => 32,
-        AuthAlg::X_SHA2_384 => 48,
-        AuthAlg::X_SHA2_512 => 64,
+    // Unlike OpenBSD, GCM with 8- and 12-byte ICVs too (RFC 4106).
+    let cipher = facts::cipher(enc);
+    let combined = cipher.is_some_and(|c| c.icv > 0);
+    let auth_len = match (sa.auth, facts::mac(sa.auth)) {
+        (AuthAlg::NONE, _) => 0,
+        (_, Some(mac)) => mac.key,
         _ if combined && own_icv => 0,
         _ => return Err(Errno::EINVAL),
     };
-    let enc_ok = |len: usize| match EncAlg(sa.encrypt) {
-        EncAlg::NONE => len == 0,
-        EncAlg::TRIPLE_DES_CBC => len == 24,
-        EncAlg::X_CAST => (5..=16).contains(&len),
-        EncAlg::X_BLF => (5..=56).contains(&len),
-        EncAlg::NULL => len <= 256,
-        EncAlg::X_AES => matches!(len, 16 | 24 | 32),
-        // Unlike OpenBSD, GCM with 8- and 12-byte ICVs too (RFC 4106).
-        EncAlg::X_AESCTR
-        | EncAlg::X_AESGCM8
-        | EncAlg::X_AESGCM12
-        | EncAlg::X_AESGCM16
-        | EncAlg::X_AESGMAC => matches!(len, 20 | 28 | 36),
-        EncAlg::X_CHACHA20POLY1305 => len == 36,
-        _ => false,
-    };
+    let enc_ok = |len: usize| cipher.is_some_and(|c| c.keys.allows(len));
     let ok = match sa.id.satype {
         SaType::ESP => {
             key_len(&sa.auth_key) == auth_len

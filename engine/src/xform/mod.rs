@@ -8,7 +8,7 @@ pub mod ip;
 pub mod ipcomp;
 pub mod natt;
 
-use crate::crypto::KeyError;
+use crate::crypto::{KeyError, facts};
 use crate::replay::ReplayWindow;
 use crate::sa::SecurityAssociation;
 use crate::sequence::SendSequence;
@@ -89,16 +89,10 @@ impl Transform {
 pub fn overhead_of(sa: &SecurityAssociation) -> usize {
     match sa.id.satype {
         SaType::ESP => {
-            // (IV, block, ICV of a combined cipher)
-            let (iv, block, combined) = match EncAlg(sa.encrypt) {
-                EncAlg::NULL => (0, 1, 0),
-                EncAlg::TRIPLE_DES_CBC => (8, 8, 0),
-                EncAlg::X_AESCTR => (8, 1, 0),
-                EncAlg::X_AESGCM8 => (8, 1, 8),
-                EncAlg::X_AESGCM12 => (8, 1, 12),
-                EncAlg::X_AESGCM16 | EncAlg::X_AESGMAC | EncAlg::X_CHACHA20POLY1305 => (8, 1, 16),
-                _ => (16, 16, 0),
-            };
+            // An algorithm not in the table is given AES-CBC's IV and
+            // block, the largest.
+            let (iv, block, combined) =
+                facts::cipher(EncAlg(sa.encrypt)).map_or((16, 16, 0), |c| (c.iv, c.block, c.icv));
             let icv = if combined != 0 {
                 combined
             } else {
@@ -112,12 +106,11 @@ pub fn overhead_of(sa: &SecurityAssociation) -> usize {
     }
 }
 
+/// An ICV of a MAC not in the table is taken to be the largest, 32.
 fn mac_len(auth: AuthAlg) -> usize {
-    match auth {
-        AuthAlg::NONE => 0,
-        AuthAlg::MD5HMAC | AuthAlg::SHA1HMAC => 12,
-        AuthAlg::X_SHA2_256 => 16,
-        AuthAlg::X_SHA2_384 => 24,
+    match (auth, facts::mac(auth)) {
+        (AuthAlg::NONE, _) => 0,
+        (_, Some(mac)) => mac.icv,
         _ => 32,
     }
 }
