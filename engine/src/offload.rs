@@ -12,7 +12,7 @@
 //! most of a userspace tunnel's time goes.
 
 use crate::packet::Batch;
-use crate::wire::checksum;
+use crate::wire::{checksum, ipv4, tcp, udp};
 use crate::xform::ip::{Layout, fix_lengths, proto};
 use std::net::IpAddr;
 
@@ -101,16 +101,15 @@ fn cut(header: &VnetHeader, packet: &[u8], out: &mut Batch) -> Result<(), Unsegm
     }
     let ip_len = layout.header_len;
     let tcp = packet.get(ip_len..layout.len).ok_or(Unsegmentable)?;
-    let tcp_len = usize::from(*tcp.get(12).ok_or(Unsegmentable)? >> 4) * 4;
+    let tcp = tcp::Packet::new_checked(tcp).map_err(|_| Unsegmentable)?;
     let mss = usize::from(header.gso_size);
-    if tcp_len < 20 || tcp.len() < tcp_len || mss == 0 {
+    if mss == 0 {
         return Err(Unsegmentable);
     }
-    let headers = &packet[..ip_len + tcp_len];
-    let payload = &tcp[tcp_len..];
-    let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
-    let flags = tcp[13];
-    let ident = u16::from_be_bytes([packet[4], packet[5]]);
+    let headers = &packet[..ip_len + tcp.header_len()];
+    let payload = tcp.payload();
+    let (seq, flags) = (tcp.seq_number(), tcp.flags());
+    let ident = ipv4::Packet::new_unchecked(packet).ident();
     let count = payload.len().div_ceil(mss).max(1);
     for (i, chunk) in payload.chunks(mss).enumerate() {
         let buf = out.push();
@@ -123,11 +122,11 @@ fn cut(header: &VnetHeader, packet: &[u8], out: &mut Batch) -> Result<(), Unsegm
         buf.filled(headers.len() + chunk.len());
         let seg = buf.as_mut_slice();
         if !layout.v6 {
-            seg[4..6].copy_from_slice(&ident.wrapping_add(i as u16).to_be_bytes());
+            ipv4::Packet::new_unchecked(&mut *seg).set_ident(ident.wrapping_add(i as u16));
         }
         fix_lengths(seg, layout.v6).map_err(|_| Unsegmentable)?;
-        let t = &mut seg[ip_len..];
-        t[4..8].copy_from_slice(&seq.wrapping_add((i * mss) as u32).to_be_bytes());
+        let mut t = tcp::Packet::new_unchecked(&mut seg[ip_len..]);
+        t.set_seq_number(seq.wrapping_add((i * mss) as u32));
         // FIN and PSH end the run; CWR starts it (RFC 3168 §6.1.2).
         let mut f = flags;
         if i + 1 < count {
@@ -136,24 +135,24 @@ fn cut(header: &VnetHeader, packet: &[u8], out: &mut Batch) -> Result<(), Unsegm
         if i > 0 {
             f &= !TCP_CWR;
         }
-        t[13] = f;
+        t.set_flags(f);
         tcp_checksum(seg, ip_len, layout.src, layout.dst);
     }
     Ok(())
 }
 
-const TCP_FIN: u8 = 0x01;
-const TCP_PSH: u8 = 0x08;
-const TCP_ACK: u8 = 0x10;
-const TCP_CWR: u8 = 0x80;
+const TCP_FIN: u8 = tcp::flags::FIN;
+const TCP_PSH: u8 = tcp::flags::PSH;
+const TCP_ACK: u8 = tcp::flags::ACK;
+const TCP_CWR: u8 = tcp::flags::CWR;
 
 /// Fills the TCP checksum of `seg` from scratch.
 fn tcp_checksum(seg: &mut [u8], ip_len: usize, src: IpAddr, dst: IpAddr) {
-    seg[ip_len + 16..ip_len + 18].fill(0);
-    let len = (seg.len() - ip_len) as u32;
-    let sum = checksum::pseudo_header(src, dst, proto::TCP, len);
-    let value = checksum::finish(checksum::accumulate(sum, &seg[ip_len..]));
-    seg[ip_len + 16..ip_len + 18].copy_from_slice(&value.to_be_bytes());
+    let segment = &mut seg[ip_len..];
+    tcp::Packet::new_unchecked(&mut *segment).set_checksum(0);
+    let sum = checksum::pseudo_header(src, dst, proto::TCP, segment.len() as u32);
+    let value = checksum::finish(checksum::accumulate(sum, segment));
+    tcp::Packet::new_unchecked(segment).set_checksum(value);
 }
 
 /// Completes a checksum the host left partial: the field holds the
@@ -175,7 +174,7 @@ const MAX_RUN: usize = 65535;
 /// The most datagrams in one UDP run (Linux takes 64 or 128, by version).
 const MAX_DATAGRAMS: usize = 64;
 
-const UDP_HEADER: usize = 8;
+const UDP_HEADER: usize = udp::HEADER_LEN;
 
 /// Joins consecutive TCP segments of one connection, and consecutive
 /// datagrams of one UDP flow, into runs. Packets go
@@ -324,8 +323,9 @@ impl Run {
         let ip_len = layout.header_len;
         if layout.protocol == proto::UDP {
             let data = packet.len() - ip_len;
-            let length = packet.get(ip_len + 4..ip_len + 6);
-            if data <= UDP_HEADER || length != Some(&(data as u16).to_be_bytes()[..]) {
+            let whole = udp::Packet::new_checked(&packet[ip_len..])
+                .is_ok_and(|u| usize::from(u.len()) == data && data > UDP_HEADER);
+            if !whole {
                 return Err(packet);
             }
             return Ok(Run {
@@ -342,17 +342,14 @@ impl Run {
                 packet,
             });
         }
-        let tcp = &packet[ip_len..];
-        let Some(&offset) = tcp.get(12) else {
+        let Ok(tcp) = tcp::Packet::new_checked(&packet[ip_len..]) else {
             return Err(packet);
         };
-        let tcp_len = usize::from(offset >> 4) * 4;
-        let flags = tcp[13];
-        let data = tcp.len().saturating_sub(tcp_len);
-        if tcp_len < 20 || tcp.len() < tcp_len || data == 0 || flags & !TCP_PSH != TCP_ACK {
+        let (tcp_len, flags, seq) = (tcp.header_len(), tcp.flags(), tcp.seq_number());
+        let data = tcp.payload().len();
+        if data == 0 || flags & !TCP_PSH != TCP_ACK {
             return Err(packet);
         }
-        let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
         Ok(Run {
             protocol: proto::TCP,
             ip_len,
@@ -384,12 +381,8 @@ impl Run {
         if self.protocol == proto::UDP {
             return self.append_datagram(seg);
         }
-        let data = &seg.packet[seg.ip_len + seg.tcp_len..];
-        let seq = u32::from_be_bytes(
-            seg.packet[seg.ip_len + 4..seg.ip_len + 8]
-                .try_into()
-                .unwrap(),
-        );
+        let segment = tcp::Packet::new_unchecked(&seg.packet[seg.ip_len..]);
+        let (data, seq, flags) = (segment.payload(), segment.seq_number(), segment.flags());
         if self.closed
             || seq != self.next_seq
             || seg.tcp_len != self.tcp_len
@@ -402,11 +395,10 @@ impl Run {
         self.packet.extend_from_slice(data);
         self.segments += 1;
         self.next_seq = seq.wrapping_add(data.len() as u32);
-        let flags = seg.packet[seg.ip_len + 13];
         if flags & TCP_PSH != 0 || data.len() < self.mss {
             self.closed = true;
-            let at = self.ip_len + 13;
-            self.packet[at] |= flags & TCP_PSH;
+            let mut run = tcp::Packet::new_unchecked(&mut self.packet[self.ip_len..]);
+            run.set_flags(run.flags() | flags & TCP_PSH);
         }
         true
     }
@@ -468,12 +460,11 @@ impl Run {
         let len = self.packet.len() - self.ip_len;
         let (gso_type, csum_offset) = match (self.protocol, self.v6) {
             (proto::UDP, _) => {
-                let at = self.ip_len + 4;
-                self.packet[at..at + 2].copy_from_slice(&(len as u16).to_be_bytes());
-                (GSO_UDP_L4, 6)
+                udp::Packet::new_unchecked(&mut self.packet[self.ip_len..]).set_len(len as u16);
+                (GSO_UDP_L4, udp::CHECKSUM_OFFSET as u16)
             }
-            (_, true) => (GSO_TCPV6, 16),
-            (_, false) => (GSO_TCPV4, 16),
+            (_, true) => (GSO_TCPV6, tcp::CHECKSUM_OFFSET as u16),
+            (_, false) => (GSO_TCPV4, tcp::CHECKSUM_OFFSET as u16),
         };
         let pseudo = checksum::pseudo_header(self.src, self.dst, self.protocol, len as u32);
         // The folded sum, not complemented: the host adds the rest.

@@ -9,13 +9,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::wire::{checksum, ipv4, ipv6};
+use crate::wire::{icmp, ipv4, ipv6};
 
 /// How much of an IPv4 error datagram may be (RFC 1812 §4.3.2.3).
 const IPV4_ERROR_MAX: usize = 576;
 /// How much of an IPv6 error packet may be: the minimum MTU (RFC 4443).
 const IPV6_ERROR_MAX: usize = 1280;
-const ICMP_HEADER_LEN: usize = 8;
+const ICMP_HEADER_LEN: usize = icmp::HEADER_LEN;
 const TTL: u8 = 64;
 
 /// The error to send back to the source of `packet` (an IPv4 or IPv6
@@ -46,27 +46,25 @@ fn reply_v4(packet: &[u8], mtu: u16, from: Ipv4Addr) -> Option<Vec<u8>> {
     let total = ipv4::HEADER_LEN + ICMP_HEADER_LEN + quoted.len();
 
     let mut out = vec![0; total];
-    let (header, icmp) = out.split_at_mut(ipv4::HEADER_LEN);
+    let (header, body) = out.split_at_mut(ipv4::HEADER_LEN);
     // Type 3 (unreachable), code 4 (fragmentation needed), next-hop MTU.
-    icmp[0] = 3;
-    icmp[1] = 4;
-    icmp[6..8].copy_from_slice(&mtu.to_be_bytes());
-    icmp[ICMP_HEADER_LEN..].copy_from_slice(quoted);
-    let sum = checksum::of(icmp);
-    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-
-    let mut ip = ipv4::Packet::new_unchecked(header);
-    ip.set_version_and_header_len(ipv4::HEADER_LEN);
-    // Internetwork control, as routers mark the errors they originate.
-    ip.set_tos(0xc0);
-    ip.set_total_len(total as u16);
-    ip.set_ident(0);
-    ip.set_unfragmented(false);
-    ip.set_ttl(TTL);
-    ip.set_protocol(1);
-    ip.set_src_addr(from);
-    ip.set_dst_addr(to);
-    ip.fill_checksum();
+    let mut icmp = icmp::Packet::new_unchecked(body);
+    icmp.set_type_and_code(3, 4);
+    icmp.set_rest(u32::from(mtu));
+    icmp.body_mut().copy_from_slice(quoted);
+    icmp.fill_checksum();
+    let ip = ipv4::Repr {
+        src: from,
+        dst: to,
+        protocol: 1,
+        payload_len: total - ipv4::HEADER_LEN,
+        // Internetwork control, as routers mark the errors they originate.
+        tos: 0xc0,
+        ttl: TTL,
+        ident: 0,
+        dont_fragment: false,
+    };
+    ip.emit(&mut ipv4::Packet::new_unchecked(header)).ok()?;
     Some(out)
 }
 
@@ -110,28 +108,29 @@ fn reply_v6(packet: &[u8], mtu: u16, from: Ipv6Addr) -> Option<Vec<u8>> {
     let icmp_len = ICMP_HEADER_LEN + quoted.len();
 
     let mut out = vec![0; ipv6::HEADER_LEN + icmp_len];
-    let (header, icmp) = out.split_at_mut(ipv6::HEADER_LEN);
+    let (header, body) = out.split_at_mut(ipv6::HEADER_LEN);
     // Type 2 (packet too big), code 0, a 32-bit MTU.
-    icmp[0] = 2;
-    icmp[4..8].copy_from_slice(&u32::from(mtu).to_be_bytes());
-    icmp[ICMP_HEADER_LEN..].copy_from_slice(quoted);
-    let sum = checksum::pseudo_header(from.into(), to.into(), 58, icmp_len as u32);
-    let sum = checksum::finish(checksum::accumulate(sum, icmp));
-    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-
-    let mut ip = ipv6::Packet::new_unchecked(header);
-    ip.set_version_class_and_label(0, 0);
-    ip.set_payload_len(icmp_len as u16);
-    ip.set_next_header(58);
-    ip.set_hop_limit(TTL);
-    ip.set_src_addr(from);
-    ip.set_dst_addr(to);
+    let mut icmp = icmp::Packet::new_unchecked(body);
+    icmp.set_type_and_code(2, 0);
+    icmp.set_rest(u32::from(mtu));
+    icmp.body_mut().copy_from_slice(quoted);
+    icmp.fill_checksum_v6(from, to);
+    let ip = ipv6::Repr {
+        src: from,
+        dst: to,
+        next_header: 58,
+        payload_len: icmp_len,
+        traffic_class: 0,
+        hop_limit: TTL,
+    };
+    ip.emit(&mut ipv6::Packet::new_unchecked(header)).ok()?;
     Some(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::checksum;
 
     fn ipv4_packet(protocol: u8, payload: &[u8], flags_frag: u16) -> Vec<u8> {
         let mut bytes = vec![0; 20 + payload.len()];

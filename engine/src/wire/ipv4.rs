@@ -47,7 +47,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(packet)
     }
 
-    fn check_len(&self) -> Result<()> {
+    /// Whether the buffer holds a whole IPv4 header and the total length
+    /// it declares.
+    pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
             return Err(Error::Truncated);
@@ -239,9 +241,104 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
+/// An IPv4 header without options, as values: what a header says once
+/// read, or what is to be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repr {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub protocol: u8,
+    /// The bytes behind the header.
+    pub payload_len: usize,
+    pub tos: u8,
+    pub ttl: u8,
+    pub ident: u16,
+    pub dont_fragment: bool,
+}
+
+impl Repr {
+    /// Reads a whole, unfragmented datagram's header whose checksum
+    /// holds; options are skipped.
+    pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr> {
+        packet.check_len()?;
+        if packet.is_fragment() {
+            return Err(Error::BadLength);
+        }
+        if !packet.verify_checksum() {
+            return Err(Error::BadChecksum);
+        }
+        Ok(Repr {
+            src: packet.src_addr(),
+            dst: packet.dst_addr(),
+            protocol: packet.protocol(),
+            payload_len: usize::from(packet.total_len()) - packet.header_len(),
+            tos: packet.tos(),
+            ttl: packet.ttl(),
+            ident: packet.ident(),
+            dont_fragment: packet.dont_fragment(),
+        })
+    }
+
+    /// The bytes the header and its payload take.
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN + self.payload_len
+    }
+
+    /// Writes the header, checksum included, into the first
+    /// [`HEADER_LEN`] bytes of `packet`; `BadLength` when the datagram
+    /// would be longer than IPv4 allows.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) -> Result<()> {
+        let total = u16::try_from(self.buffer_len()).map_err(|_| Error::BadLength)?;
+        packet.set_version_and_header_len(HEADER_LEN);
+        packet.set_tos(self.tos);
+        packet.set_total_len(total);
+        packet.set_ident(self.ident);
+        packet.set_unfragmented(self.dont_fragment);
+        packet.set_ttl(self.ttl);
+        packet.set_protocol(self.protocol);
+        packet.set_src_addr(self.src);
+        packet.set_dst_addr(self.dst);
+        packet.fill_checksum();
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repr_reads_back_what_it_wrote() {
+        let repr = Repr {
+            src: Ipv4Addr::new(192, 0, 2, 1),
+            dst: Ipv4Addr::new(198, 51, 100, 7),
+            protocol: 50,
+            payload_len: 100,
+            tos: 0x2e,
+            ttl: 9,
+            ident: 0x1234,
+            dont_fragment: true,
+        };
+        let mut bytes = vec![0xffu8; repr.buffer_len()];
+        repr.emit(&mut Packet::new_unchecked(&mut bytes[..]))
+            .unwrap();
+        let packet = Packet::new_checked(&bytes[..]).unwrap();
+        assert!(packet.verify_checksum());
+        assert_eq!(Repr::parse(&packet), Ok(repr));
+        bytes[10] ^= 1;
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&bytes[..])),
+            Err(Error::BadChecksum)
+        );
+        let huge = Repr {
+            payload_len: 65_535,
+            ..repr
+        };
+        assert_eq!(
+            huge.emit(&mut Packet::new_unchecked(&mut bytes[..])),
+            Err(Error::BadLength)
+        );
+    }
 
     // A UDP datagram's IPv4 header as captured (the example often used to
     // show the checksum: 192.168.0.1 to 192.168.0.199, checksum b861),

@@ -42,17 +42,24 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// supported: a payload length of zero means an empty payload.
     pub fn new_checked(buffer: T) -> Result<Packet<T>> {
         let packet = Packet::new_unchecked(buffer);
-        let len = packet.buffer.as_ref().len();
+        packet.check_len()?;
+        Ok(packet)
+    }
+
+    /// Whether the buffer holds an IPv6 fixed header and the payload
+    /// length it declares.
+    pub fn check_len(&self) -> Result<()> {
+        let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
             return Err(Error::Truncated);
         }
-        if packet.version() != 6 {
+        if self.version() != 6 {
             return Err(Error::BadVersion);
         }
-        if len < HEADER_LEN + usize::from(packet.payload_len()) {
+        if len < HEADER_LEN + usize::from(self.payload_len()) {
             return Err(Error::Truncated);
         }
-        Ok(packet)
+        Ok(())
     }
 
     /// Gives the buffer back.
@@ -159,9 +166,82 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
+/// A fixed IPv6 header, as values (the flow label is not kept: nothing
+/// here sets one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repr {
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    pub next_header: u8,
+    /// The bytes behind the fixed header.
+    pub payload_len: usize,
+    pub traffic_class: u8,
+    pub hop_limit: u8,
+}
+
+impl Repr {
+    /// Reads a fixed header whose payload length fits the buffer.
+    pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr> {
+        packet.check_len()?;
+        Ok(Repr {
+            src: packet.src_addr(),
+            dst: packet.dst_addr(),
+            next_header: packet.next_header(),
+            payload_len: usize::from(packet.payload_len()),
+            traffic_class: packet.traffic_class(),
+            hop_limit: packet.hop_limit(),
+        })
+    }
+
+    /// The bytes the header and its payload take.
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN + self.payload_len
+    }
+
+    /// Writes the header into the first [`HEADER_LEN`] bytes of `packet`,
+    /// flow label 0; `BadLength` when the payload is longer than the
+    /// header can say.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) -> Result<()> {
+        let length = u16::try_from(self.payload_len).map_err(|_| Error::BadLength)?;
+        packet.set_version_class_and_label(self.traffic_class, 0);
+        packet.set_payload_len(length);
+        packet.set_next_header(self.next_header);
+        packet.set_hop_limit(self.hop_limit);
+        packet.set_src_addr(self.src);
+        packet.set_dst_addr(self.dst);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repr_reads_back_what_it_wrote() {
+        let repr = Repr {
+            src: "2001:db8::1".parse().unwrap(),
+            dst: "2001:db8::2".parse().unwrap(),
+            next_header: 50,
+            payload_len: 64,
+            traffic_class: 0x28,
+            hop_limit: 33,
+        };
+        let mut bytes = vec![0xffu8; repr.buffer_len()];
+        repr.emit(&mut Packet::new_unchecked(&mut bytes[..]))
+            .unwrap();
+        let packet = Packet::new_checked(&bytes[..]).unwrap();
+        assert_eq!((packet.version(), packet.flow_label()), (6, 0));
+        assert_eq!(Repr::parse(&packet), Ok(repr));
+        let huge = Repr {
+            payload_len: 65_536,
+            ..repr
+        };
+        assert_eq!(
+            huge.emit(&mut Packet::new_unchecked(&mut bytes[..])),
+            Err(Error::BadLength)
+        );
+    }
 
     // The fixed header of an ICMPv6 echo request from fe80::1 to fe80::2
     // with traffic class 0x2e and flow label 0x12345, and its 16-byte

@@ -16,10 +16,12 @@
 pub mod ah;
 pub mod checksum;
 pub mod esp;
+pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
 pub mod layout;
 pub mod proto;
+pub mod tcp;
 pub mod udp;
 
 use std::fmt;

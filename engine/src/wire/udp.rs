@@ -20,6 +20,9 @@ mod field {
     pub const CHECKSUM: Range<usize> = 6..8;
 }
 
+/// Where the checksum sits, from the start of the header.
+pub const CHECKSUM_OFFSET: usize = field::CHECKSUM.start;
+
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer without checking it; see the module contract.
     pub const fn new_unchecked(buffer: T) -> Packet<T> {

@@ -5,7 +5,7 @@
 use super::ancillary::{Ancillary, ControlBuffer};
 use super::{Arrival, DEFAULT_TTL, IPPROTO_ESP, IPV4_HEADER, IPV6_HEADER, Kind, Peers};
 use ipsec_engine::packet::PacketBuf;
-use ipsec_engine::wire::checksum;
+use ipsec_engine::wire::{ipv4, ipv6};
 use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, RawFd};
@@ -299,28 +299,30 @@ pub(super) fn sender(addr: &libc::sockaddr_storage, len: libc::socklen_t) -> Sen
     }
 }
 
-/// Writes a 20-byte IPv4 header for `payload_len` bytes of ESP into `out`.
+/// Writes a 20-byte IPv4 header for `payload_len` bytes of ESP into `out`:
+/// the TOS and TTL received (else 0 and 64), identification 0, no flags.
 pub(super) fn ipv4_header(
     out: &mut [u8],
     payload_len: usize,
     src: [u8; 4],
     found: &Ancillary,
 ) -> io::Result<()> {
-    let total = u16::try_from(IPV4_HEADER + payload_len).map_err(|_| too_long())?;
-    out[..IPV4_HEADER].fill(0);
-    out[0] = 0x45;
-    out[1] = found.tos.unwrap_or(0);
-    out[2..4].copy_from_slice(&total.to_be_bytes());
-    out[8] = found.ttl.unwrap_or(DEFAULT_TTL);
-    out[9] = IPPROTO_ESP;
-    out[12..16].copy_from_slice(&src);
-    out[16..20].copy_from_slice(&found.dst4.unwrap_or_default());
-    let sum = checksum::of(&out[..IPV4_HEADER]);
-    out[10..12].copy_from_slice(&sum.to_be_bytes());
-    Ok(())
+    let repr = ipv4::Repr {
+        src: src.into(),
+        dst: found.dst4.unwrap_or_default().into(),
+        protocol: IPPROTO_ESP,
+        payload_len,
+        tos: found.tos.unwrap_or(0),
+        ttl: found.ttl.unwrap_or(DEFAULT_TTL),
+        ident: 0,
+        dont_fragment: false,
+    };
+    repr.emit(&mut ipv4::Packet::new_unchecked(&mut out[..IPV4_HEADER]))
+        .map_err(|_| too_long())
 }
 
-/// Writes a fixed IPv6 header for `payload_len` bytes into `out`.
+/// Writes a fixed IPv6 header for `payload_len` bytes into `out`: the
+/// traffic class and hop limit received (else 0 and 64), flow label 0.
 pub(super) fn ipv6_header(
     out: &mut [u8],
     payload_len: usize,
@@ -328,15 +330,16 @@ pub(super) fn ipv6_header(
     src: [u8; 16],
     found: &Ancillary,
 ) -> io::Result<()> {
-    let length = u16::try_from(payload_len).map_err(|_| too_long())?;
-    let tclass = u32::from(found.tclass.unwrap_or(0));
-    out[..4].copy_from_slice(&((6 << 28) | (tclass << 20)).to_be_bytes());
-    out[4..6].copy_from_slice(&length.to_be_bytes());
-    out[6] = next_header;
-    out[7] = found.hop_limit.unwrap_or(DEFAULT_TTL);
-    out[8..24].copy_from_slice(&src);
-    out[24..40].copy_from_slice(&found.dst6.unwrap_or_default());
-    Ok(())
+    let repr = ipv6::Repr {
+        src: src.into(),
+        dst: found.dst6.unwrap_or_default().into(),
+        next_header,
+        payload_len,
+        traffic_class: found.tclass.unwrap_or(0),
+        hop_limit: found.hop_limit.unwrap_or(DEFAULT_TTL),
+    };
+    repr.emit(&mut ipv6::Packet::new_unchecked(&mut out[..IPV6_HEADER]))
+        .map_err(|_| too_long())
 }
 
 fn too_long() -> io::Error {
