@@ -227,6 +227,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.bytes_mut()[field::DST].copy_from_slice(&value.octets());
     }
 
+    /// Sets the header checksum field as given.
+    pub fn set_checksum(&mut self, value: u16) {
+        self.set_u16_at(field::CHECKSUM, value);
+    }
+
     /// Computes the header checksum and writes it.
     pub fn fill_checksum(&mut self) {
         self.set_u16_at(field::CHECKSUM, 0);

@@ -5,7 +5,7 @@ use super::Refusal;
 use super::ip::{CannotBuild, Layout, proto, reframe};
 use crate::crypto::{KeyError, Mac};
 use crate::packet::PacketBuf;
-use crate::wire::ah;
+use crate::wire::{ah, ipv4, ipv6};
 use pfkey::AuthAlg;
 
 /// An AH SA's MAC.
@@ -136,19 +136,19 @@ fn muted_header<'a>(header: &[u8], v6: bool, scratch: &'a mut [u8; MAX_HEADER]) 
     let h = &mut scratch[..header.len()];
     h.copy_from_slice(header);
     if v6 {
-        // Traffic class and flow label, then the hop limit.
-        h[0] = 0x60;
-        h[1..4].fill(0);
-        h[7] = 0;
-        if h.len() > 40 {
-            mute_v6_options(&mut h[40..]);
+        let mut ip = ipv6::Packet::new_unchecked(&mut *h);
+        ip.set_version_class_and_label(0, 0);
+        ip.set_hop_limit(0);
+        if h.len() > ipv6::HEADER_LEN {
+            mute_v6_options(&mut h[ipv6::HEADER_LEN..]);
         }
     } else {
-        h[1] = 0; // type of service
-        h[6..8].fill(0); // flags and fragment offset
-        h[8] = 0; // time to live
-        h[10..12].fill(0); // checksum
-        mute_v4_options(&mut h[20..]);
+        let mut ip = ipv4::Packet::new_unchecked(&mut *h);
+        ip.set_tos(0);
+        ip.set_unfragmented(false);
+        ip.set_ttl(0);
+        ip.set_checksum(0);
+        mute_v4_options(&mut h[ipv4::HEADER_LEN..]);
     }
     h
 }

@@ -90,8 +90,9 @@ impl Esp {
         esp::write_trailer(&mut packet[text_at + payload_len..icv_at], layout.protocol);
         let (head, icv) = packet[at..].split_at_mut(icv_at - at);
         let (header, text) = head.split_at_mut(text_at - at);
-        header[..4].copy_from_slice(&spi.to_be_bytes());
-        header[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
+        let mut view = esp::Packet::new_unchecked(&mut *header);
+        view.set_spi(spi);
+        view.set_sequence_number(seq as u32);
         let iv = &mut header[esp::HEADER_LEN..];
         if self.cipher.counter_iv() {
             // Unique is enough for counter modes, and the sequence number
@@ -142,7 +143,7 @@ impl Esp {
         let (header, text) = head.split_at_mut(text_at);
         let iv = &header[esp::HEADER_LEN..];
         if self.cipher.is_combined() {
-            let spi = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+            let spi = esp::Packet::new_unchecked(&*header).spi();
             let aad = associated_data(spi, seq, esn);
             self.cipher
                 .open(iv, aad.as_ref(), text, icv)
