@@ -7,10 +7,11 @@
 #
 # For each MODE it builds two fresh network namespaces, tp<pid>-a and
 # tp<pid>-b, joined by a veth pair (MTU 1500; with OFFLOADS=off, the
-# default, TSO/GSO/GRO switched off with ethtool in every mode, so that
-# each packet costs what it costs; with OFFLOADS=on left as a veth has
-# them, as a NIC would: runs the tunnel hands over whole cross the veth
-# whole), runs iperf3 from A to B, and removes everything again:
+# default, TSO, GSO, GRO and UDP segmentation switched off with ethtool in
+# every mode, so that each packet costs what it costs; with OFFLOADS=on
+# left as a veth has them, as a NIC would: runs the tunnel hands over
+# whole cross the veth whole), runs iperf3 from A to B, and removes
+# everything again:
 #
 #   [tp<pid>-a] 10.78.0.1 tun --tunnel-- 10.77.0.1 veth ==== veth 10.77.0.2 --tunnel-- tun 10.78.0.2 [tp<pid>-b]
 #
@@ -56,7 +57,8 @@
 #   BT_THREADS=1     boringtun-cli --threads
 #   WGGO=/usr/bin/wireguard-go
 #   WG_MTU=1420      MTU of the WireGuard TUNs
-#   OFFLOADS=off     off: TSO, GSO and GRO off on the veth; on: as they are
+#   OFFLOADS=off     off: TSO, GSO, GRO and UDP segmentation off on the
+#                    veth; on: as they are
 #   RESULTS=/tmp/throughput-<date>-<time>.tsv
 #   KEEP=1           keep the work directory (iperf3 JSON, tunnel logs)
 #   IPSECD, IPSECCTL, KEYMGR, IPSECD_FLAGS: passed to bench-tunnel.sh
@@ -224,7 +226,7 @@ net_up() {
     must ip -n "$ns" addr add "$addr/24" dev "$veth" || return 1
     must ip -n "$ns" link set "$veth" mtu 1500 up || return 1
     if [[ $OFFLOADS == off ]]; then
-      must ip netns exec "$ns" ethtool -K "$veth" tso off gso off gro off >/dev/null || return 1
+      must ip netns exec "$ns" ethtool -K "$veth" tso off gso off gro off tx-udp-segmentation off >/dev/null || return 1
     fi
   done
 }
