@@ -12,6 +12,7 @@
 
 #[cfg(test)]
 mod allocations;
+pub mod bridge;
 pub mod crypto;
 pub mod engine;
 mod hash;

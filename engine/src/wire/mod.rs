@@ -16,6 +16,8 @@
 pub mod ah;
 pub mod checksum;
 pub mod esp;
+pub mod etherip;
+pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;

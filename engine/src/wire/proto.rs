@@ -10,4 +10,5 @@ pub const IPV6: u8 = 41;
 pub const ESP: u8 = 50;
 pub const AH: u8 = 51;
 pub const ICMPV6: u8 = 58;
+pub const ETHERIP: u8 = 97;
 pub const IPCOMP: u8 = 108;
