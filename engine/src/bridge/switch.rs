@@ -5,6 +5,7 @@
 //! multicast and unknown stations are flooded to every other port. A port
 //! may refuse all but IPv4, IPv6, ARP and RARP.
 
+use super::echoes::Echoes;
 use super::mac_table::{MacTable, PortId};
 use crate::wire::ethernet::{self, Address, ethertype};
 
@@ -50,15 +51,19 @@ pub enum FrameDrop {
     Blocked,
     /// For a station on the port it came from: that segment delivered it.
     Local,
+    /// A frame the bridge itself sent a moment ago, come back round a
+    /// loop.
+    Echo,
 }
 
 impl FrameDrop {
-    pub const ALL: [FrameDrop; 5] = [
+    pub const ALL: [FrameDrop; 6] = [
         FrameDrop::Truncated,
         FrameDrop::BadSource,
         FrameDrop::Tagged,
         FrameDrop::Blocked,
         FrameDrop::Local,
+        FrameDrop::Echo,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +73,7 @@ impl FrameDrop {
             FrameDrop::Tagged => "VLAN tagged",
             FrameDrop::Blocked => "not IP (blocked)",
             FrameDrop::Local => "local to its segment",
+            FrameDrop::Echo => "echo of a frame sent",
         }
     }
 }
@@ -116,21 +122,36 @@ pub struct Switched {
 pub struct Switch {
     pub table: MacTable,
     ports: Vec<PortConfig>,
+    echoes: Echoes,
 }
 
 impl Switch {
     /// A bridge between ports 0 to `ports.len() - 1`, at most 32.
     pub fn new(ports: Vec<PortConfig>, table: MacTable) -> Switch {
         assert!(ports.len() <= 32, "a bridge has at most 32 ports");
-        Switch { table, ports }
+        Switch {
+            table,
+            ports,
+            echoes: Echoes::default(),
+        }
     }
 
     pub fn ports(&self) -> usize {
         self.ports.len()
     }
 
-    /// Decides where `frame`, which arrived on `port` at `now`, goes.
-    pub fn switch(&mut self, frame: &[u8], port: PortId, now: u64) -> Result<Switched, FrameDrop> {
+    /// Decides where `frame`, which arrived on `port` at `now_ms`
+    /// milliseconds, goes.
+    pub fn switch(
+        &mut self,
+        frame: &[u8],
+        port: PortId,
+        now_ms: u64,
+    ) -> Result<Switched, FrameDrop> {
+        if self.echoes.is_echo(frame, now_ms) {
+            return Err(FrameDrop::Echo);
+        }
+        let now = now_ms / 1000;
         let frame = ethernet::Frame::new_checked(frame).map_err(|_| FrameDrop::Truncated)?;
         let (src, dst) = (frame.src_addr(), frame.dst_addr());
         if src.is_multicast() {
@@ -178,6 +199,14 @@ impl Switch {
             carries,
             dst,
         })
+    }
+}
+
+impl Switch {
+    /// Notes a frame as the bridge sends it on a port (after whatever was
+    /// done to it), so that it is known for an echo when it comes back.
+    pub fn sent(&mut self, frame: &[u8], now_ms: u64) {
+        self.echoes.sent(frame, now_ms);
     }
 }
 
@@ -237,6 +266,33 @@ mod tests {
         // A frame for a station on its own segment goes nowhere.
         let out = s.switch(&frame(station(1), station(3), ethertype::IPV4), A, 4);
         assert_eq!(out, Err(FrameDrop::Local));
+    }
+
+    #[test]
+    fn two_ports_on_one_segment_pass_each_frame_once_each() {
+        // Ports A and B on one segment: what the bridge sends on one
+        // arrives on the other, and the segment's own frames on both.
+        let mut s = Switch::new(vec![PortConfig::default(); 2], MacTable::default());
+        let mut forwarded = 0;
+        let original = frame(Address::BROADCAST, station(1), ethertype::ARP);
+        let mut arriving = vec![(original.clone(), A), (original, B)];
+        let mut now = 5_000;
+        while let Some((bytes, port)) = arriving.pop() {
+            now += 1;
+            assert!(forwarded < 100, "the frame circles");
+            if let Ok(out) = s.switch(&bytes, port, now) {
+                for p in out.to.iter() {
+                    forwarded += 1;
+                    s.sent(&bytes, now);
+                    let other = if p == A { B } else { A };
+                    arriving.push((bytes.clone(), other));
+                }
+            }
+        }
+        assert_eq!(forwarded, 1, "the first copy crosses; the rest are echoes");
+        // Later, beyond the window, the same bytes are a new frame.
+        let again = frame(Address::BROADCAST, station(1), ethertype::ARP);
+        assert!(s.switch(&again, A, now + 1000).is_ok());
     }
 
     #[test]
