@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipsec_engine::too_big;
-use ipsec_engine::wire::{ah, checksum, esp, ipv4, ipv6, udp};
+use ipsec_engine::wire::{ah, checksum, esp, icmp, ipv4, ipv6, tcp, udp};
 use libfuzzer_sys::fuzz_target;
 
 fn upper_layer(protocol: u8, payload: &[u8]) {
@@ -31,6 +31,17 @@ fn upper_layer(protocol: u8, payload: &[u8]) {
                 upper_layer(50, packet.payload());
             }
         }
+        6 => {
+            if let Ok(packet) = tcp::Packet::new_checked(payload) {
+                let _ = (packet.ports(), packet.seq_number(), packet.flags());
+                assert!(packet.payload().len() + packet.header_len() == payload.len());
+            }
+        }
+        1 | 58 => {
+            if let Ok(packet) = icmp::Packet::new_checked(payload) {
+                let _ = (packet.msg_type(), packet.code());
+            }
+        }
         _ => {}
     }
 }
@@ -39,6 +50,17 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(packet) = ipv4::Packet::new_checked(data) {
         let _ = (packet.verify_checksum(), packet.is_fragment());
         upper_layer(packet.protocol(), packet.payload());
+        // What a header says, written again without its options, reads
+        // back the same.
+        if let Ok(repr) = ipv4::Repr::parse(&packet) {
+            let mut bytes = vec![0u8; repr.buffer_len()];
+            repr.emit(&mut ipv4::Packet::new_unchecked(&mut bytes[..]))
+                .expect("a parsed header fits");
+            assert_eq!(
+                ipv4::Repr::parse(&ipv4::Packet::new_unchecked(&bytes[..])),
+                Ok(repr)
+            );
+        }
         if let Some(reply) = too_big::reply(data, 1400, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))) {
             let reply = ipv4::Packet::new_checked(&reply[..]).expect("a well-formed reply");
             assert!(reply.verify_checksum());
@@ -48,6 +70,15 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(packet) = ipv6::Packet::new_checked(data) {
         upper_layer(packet.next_header(), packet.payload());
+        if let Ok(repr) = ipv6::Repr::parse(&packet) {
+            let mut bytes = vec![0u8; repr.buffer_len()];
+            repr.emit(&mut ipv6::Packet::new_unchecked(&mut bytes[..]))
+                .expect("a parsed header fits");
+            assert_eq!(
+                ipv6::Repr::parse(&ipv6::Packet::new_unchecked(&bytes[..])),
+                Ok(repr)
+            );
+        }
         let from = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
         if let Some(reply) = too_big::reply(data, 1280, IpAddr::V6(from)) {
             let reply = ipv6::Packet::new_checked(&reply[..]).expect("a well-formed reply");
