@@ -92,12 +92,23 @@ impl From<ipx::CannotBuild> for DropReason {
     }
 }
 
+/// What the outbound flows made of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Out {
+    Protected,
+    /// To go on unprotected; `flow` when a flow said so, not for want of
+    /// one.
+    Clear {
+        flow: bool,
+    },
+}
+
 /// Where a drop happened, as far as the path got: the SA (or, with SPI
 /// 0, the peer an SA was wanted for) and the outer source of an arrival.
 #[derive(Debug, Default)]
-struct Blame {
+pub(super) struct Blame {
     sa: Option<SaId>,
-    src: Option<IpAddr>,
+    pub(super) src: Option<IpAddr>,
     /// The buffer holds an ICMP error for the sender now.
     reply: bool,
 }
@@ -106,7 +117,7 @@ impl Engine {
     /// Counts a drop, on its SA too, and keeps it for the rate-limited
     /// complaints when it concerns a peer (not the host's own chatter on
     /// the enc interface, and not what a deny flow is there to drop).
-    fn dropped(&mut self, reason: DropReason, inbound: bool, blame: &Blame) {
+    pub(super) fn dropped(&mut self, reason: DropReason, inbound: bool, blame: &Blame) {
         self.counters.drop(reason, inbound);
         if let Some(id) = &blame.sa {
             self.sad.count_drop(id, inbound);
@@ -127,7 +138,18 @@ impl Engine {
     /// for the wire, passed on clear, or dropped.
     pub fn outbound(&mut self, buf: &mut PacketBuf, now: u64, events: &mut Events) -> Verdict {
         let mut blame = Blame::default();
-        match self.try_outbound(buf, now, events, &mut blame) {
+        let sent = self
+            .try_outbound(buf, now, events, &mut blame)
+            .and_then(|out| match out {
+                Out::Protected => Ok(()),
+                // The host's own chatter on enc0 (IPv6 router
+                // solicitations, MLD) has no business on another link.
+                Out::Clear { flow: false } if !routable(Layout::of(buf.as_slice())?.dst) => {
+                    Err(DropReason::NoPolicy)
+                }
+                Out::Clear { .. } => self.send_clear(buf),
+            });
+        match sent {
             Ok(()) => Verdict::Wire,
             Err(reason) => {
                 self.dropped(reason, false, &blame);
@@ -139,29 +161,26 @@ impl Engine {
         }
     }
 
-    fn try_outbound(
+    /// The outbound flows' decision for a packet, and its protection
+    /// when an SA applies; a clear packet is left as it is.
+    pub(super) fn try_outbound(
         &mut self,
         buf: &mut PacketBuf,
         now: u64,
         events: &mut Events,
         blame: &mut Blame,
-    ) -> Fate<()> {
+    ) -> Fate<Out> {
         let layout = Layout::of(buf.as_slice())?;
         buf.keep(0..layout.len);
         let key = PacketKey::of(&layout, buf.as_slice(), Direction::Out);
         let Some((_, policy)) = self.spd.lookup_mut(&key) else {
-            // The host's own chatter on enc0 (IPv6 router solicitations,
-            // MLD) has no business on another link.
-            if !routable(layout.dst) {
-                return Err(DropReason::NoPolicy);
-            }
             // No flow: no IPsec, as on OpenBSD.
-            return self.send_clear(buf);
+            return Ok(Out::Clear { flow: false });
         };
         policy.usage.count(layout.len, now);
         let (flow_type, satype, peer) = (policy.flow_type, policy.satype, policy.peer);
         match flow_type {
-            FlowType::BYPASS => return self.send_clear(buf),
+            FlowType::BYPASS => return Ok(Out::Clear { flow: true }),
             FlowType::DENY => return Err(DropReason::Denied),
             _ => {}
         }
@@ -186,7 +205,7 @@ impl Engine {
                 events.messages.extend(self.acquire(&key, now));
             }
             return match flow_type {
-                FlowType::USE | FlowType::ACQUIRE => self.send_clear(buf),
+                FlowType::USE | FlowType::ACQUIRE => Ok(Out::Clear { flow: true }),
                 _ => Err(DropReason::NoSa),
             };
         };
@@ -217,7 +236,7 @@ impl Engine {
             return Err(DropReason::TooBig);
         }
         self.counters.protected_out += 1;
-        Ok(())
+        Ok(Out::Protected)
     }
 
     /// Sends a packet on unprotected, as a router would: one hop less.
@@ -375,17 +394,8 @@ impl Engine {
                 }
                 _ => break,
             };
-            let payload = layout.payload(buf.as_slice());
-            let spi = match satype {
-                SaType::ESP => payload.get(0..4),
-                SaType::AH => payload.get(4..8),
-                _ => payload.get(2..4),
-            };
-            let spi = match spi {
-                Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
-                Some(&[a, b]) => u32::from(u16::from_be_bytes([a, b])),
-                _ => return Err(DropReason::Malformed),
-            };
+            let spi =
+                spi_of(satype, layout.payload(buf.as_slice())).ok_or(DropReason::Truncated)?;
             let id = SaId {
                 dst: layout.dst,
                 spi,
@@ -474,7 +484,7 @@ impl Engine {
     /// The inbound policy check of an opened packet, as OpenBSD makes it
     /// once a packet is opened: flows that require protection accept it
     /// only through an SA of the flow's protocol from the flow's peer.
-    fn admit(
+    pub(super) fn admit(
         &mut self,
         packet: &[u8],
         layout: &Layout,
@@ -509,6 +519,17 @@ impl Engine {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// The SPI in the ESP, AH or IPComp header at the start of `payload`
+/// (IPComp's CPI is 16 bits); `None` when the header is cut short.
+pub(super) fn spi_of(satype: SaType, payload: &[u8]) -> Option<u32> {
+    match (satype, payload) {
+        (SaType::ESP, [a, b, c, d, ..]) => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+        (SaType::AH, [_, _, _, _, a, b, c, d, ..]) => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+        (SaType::X_IPCOMP, [_, _, a, b, ..]) => Some(u32::from(u16::from_be_bytes([*a, *b]))),
+        _ => None,
     }
 }
 

@@ -8,6 +8,7 @@
 //! sender alone gets its header back with the errno set and nothing else.
 //! Other errors are echoed to every client, as OpenBSD does.
 
+pub mod bridged;
 pub mod complaints;
 pub mod counters;
 pub mod datapath;
@@ -23,6 +24,7 @@ use pfkey::{Body, ExtType, Header, Identity, Message, MsgType, SaType, SockAddr}
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+pub use bridged::Crossing;
 pub use counters::{Counters, DropReason, FlowUsage};
 pub use datapath::{Events, Tap, Verdict};
 pub use flows::Policy;

@@ -874,3 +874,75 @@ fn a_flow_keeps_to_its_sa_until_it_goes_then_takes_the_next() {
     a.sad.delete(&old);
     assert_eq!(spi_of(&seal(&mut a, &udp_packet(ha, hb, b"three"))), 0x2000);
 }
+
+/// A packet through a bridge engine, as bridge mode hands it over.
+fn cross(e: &mut Engine, packet: &[u8]) -> (Crossing, Vec<u8>, Events) {
+    let mut buf = PacketBuf::from_slice(packet);
+    let mut events = Events::default();
+    let crossing = e.cross(&mut buf, 10, &mut events);
+    (crossing, buf.as_slice().to_vec(), events)
+}
+
+#[test]
+fn a_bridge_protects_and_opens_under_the_hosts_own_addresses() {
+    for v6 in [false, true] {
+        // `bridge` stands in front of host `h`, whose address its SAs
+        // use (transport mode); `peer` is an IPsec host.
+        let (mut bridge, mut peer, h, p) = pair(SUITES[0], v6, false);
+        let out = udp_packet(h, p, b"from the host");
+        let (crossing, wire, _) = cross(&mut bridge, &out);
+        assert_eq!(crossing, Crossing::Protected, "v6={v6}");
+        assert_eq!(open(&mut peer, &wire).unwrap(), out);
+        // The answer, sealed by the peer to the host's address: the
+        // bridge holds the SA and opens it for the host.
+        let back = udp_packet(p, h, b"to the host");
+        let sealed = seal(&mut peer, &back);
+        let (crossing, opened, _) = cross(&mut bridge, &sealed);
+        assert_eq!((crossing, opened), (Crossing::Opened, back.clone()));
+        // The same answer in the clear may not reach the host.
+        let (crossing, _, _) = cross(&mut bridge, &back);
+        assert_eq!(crossing, Crossing::Dropped(DropReason::PolicyMismatch));
+        // A replay of what was opened is refused too.
+        let (crossing, _, _) = cross(&mut bridge, &sealed);
+        assert_eq!(crossing, Crossing::Dropped(DropReason::Replay));
+    }
+}
+
+#[test]
+fn what_no_flow_covers_crosses_untouched() {
+    let (mut bridge, _, _, _) = pair(SUITES[0], false, false);
+    let (a, b) = (ip("198.51.100.7"), ip("198.51.100.8"));
+    let other = udp_packet(a, b, b"someone else's");
+    let (crossing, bytes, _) = cross(&mut bridge, &other);
+    // A bridge does not route: the TTL is the sender's.
+    assert_eq!((crossing, bytes), (Crossing::Clear, other));
+    // ESP under an SA the bridge does not hold is someone else's too.
+    let mut esp = udp_packet(a, b, b"........");
+    esp[9] = proto::ESP;
+    ipx::fix_lengths(&mut esp, false).unwrap();
+    let (crossing, bytes, _) = cross(&mut bridge, &esp);
+    assert_eq!((crossing, bytes), (Crossing::Clear, esp));
+    // What cannot be read as IP goes nowhere.
+    let (crossing, _, _) = cross(&mut bridge, &[0x45, 0, 0]);
+    assert_eq!(crossing, Crossing::Dropped(DropReason::Truncated));
+}
+
+#[test]
+fn a_bridge_without_an_sa_drops_and_asks_for_one() {
+    let (x, y) = sites(false);
+    let mut e = Engine::new([3; 32]);
+    e.connect(1);
+    e.handle(1, 1, &register(SaType::ESP), 0);
+    let sel = selector(Direction::Out, &x, &y, false);
+    e.spd
+        .insert(sel, policy(FlowType::REQUIRE, SaType::ESP, y.gw));
+    let (crossing, _, events) = cross(&mut e, &udp_packet(x.gw, y.gw, b"x"));
+    assert_eq!(crossing, Crossing::Dropped(DropReason::NoSa));
+    assert!(
+        events
+            .messages
+            .iter()
+            .any(|m| m.bytes[1] == MsgType::ACQUIRE.0),
+        "no ACQUIRE"
+    );
+}

@@ -1,0 +1,91 @@
+//! IP packets crossing bridge mode's ports, between hosts that know
+//! nothing of IPsec. ESP, AH or IPComp for an SA the bridge holds is
+//! opened, whoever it is addressed to (the SA may use the protected
+//! host's own address), and admitted by the inbound flows. Anything else
+//! may cross in the clear only if no inbound flow requires it protected;
+//! then the outbound flows decide, as for a packet from `enc0`, except
+//! that a bridge does not route: what goes on clear keeps its TTL.
+
+use super::datapath::{Blame, Out, spi_of};
+use super::*;
+use crate::packet::PacketBuf;
+use crate::sa::{SaId, State};
+use crate::wire::layout::Layout;
+use crate::wire::proto;
+
+/// What became of an IP packet crossing the bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crossing {
+    /// Protected by an outbound flow's SA: the buffer holds the packet
+    /// to send on.
+    Protected,
+    /// Opened: the buffer holds what the SA carried.
+    Opened,
+    /// Goes on as it came.
+    Clear,
+    /// Dropped and counted.
+    Dropped(DropReason),
+}
+
+impl Engine {
+    /// Decides the fate of the IP packet in `buf`, which is crossing the
+    /// bridge, and protects or opens it in place.
+    pub fn cross(&mut self, buf: &mut PacketBuf, now: u64, events: &mut Events) -> Crossing {
+        if self.holds_sa_for(buf.as_slice()) {
+            return match self.inbound(buf, None, now, events) {
+                Verdict::Enc => Crossing::Opened,
+                Verdict::Dropped { reason, .. } => Crossing::Dropped(reason),
+                Verdict::Wire => Crossing::Clear,
+            };
+        }
+        let mut blame = Blame::default();
+        let layout = match Layout::of(buf.as_slice()) {
+            Ok(layout) => layout,
+            Err(e) => return self.refuse(e.into(), true, &blame),
+        };
+        blame.src = Some(layout.src);
+        // What an inbound flow wants protected may not cross in the clear.
+        if let Err(reason) = self.admit(buf.as_slice(), &layout, &[], false, now) {
+            return self.refuse(reason, true, &blame);
+        }
+        match self.try_outbound(buf, now, events, &mut blame) {
+            Ok(Out::Protected) => Crossing::Protected,
+            Ok(Out::Clear { .. }) => {
+                self.counters.clear_out += 1;
+                Crossing::Clear
+            }
+            Err(reason) => self.refuse(reason, false, &blame),
+        }
+    }
+
+    fn refuse(&mut self, reason: DropReason, inbound: bool, blame: &Blame) -> Crossing {
+        self.dropped(reason, inbound, blame);
+        Crossing::Dropped(reason)
+    }
+
+    /// Whether `packet` is ESP, AH or IPComp under a mature SA this host
+    /// holds. Others of those protocols cross like any packet: they are
+    /// someone else's.
+    fn holds_sa_for(&self, packet: &[u8]) -> bool {
+        let Ok(layout) = Layout::of(packet) else {
+            return false;
+        };
+        let satype = match layout.protocol {
+            proto::ESP => SaType::ESP,
+            proto::AH => SaType::AH,
+            proto::IPCOMP => SaType::X_IPCOMP,
+            _ => return false,
+        };
+        let Some(spi) = spi_of(satype, layout.payload(packet)) else {
+            return false;
+        };
+        let id = SaId {
+            dst: layout.dst,
+            spi,
+            satype,
+        };
+        self.sad
+            .get(&id)
+            .is_some_and(|sa| sa.state == State::Mature)
+    }
+}
