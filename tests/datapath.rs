@@ -160,22 +160,24 @@ impl Lab {
     /// Starts ipsecd in a namespace; returns its control socket once it
     /// accepts connections.
     pub(crate) fn daemon(&mut self, ns: &str) -> PathBuf {
+        self.daemon_with(ns, &[])
+    }
+
+    /// [`Lab::daemon`] with more command-line arguments.
+    pub(crate) fn daemon_with(&mut self, ns: &str, more: &[&str]) -> PathBuf {
         let socket = self.dir.join(format!("{ns}.sock"));
         let pcap = self.dir.join(format!("{ns}-enc.pcap"));
         let ipsecd = ipsecd();
-        self.spawn(
-            "ipsecd",
-            ns,
-            &[
-                ipsecd.to_str().unwrap(),
-                "-dv",
-                "-s",
-                socket.to_str().unwrap(),
-                "-w",
-                pcap.to_str().unwrap(),
-            ],
-            &format!("{ns}-ipsecd.log"),
-        );
+        let mut args = vec![
+            ipsecd.to_str().unwrap(),
+            "-dv",
+            "-s",
+            socket.to_str().unwrap(),
+            "-w",
+            pcap.to_str().unwrap(),
+        ];
+        args.extend_from_slice(more);
+        self.spawn("ipsecd", ns, &args, &format!("{ns}-ipsecd.log"));
         let deadline = Instant::now() + Duration::from_secs(10);
         while crate::daemon::raw_connect(&socket).is_none() {
             assert!(Instant::now() < deadline, "ipsecd in {ns} did not start");
@@ -423,14 +425,20 @@ impl Tunnel<'_> {
 
 /// What one scenario protects with.
 #[derive(Clone, Copy)]
-enum Proto {
+pub(crate) enum Proto {
     Esp,
     Ah,
 }
 
 /// One gateway's configuration: its flow and the SA pair, seen from
 /// `me` toward `peer`. `nets` are the protected networks in tunnel mode.
-fn config(proto: Proto, me: &str, peer: &str, nets: Option<(&str, &str)>, a_side: bool) -> String {
+pub(crate) fn config(
+    proto: Proto,
+    me: &str,
+    peer: &str,
+    nets: Option<(&str, &str)>,
+    a_side: bool,
+) -> String {
     let (spis, auth, enc) = if a_side {
         (
             "0x1000:0x1001",

@@ -3,6 +3,7 @@
 //! runs it, ipsecctl against a running ipsecd, and the printer's round
 //! trip.
 
+mod bridge;
 mod churn;
 mod cli;
 mod daemon;

@@ -13,6 +13,8 @@ pub struct Args {
     pub socket: PathBuf,
     pub enc: String,
     pub capture: Option<PathBuf>,
+    /// Bridge mode's two Ethernet ports (`-b` twice), or none.
+    pub bridge: Vec<String>,
 }
 
 pub fn parse_args() -> Result<Args, String> {
@@ -22,6 +24,7 @@ pub fn parse_args() -> Result<Args, String> {
         socket: PathBuf::from(DEFAULT_SOCKET),
         enc: "enc0".to_string(),
         capture: None,
+        bridge: Vec::new(),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -57,14 +60,22 @@ pub fn parse_args() -> Result<Args, String> {
                         'p' => {
                             return Err("-p: the enc filter is not in this version".into());
                         }
-                        _ => {
-                            return Err("-b: bridge mode is not in this version".into());
-                        }
+                        _ => args.bridge.push(value),
                     }
                 }
                 other => return Err(format!("unknown option -- {other}")),
             }
         }
+    }
+    match args.bridge.as_slice() {
+        [] => {}
+        [a, b] if a != b => {}
+        [a, b] => {
+            return Err(format!(
+                "-b: {a} and {b} are one interface: a bridge needs two"
+            ));
+        }
+        _ => return Err("-b: bridge mode takes two interfaces, -b A -b B".into()),
     }
     Ok(args)
 }

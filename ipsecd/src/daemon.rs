@@ -92,8 +92,14 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut dataplane = match Dataplane::open(&args.enc, args.capture.as_deref(), &engine, restored)
-    {
+    let opened = Dataplane::open(
+        &args.enc,
+        args.capture.as_deref(),
+        &args.bridge,
+        &engine,
+        restored,
+    );
+    let mut dataplane = match opened {
         Ok(d) => d,
         Err(e) => {
             eprintln!("ipsecd: data path: {e}");

@@ -3,6 +3,7 @@
 //! and (PF_KEY messages) back to the caller. Also keeps the routes, the
 //! cleartext filter and `enc0`'s MTU in step with the tables.
 
+use crate::bridge::Bridge;
 use crate::cleartext::Cleartext;
 use crate::log;
 use crate::net::{Inbox, Peers};
@@ -73,6 +74,8 @@ pub struct Dataplane {
     /// The host's addresses when last looked at: routes name their source
     /// only if it is one of them, so a change means a new sync.
     addresses: Vec<std::net::IpAddr>,
+    /// In bridge mode (`-b`), the bridge between its ports.
+    bridge: Option<Bridge>,
 }
 
 impl Dataplane {
@@ -85,9 +88,15 @@ impl Dataplane {
     pub fn open(
         name: &str,
         capture: Option<&Path>,
+        bridge_ports: &[String],
         engine: &Engine,
         restored: bool,
     ) -> io::Result<Dataplane> {
+        let bridge = if bridge_ports.is_empty() {
+            None
+        } else {
+            Some(Bridge::open(bridge_ports)?)
+        };
         let tun = Tun::open_offloaded(name).map_err(|e| annotate(e, name))?;
         tun.set_persist(true).map_err(|e| annotate(e, name))?;
         tun.up()?;
@@ -121,6 +130,7 @@ impl Dataplane {
             send_errors: 0,
             last_keepalive: 0,
             addresses: sorted_local_addresses(),
+            bridge,
         })
     }
 
@@ -163,12 +173,18 @@ impl Dataplane {
     pub fn fds(&self) -> Vec<RawFd> {
         let mut fds = vec![self.tun.fd()];
         fds.extend(self.peers.fds());
+        fds.extend(self.bridge.iter().flat_map(Bridge::fds));
         fds
     }
 
     /// Reads what waits on `fd` (one of [`Dataplane::fds`]) through the
     /// engine; returns the PF_KEY messages it produced.
     pub fn ready(&mut self, fd: RawFd, engine: &mut Engine, now: u64) -> Vec<Delivery> {
+        if let Some(bridge) = &mut self.bridge
+            && bridge.fds().contains(&fd)
+        {
+            return bridge.ready(fd, engine, now);
+        }
         if fd == self.tun.fd() {
             for _ in 0..BURST {
                 match self.tun.recv(&mut self.buffer) {
@@ -376,6 +392,10 @@ impl Dataplane {
         );
         for (reason, inbound, outbound) in c.drops() {
             s.push_str(&format!("; dropped {reason}: {inbound} in, {outbound} out"));
+        }
+        if let Some(bridge) = &self.bridge {
+            s.push_str("; ");
+            s.push_str(&bridge.summary());
         }
         s
     }

@@ -5,6 +5,7 @@
 //! engine returns.
 
 mod args;
+pub mod bridge;
 pub mod cleartext;
 pub mod clients;
 pub mod clock;

@@ -25,6 +25,10 @@ pub enum Crossing {
     Clear,
     /// Dropped and counted.
     Dropped(DropReason),
+    /// Dropped and counted, too big to cross once protected: the buffer
+    /// holds the ICMP error for the sender, to go back the way the
+    /// packet came.
+    TooBig,
 }
 
 impl Engine {
@@ -54,7 +58,13 @@ impl Engine {
                 self.counters.clear_out += 1;
                 Crossing::Clear
             }
-            Err(reason) => self.refuse(reason, false, &blame),
+            Err(reason) => {
+                let reply = blame.reply;
+                match self.refuse(reason, false, &blame) {
+                    Crossing::Dropped(DropReason::TooBig) if reply => Crossing::TooBig,
+                    crossing => crossing,
+                }
+            }
         }
     }
 

@@ -110,7 +110,7 @@ pub(super) struct Blame {
     sa: Option<SaId>,
     pub(super) src: Option<IpAddr>,
     /// The buffer holds an ICMP error for the sender now.
-    reply: bool,
+    pub(super) reply: bool,
 }
 
 impl Engine {

@@ -32,12 +32,14 @@
 //!   protocol-unreachable.
 
 mod ancillary;
+mod port;
 mod receive;
 mod send;
 mod socket;
 #[cfg(test)]
 mod tests;
 
+pub use port::Port;
 pub use receive::Inbox;
 
 use std::cell::{Cell, RefCell};
