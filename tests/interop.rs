@@ -1,8 +1,10 @@
 //! Interoperability with an IPsec implementation we did not write: scapy's
 //! (`scapy.layers.ipsec`), driven by `tests/interop/esp_peer.py`. Two
-//! namespaces on one wire; ipsecd runs only in B. In A, scapy protects
-//! ICMP echo requests to B under the SA B accepts, sends them through a
-//! raw socket, and checks B's protected echo replies: scapy verifies their
+//! namespaces on one wire; ipsecd runs only in B (or, for bridge mode, in
+//! a third namespace that bridges A's wire to B's, with B's address in
+//! its SAs). In A, scapy protects ICMP echo requests to B under the SA B
+//! accepts, sends them through a raw socket, and checks B's protected
+//! echo replies: scapy verifies their
 //! ICV (for AH over the IP header with its mutable fields zeroed) and
 //! opens them into the echo reply of the same payload. Needs root and
 //! `/usr/bin/python3` with scapy (python3-scapy); skipped otherwise.
@@ -180,10 +182,20 @@ impl Summary {
     }
 }
 
-/// ipsecd in B only, loaded with `suite`'s SAs; the scapy peer in A
-/// talks to it with the same keys. Checks what the peer says, what the
-/// wire carried and what B's daemon counted.
-fn scapy_peer(test: &str, suite: Suite) {
+/// Where ipsecd stands for B.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// In B itself, in host mode.
+    Host,
+    /// In a bridge between A and B (`ipsecd -b`), whose SAs use B's
+    /// address: B runs nothing but its own stack.
+    Bridge,
+}
+
+/// ipsecd for B, loaded with `suite`'s SAs; the scapy peer in A talks to
+/// B with the same keys. Checks what the peer says, what the wire
+/// carried and what the daemon counted.
+fn scapy_peer(test: &str, suite: Suite, via: Via) {
     let Some(mut lab) = Lab::new(test) else {
         return;
     };
@@ -193,16 +205,28 @@ fn scapy_peer(test: &str, suite: Suite) {
     let a = lab.namespace("a");
     let b = lab.namespace("b");
     let (addr_a, addr_b) = (format!("{GW_A}/24"), format!("{GW_B}/24"));
-    lab.link((&a, "wa", &[&addr_a]), (&b, "wb", &[&addr_b]));
-    let socket = lab.daemon(&b);
+    let (ns, socket) = match via {
+        Via::Host => {
+            lab.link((&a, "wa", &[&addr_a]), (&b, "wb", &[&addr_b]));
+            let socket = lab.daemon(&b);
+            (b.clone(), socket)
+        }
+        Via::Bridge => {
+            let br = lab.namespace("br");
+            lab.link((&a, "wa", &[&addr_a]), (&br, "ba", &[]));
+            lab.link((&br, "bb", &[]), (&b, "wb", &[&addr_b]));
+            let socket = lab.daemon_with(&br, &["-b", "ba", "-b", "bb"]);
+            (br, socket)
+        }
+    };
     let daemon = lab.last_spawned();
-    lab.load(&b, &socket, &transport_config(suite, false));
+    lab.load(&ns, &socket, &transport_config(suite, false));
     if suite == Suite::EspGcm {
         let keymgr = keymgr();
         let sock = socket.to_str().unwrap();
         for (src, dst, spi, key) in [(GW_A, GW_B, SPI_AB, GCM_AB), (GW_B, GW_A, SPI_BA, GCM_BA)] {
             lab.exec(
-                &b,
+                &ns,
                 &[
                     keymgr.to_str().unwrap(),
                     "-s",
@@ -223,7 +247,7 @@ fn scapy_peer(test: &str, suite: Suite) {
         }
     }
 
-    let (dump, file) = lab.capture(&b, "wb");
+    let (dump, file) = lab.capture(&a, "wa");
     // The peer's view: what it sends is A's SA (to B), what it opens B's.
     let rounds = ROUNDS.to_string();
     let mut args = vec![
@@ -253,14 +277,14 @@ fn scapy_peer(test: &str, suite: Suite) {
     }
     let out = lab.try_exec(&a, &args);
     lab.stop(dump);
-    assert!(lab.running(daemon), "ipsecd in B died");
+    assert!(lab.running(daemon), "ipsecd for B died");
     lab.stop(daemon);
-    let log = lab.log(&format!("{b}-ipsecd.log"));
+    let log = lab.log(&format!("{ns}-ipsecd.log"));
     let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
     eprintln!("{test}: the scapy peer says:\n{said}");
     assert!(
         out.status.success(),
-        "the scapy peer failed ({}):\n{said}\nipsecd in B:\n{log}",
+        "the scapy peer failed ({}):\n{said}\nipsecd for B:\n{log}",
         out.status
     );
     assert!(said.contains("PASS"), "{said}");
@@ -285,15 +309,37 @@ fn scapy_peer(test: &str, suite: Suite) {
 
 #[test]
 fn esp_aes_cbc_hmac_sha256_with_scapy() {
-    scapy_peer("esp_aes_cbc_hmac_sha256_with_scapy", Suite::EspCbc);
+    scapy_peer(
+        "esp_aes_cbc_hmac_sha256_with_scapy",
+        Suite::EspCbc,
+        Via::Host,
+    );
+}
+
+#[test]
+fn a_bridge_protects_a_host_to_scapy() {
+    scapy_peer(
+        "a_bridge_protects_a_host_to_scapy",
+        Suite::EspCbc,
+        Via::Bridge,
+    );
+}
+
+#[test]
+fn a_bridge_authenticates_a_host_to_scapy_with_ah() {
+    scapy_peer(
+        "a_bridge_authenticates_a_host_to_scapy_with_ah",
+        Suite::Ah,
+        Via::Bridge,
+    );
 }
 
 #[test]
 fn ah_hmac_sha256_with_scapy() {
-    scapy_peer("ah_hmac_sha256_with_scapy", Suite::Ah);
+    scapy_peer("ah_hmac_sha256_with_scapy", Suite::Ah, Via::Host);
 }
 
 #[test]
 fn esp_aes_gcm_with_scapy() {
-    scapy_peer("esp_aes_gcm_with_scapy", Suite::EspGcm);
+    scapy_peer("esp_aes_gcm_with_scapy", Suite::EspGcm, Via::Host);
 }

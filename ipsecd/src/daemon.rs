@@ -246,11 +246,15 @@ fn serve(
         if fds[0].revents != 0 {
             for signal in signals.take() {
                 if signal == libc::SIGTERM || signal == libc::SIGINT {
-                    log::info(&dataplane.summary(engine));
+                    for line in dataplane.summaries(engine) {
+                        log::info(&line);
+                    }
                     return;
                 }
                 if signal == libc::SIGUSR1 {
-                    log::info(&dataplane.summary(engine));
+                    for line in dataplane.summaries(engine) {
+                        log::info(&line);
+                    }
                 } else {
                     log::info("SIGHUP: nothing to reload yet");
                 }

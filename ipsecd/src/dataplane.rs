@@ -376,8 +376,16 @@ impl Dataplane {
         clean
     }
 
-    /// A summary for the log when the daemon stops.
-    pub fn summary(&self, engine: &Engine) -> String {
+    /// The summaries for the log when the daemon stops (or is asked):
+    /// the packets' fates and drops, then the bridge's, in bridge mode.
+    pub fn summaries(&self, engine: &Engine) -> Vec<String> {
+        let mut lines = vec![self.summary(engine)];
+        lines.extend(self.bridge.as_ref().map(Bridge::summary));
+        lines
+    }
+
+    /// The packets' fates and drops by reason.
+    fn summary(&self, engine: &Engine) -> String {
         let c = &engine.counters;
         let mut s = format!(
             "{} protected out, {} protected in, {} clear out, {} send errors, \
@@ -392,10 +400,6 @@ impl Dataplane {
         );
         for (reason, inbound, outbound) in c.drops() {
             s.push_str(&format!("; dropped {reason}: {inbound} in, {outbound} out"));
-        }
-        if let Some(bridge) = &self.bridge {
-            s.push_str("; ");
-            s.push_str(&bridge.summary());
         }
         s
     }
