@@ -4,9 +4,9 @@
 //! a third namespace that bridges A's wire to B's, with B's address in
 //! its SAs). In A, scapy protects ICMP echo requests to B under the SA B
 //! accepts, sends them through a raw socket, and checks B's protected
-//! echo replies: scapy verifies their
-//! ICV (for AH over the IP header with its mutable fields zeroed) and
-//! opens them into the echo reply of the same payload. Needs root and
+//! echo replies: scapy verifies their ICV (for AH over the IP header with
+//! its mutable fields zeroed) and opens them into the echo reply of the
+//! same payload. Needs root and
 //! `/usr/bin/python3` with scapy (python3-scapy); skipped otherwise.
 
 use crate::datapath::{Lab, text};
