@@ -11,7 +11,7 @@ use super::*;
 use crate::packet::PacketBuf;
 use crate::sa::{SaId, State};
 use crate::wire::layout::Layout;
-use crate::wire::proto;
+use crate::wire::{ipv4, proto};
 
 /// What became of an IP packet crossing the bridge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,13 @@ impl Engine {
     /// Decides the fate of the IP packet in `buf`, which is crossing the
     /// bridge, and protects or opens it in place.
     pub fn cross(&mut self, buf: &mut PacketBuf, now: u64, events: &mut Events) -> Crossing {
+        // Nothing the host stack would refuse crosses: an IPv4 header
+        // must hold its checksum, as a router checks it.
+        if let Ok(v4) = ipv4::Packet::new_checked(buf.as_slice())
+            && !v4.verify_checksum()
+        {
+            return self.refuse(DropReason::BadChecksum, true, &Blame::default());
+        }
         if self.holds_sa_for(buf.as_slice()) {
             return match self.inbound(buf, None, now, events) {
                 Verdict::Enc => Crossing::Opened,

@@ -915,16 +915,20 @@ fn what_no_flow_covers_crosses_untouched() {
     let other = udp_packet(a, b, b"someone else's");
     let (crossing, bytes, _) = cross(&mut bridge, &other);
     // A bridge does not route: the TTL is the sender's.
-    assert_eq!((crossing, bytes), (Crossing::Clear, other));
+    assert_eq!((crossing, bytes), (Crossing::Clear, other.clone()));
     // ESP under an SA the bridge does not hold is someone else's too.
     let mut esp = udp_packet(a, b, b"........");
     esp[9] = proto::ESP;
     ipx::fix_lengths(&mut esp, false).unwrap();
     let (crossing, bytes, _) = cross(&mut bridge, &esp);
     assert_eq!((crossing, bytes), (Crossing::Clear, esp));
-    // What cannot be read as IP goes nowhere.
+    // What cannot be read as IP goes nowhere, nor a damaged header.
     let (crossing, _, _) = cross(&mut bridge, &[0x45, 0, 0]);
     assert_eq!(crossing, Crossing::Dropped(DropReason::Truncated));
+    let mut damaged = other.clone();
+    damaged[8] ^= 1;
+    let (crossing, _, _) = cross(&mut bridge, &damaged);
+    assert_eq!(crossing, Crossing::Dropped(DropReason::BadChecksum));
 }
 
 #[test]
