@@ -116,7 +116,9 @@ link() {
 daemon() {
   local n=$1 socket=$WORK/$1.sock
   shift
-  ns "$n" "$IPSECD" -d -s "$socket" "$@" >"$WORK/$n.log" 2>&1 &
+  # Not through ns(): a backgrounded function would be a subshell, and
+  # its pid not ipsecd's. ip netns exec execs, so $! is ipsecd.
+  ip netns exec "$n" "$IPSECD" -d -s "$socket" "$@" >"$WORK/$n.log" 2>&1 &
   started+=($!)
   daemons+=($!)
   for _ in $(seq 100); do [[ -S $socket ]] && break; sleep 0.05; done
@@ -173,7 +175,7 @@ for mode in "${modes[@]}"; do
       ;;
   esac
   for _ in $(seq 50); do ns "$H" ping -c1 -W1 "$PEER" >/dev/null 2>&1 && break; done
-  ns "$P" iperf3 -s -B "$PEER" >/dev/null 2>&1 &
+  ip netns exec "$P" iperf3 -s -B "$PEER" >/dev/null 2>&1 &
   server=$!
   started+=("$server")
   sleep 0.5
