@@ -104,3 +104,114 @@ fn two_ports_on_one_segment_do_not_loop() {
         "{seen} copies of {sent} broadcasts: a loop"
     );
 }
+
+/// A bridge's EtherIP configuration toward the other bridge: the flow
+/// that selects EtherIP between the two, and the SA pair (transport
+/// mode) that protects it.
+fn etherip_config(me: &str, peer: &str, a_side: bool) -> String {
+    use crate::interop::{AUTH_AB, AUTH_BA, ENC_AB, ENC_BA};
+    let (spis, auth, enc) = if a_side {
+        (
+            "0x1000:0x1001",
+            format!("{AUTH_AB}:{AUTH_BA}"),
+            format!("{ENC_AB}:{ENC_BA}"),
+        )
+    } else {
+        (
+            "0x1001:0x1000",
+            format!("{AUTH_BA}:{AUTH_AB}"),
+            format!("{ENC_BA}:{ENC_AB}"),
+        )
+    };
+    format!(
+        "flow esp proto etherip from {me} to {peer} peer {peer}\n\
+         esp transport from {me} to {peer} spi {spis} auth hmac-sha2-256 enc aes \
+         authkey {auth} enckey {enc}\n"
+    )
+}
+
+/// Two LAN segments made one by two bridges and an EtherIP tunnel in
+/// ESP between them:
+///
+/// ```text
+/// [ha] 10.5.0.1 wa == la [b1 -b la -b etherip:192.0.2.2] w1 == w2 [b2 ...] lb == wb 10.5.0.2 [hb]
+/// ```
+///
+/// The hosts share one broadcast domain: they find each other by ARP,
+/// ping, and a broadcast from one reaches the other. Between the
+/// bridges there is ESP and nothing else of theirs.
+#[test]
+fn two_bridges_join_two_segments_over_etherip_in_esp() {
+    const TEST: &str = "two_bridges_join_two_segments_over_etherip_in_esp";
+    let Some(mut lab) = Lab::new(TEST) else {
+        return;
+    };
+    let ha = lab.namespace("ha");
+    let b1 = lab.namespace("b1");
+    let b2 = lab.namespace("b2");
+    let hb = lab.namespace("hb");
+    lab.link((&ha, "wa", &["10.5.0.1/24"]), (&b1, "la", &[]));
+    lab.link(
+        (&b1, "w1", &["192.0.2.1/24"]),
+        (&b2, "w2", &["192.0.2.2/24"]),
+    );
+    lab.link((&b2, "lb", &[]), (&hb, "wb", &["10.5.0.2/24"]));
+    // The path between the bridges carries a whole LAN frame in EtherIP
+    // and ESP.
+    lab.exec(&b1, &["ip", "link", "set", "w1", "mtu", "9000"]);
+    lab.exec(&b2, &["ip", "link", "set", "w2", "mtu", "9000"]);
+    let sock1 = lab.daemon_with(&b1, &["-b", "la", "-b", "etherip:192.0.2.2"]);
+    let sock2 = lab.daemon_with(&b2, &["-b", "lb", "-b", "etherip:192.0.2.1"]);
+    lab.load(&b1, &sock1, &etherip_config("192.0.2.1", "192.0.2.2", true));
+    lab.load(
+        &b2,
+        &sock2,
+        &etherip_config("192.0.2.2", "192.0.2.1", false),
+    );
+
+    let (wan_dump, wan) = lab.capture(&b1, "w1");
+    let (lan_dump, lan) = lab.capture(&hb, "wb");
+    lab.ping(&ha, "10.5.0.1", "10.5.0.2");
+    lab.transfer(&ha, &hb, "10.5.0.1", "10.5.0.2");
+    let _ = lab.try_exec(
+        &ha,
+        &[
+            "ping",
+            "-b",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "10.5.0.255",
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    lab.stop(wan_dump);
+    lab.stop(lan_dump);
+
+    // Host B saw host A's ARP and its broadcast, as on one segment.
+    assert!(
+        lab.count(&lan, "arp and src host 10.5.0.1") > 0,
+        "no ARP from A"
+    );
+    let broadcast = "icmp[icmptype] == icmp-echo and dst host 10.5.0.255";
+    assert_eq!(
+        lab.count(&lan, broadcast),
+        3,
+        "A's broadcasts did not all cross"
+    );
+    // Between the bridges: ESP, and no EtherIP, ARP, ICMP or TCP of the
+    // hosts' in the clear.
+    assert!(
+        lab.count(&wan, "esp") > 100,
+        "too little ESP between the bridges"
+    );
+    let clear = "ip proto 97 or (arp and host 10.5.0.1) or tcp or icmp[icmptype] == icmp-echo";
+    assert_eq!(
+        lab.count(&wan, clear),
+        0,
+        "the LAN in the clear between the bridges"
+    );
+}

@@ -4,15 +4,26 @@
 //! the ports the switch chose, with the Ethernet header they came with.
 //! Nothing crosses while the daemon is not running: the kernel does not
 //! bridge the ports by itself, so a bridge that stops fails closed.
+//!
+//! A port may also be an EtherIP tunnel to another bridge
+//! (`-b etherip:ADDRESS`, RFC 3378): what the switch sends there goes
+//! whole, Ethernet header and all, in an IP packet of protocol 97 from
+//! this host to that bridge, which an outbound flow for EtherIP must
+//! protect (it is never sent in the clear); what that bridge sends back
+//! arrives as ESP, and once opened its frame enters the switch from that
+//! port. Two bridges so joined make one LAN of their two segments.
 
 use crate::log;
-use crate::net::Port;
+use crate::net::{Peers, Port};
 use ipsec_engine::bridge::{Carries, FrameDrop, MacTable, PortConfig, PortId, PortSet, Switch};
-use ipsec_engine::engine::{Crossing, Delivery, Engine, Events};
+use ipsec_engine::engine::{Crossing, Delivery, Engine, Events, Verdict};
 use ipsec_engine::offload::{self, VnetHeader};
 use ipsec_engine::packet::{Batch, PacketBuf};
 use ipsec_engine::wire::ethernet::{self, ethertype};
+use ipsec_engine::wire::layout::Layout;
+use ipsec_engine::wire::{etherip, ipv4, ipv6, proto};
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
@@ -20,10 +31,21 @@ use std::time::Instant;
 /// starves the other or the rest of the daemon.
 const BURST: usize = 64;
 
+/// How a port argument names an EtherIP tunnel.
+const ETHERIP_PREFIX: &str = "etherip:";
+
+/// One of the bridge's ports.
+#[derive(Debug)]
+enum Member {
+    Ethernet(Port),
+    /// An EtherIP tunnel to the bridge at this address.
+    EtherIp(IpAddr),
+}
+
 /// The bridge between its ports.
 #[derive(Debug)]
 pub struct Bridge {
-    ports: Vec<Port>,
+    members: Vec<Member>,
     switch: Switch,
     /// One read: a virtio-net header and a frame, or a run of them.
     buffer: Vec<u8>,
@@ -31,6 +53,7 @@ pub struct Bridge {
     segments: Batch,
     /// The frame being sent.
     out: Vec<u8>,
+    tunnels: TunnelSender,
     events: Events,
     drops: [u64; FrameDrop::ALL.len()],
     send_errors: u64,
@@ -39,25 +62,38 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    /// Opens the named Ethernet interfaces as the bridge's ports.
+    /// Opens the bridge's ports: Ethernet interfaces by name, EtherIP
+    /// tunnels as `etherip:ADDRESS`.
     pub fn open(names: &[String]) -> io::Result<Bridge> {
-        let ports = names
+        let members = names
             .iter()
-            .map(|name| {
-                Port::open(name)
-                    .map_err(|e| io::Error::new(e.kind(), format!("bridge port {name}: {e}")))
+            .map(|name| match name.strip_prefix(ETHERIP_PREFIX) {
+                Some(address) => address.parse().map(Member::EtherIp).map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("bridge port {name}: not an IP address after {ETHERIP_PREFIX}"),
+                    )
+                }),
+                None => Port::open(name)
+                    .map(Member::Ethernet)
+                    .map_err(|e| io::Error::new(e.kind(), format!("bridge port {name}: {e}"))),
             })
-            .collect::<io::Result<Vec<Port>>>()?;
+            .collect::<io::Result<Vec<Member>>>()?;
         let switch = Switch::new(
-            vec![PortConfig::default(); ports.len()],
+            vec![PortConfig::default(); members.len()],
             MacTable::default(),
         );
         Ok(Bridge {
-            ports,
+            members,
             switch,
             buffer: vec![0u8; offload::HEADER_LEN + 65536],
             segments: Batch::default(),
             out: Vec::with_capacity(ethernet::HEADER_LEN + 65536),
+            tunnels: TunnelSender {
+                buf: PacketBuf::new(),
+                ident: 0,
+                unprotected: 0,
+            },
             events: Events::default(),
             drops: [0; FrameDrop::ALL.len()],
             send_errors: 0,
@@ -66,33 +102,78 @@ impl Bridge {
     }
 
     pub fn fds(&self) -> Vec<RawFd> {
-        self.ports.iter().map(Port::fd).collect()
+        self.ports().map(|(_, port)| port.fd()).collect()
+    }
+
+    /// The names of the Ethernet ports.
+    pub fn port_names(&self) -> Vec<String> {
+        self.ports()
+            .map(|(_, port)| port.name().to_owned())
+            .collect()
+    }
+
+    fn ports(&self) -> impl Iterator<Item = (PortId, &Port)> {
+        self.members
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| match m {
+                Member::Ethernet(port) => Some((PortId(i as u8), port)),
+                Member::EtherIp(_) => None,
+            })
+    }
+
+    /// Whether `peer` is the far end of one of the bridge's tunnels.
+    pub fn tunnels_to(&self, peer: IpAddr) -> bool {
+        self.tunnel_port(peer).is_some()
+    }
+
+    fn tunnel_port(&self, peer: IpAddr) -> Option<PortId> {
+        self.members
+            .iter()
+            .position(|m| matches!(m, Member::EtherIp(a) if *a == peer))
+            .map(|i| PortId(i as u8))
     }
 
     /// Bridges what waits on `fd` (one of [`Bridge::fds`]); returns the
     /// PF_KEY messages the engine produced (ACQUIREs, EXPIREs).
-    pub fn ready(&mut self, fd: RawFd, engine: &mut Engine, now: u64) -> Vec<Delivery> {
-        let Some(index) = self.ports.iter().position(|p| p.fd() == fd) else {
+    pub fn ready(
+        &mut self,
+        fd: RawFd,
+        engine: &mut Engine,
+        peers: &Peers,
+        now: u64,
+    ) -> Vec<Delivery> {
+        let Some(index) = self
+            .members
+            .iter()
+            .position(|m| matches!(m, Member::Ethernet(p) if p.fd() == fd))
+        else {
             return Vec::new();
         };
-        let port = PortId(index as u8);
         for _ in 0..BURST {
-            match self.ports[index].recv(&mut self.buffer) {
-                Ok(Some(n)) => self.frame(n, port, engine, now),
+            let Member::Ethernet(port) = &self.members[index] else {
+                break;
+            };
+            match port.recv(&mut self.buffer) {
+                Ok(Some(n)) => self.frame(n, PortId(index as u8), engine, peers, now),
                 Ok(None) => break,
                 Err(e) => {
-                    log::warn(&format!("{}: {e}", self.ports[index].name()));
+                    log::warn(&format!("{}: {e}", port.name()));
                     break;
                 }
             }
         }
+        self.take_messages()
+    }
+
+    fn take_messages(&mut self) -> Vec<Delivery> {
         self.events.taps.clear();
         std::mem::take(&mut self.events.messages)
     }
 
-    /// One read from `port`, `n` bytes in the buffer.
-    fn frame(&mut self, n: usize, port: PortId, engine: &mut Engine, now: u64) {
-        let now_ms = self.start.elapsed().as_millis() as u64;
+    /// One read from Ethernet port `port`, `n` bytes in the buffer.
+    fn frame(&mut self, n: usize, port: PortId, engine: &mut Engine, peers: &Peers, now: u64) {
+        let now_ms = self.now_ms();
         let read = &self.buffer[..n];
         let (Some(header), Some(frame)) =
             (VnetHeader::parse(read), read.get(offload::HEADER_LEN..))
@@ -106,13 +187,27 @@ impl Bridge {
                 return;
             }
         };
+        let (links, tunnels) = self.split(switched.to);
+        // A frame goes into a tunnel whole: as it came, or for IP once its
+        // packet is whole too (a run cut into frames that fit, a checksum
+        // the sender's stack left to the NIC completed).
+        let ip = matches!(switched.carries, Carries::Ipv4 | Carries::Ipv6);
+        let cut = !tunnels.is_empty() && ip;
+        if !cut {
+            for peer in tunnels.iter().filter_map(|p| peer_of(&self.members, p)) {
+                let frame = &self.buffer[offload::HEADER_LEN..n];
+                self.tunnels
+                    .send(frame, peer, engine, peers, &mut self.events, now);
+            }
+        }
+        let frame = &self.buffer[offload::HEADER_LEN..n];
         let link = ethernet::Frame::new_unchecked(frame);
         let (dst, src) = (link.dst_addr(), link.src_addr());
         if !matches!(switched.carries, Carries::Ipv4 | Carries::Ipv6) {
             // ARP, RARP and what else the ports let through, as it came.
             self.out.clear();
             self.out.extend_from_slice(frame);
-            self.send(switched.to, now_ms);
+            self.send(links, now_ms);
             return;
         }
         // The IP packet, or the packets of a run the sender's stack
@@ -130,9 +225,19 @@ impl Bridge {
             return;
         }
         for i in 0..self.segments.len() {
+            if cut {
+                frame_ip(&mut self.out, dst, src, &self.segments.as_slice()[i]);
+                for peer in tunnels.iter().filter_map(|p| peer_of(&self.members, p)) {
+                    self.tunnels
+                        .send(&self.out, peer, engine, peers, &mut self.events, now);
+                }
+            }
+            if links.is_empty() {
+                continue;
+            }
             let buf = &mut self.segments.as_mut_slice()[i];
             let (to, dst, src) = match engine.cross(buf, now, &mut self.events) {
-                Crossing::Protected | Crossing::Opened | Crossing::Clear => (switched.to, dst, src),
+                Crossing::Protected | Crossing::Opened | Crossing::Clear => (links, dst, src),
                 // The ICMP error goes back to the sender, from the station
                 // it wrote to, as a router between them would answer.
                 Crossing::TooBig => (PortSet::one(port), src, dst),
@@ -144,10 +249,59 @@ impl Bridge {
         }
     }
 
-    /// Sends the frame in `out` on each port of `to`.
+    /// A frame that came out of the tunnel to `peer`, opened: into the
+    /// switch from that tunnel's port, and out as it came. Returns the
+    /// PF_KEY messages the engine produced.
+    pub fn from_tunnel(
+        &mut self,
+        peer: IpAddr,
+        payload: &[u8],
+        engine: &mut Engine,
+        peers: &Peers,
+        now: u64,
+    ) -> Vec<Delivery> {
+        let Some(port) = self.tunnel_port(peer) else {
+            return Vec::new();
+        };
+        let Ok(frame) = etherip::frame(payload) else {
+            self.drops[FrameDrop::Truncated as usize] += 1;
+            return Vec::new();
+        };
+        let now_ms = self.now_ms();
+        match self.switch.switch(frame, port, now_ms) {
+            Ok(switched) => {
+                let (links, tunnels) = self.split(switched.to);
+                self.out.clear();
+                self.out.extend_from_slice(frame);
+                self.send(links, now_ms);
+                for peer in tunnels.iter().filter_map(|p| peer_of(&self.members, p)) {
+                    self.tunnels
+                        .send(&self.out, peer, engine, peers, &mut self.events, now);
+                }
+            }
+            Err(drop) => self.drops[drop as usize] += 1,
+        }
+        self.take_messages()
+    }
+
+    /// The Ethernet ports of `to`, and its tunnels.
+    fn split(&self, to: PortSet) -> (PortSet, PortSet) {
+        let mut links = PortSet::default();
+        let mut tunnels = PortSet::default();
+        for port in to.iter() {
+            match self.members.get(usize::from(port.0)) {
+                Some(Member::Ethernet(_)) => links = links.with(port),
+                Some(Member::EtherIp(_)) => tunnels = tunnels.with(port),
+                None => {}
+            }
+        }
+        (links, tunnels)
+    }
+
+    /// Sends the frame in `out` on each Ethernet port of `to`.
     fn send(&mut self, to: PortSet, now_ms: u64) {
         for port in to.iter() {
-            let Some(p) = self.ports.get(usize::from(port.0)) else {
+            let Some(Member::Ethernet(p)) = self.members.get(usize::from(port.0)) else {
                 continue;
             };
             self.switch.sent(&self.out, now_ms);
@@ -158,17 +312,26 @@ impl Bridge {
         }
     }
 
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
     /// A summary for the log when the daemon stops.
     pub fn summary(&self) -> String {
+        let names: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| match m {
+                Member::Ethernet(port) => port.name().to_owned(),
+                Member::EtherIp(peer) => format!("{ETHERIP_PREFIX}{peer}"),
+            })
+            .collect();
         let mut s = format!(
-            "bridge {}: {} stations known, {} send errors",
-            self.ports
-                .iter()
-                .map(Port::name)
-                .collect::<Vec<_>>()
-                .join(" "),
+            "bridge {}: {} stations known, {} send errors, {} frames for a tunnel no flow protects",
+            names.join(" "),
             self.switch.table.len(),
-            self.send_errors
+            self.send_errors,
+            self.tunnels.unprotected
         );
         for reason in FrameDrop::ALL {
             let n = self.drops[reason as usize];
@@ -177,6 +340,108 @@ impl Bridge {
             }
         }
         s
+    }
+}
+
+/// What sending frames into EtherIP tunnels needs.
+#[derive(Debug)]
+struct TunnelSender {
+    /// An EtherIP packet being built and protected.
+    buf: PacketBuf,
+    ident: u16,
+    /// Frames for a tunnel that no flow protects: not sent.
+    unprotected: u64,
+}
+
+impl TunnelSender {
+    /// Sends `frame` through the EtherIP tunnel to `peer`: in IP from the
+    /// source of the flow that protects the tunnel, protected by it, to
+    /// the peer's socket. Never in the clear: with no such flow, or a
+    /// flow that would let it go clear, the frame is not sent.
+    fn send(
+        &mut self,
+        frame: &[u8],
+        peer: IpAddr,
+        engine: &mut Engine,
+        peers: &Peers,
+        events: &mut Events,
+        now: u64,
+    ) {
+        let TunnelSender {
+            buf,
+            ident,
+            unprotected,
+        } = self;
+        let Some(local) = engine.etherip_source(peer) else {
+            *unprotected += 1;
+            return;
+        };
+        let payload_len = etherip::HEADER_LEN + frame.len();
+        let space = buf.space();
+        let header_len = match (local, peer) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                *ident = ident.wrapping_add(1);
+                let repr = ipv4::Repr {
+                    src,
+                    dst,
+                    protocol: proto::ETHERIP,
+                    payload_len,
+                    tos: 0,
+                    ttl: 64,
+                    ident: *ident,
+                    dont_fragment: false,
+                };
+                if space.len() < repr.buffer_len()
+                    || repr
+                        .emit(&mut ipv4::Packet::new_unchecked(&mut space[..]))
+                        .is_err()
+                {
+                    return;
+                }
+                ipv4::HEADER_LEN
+            }
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                let repr = ipv6::Repr {
+                    src,
+                    dst,
+                    next_header: proto::ETHERIP,
+                    payload_len,
+                    traffic_class: 0,
+                    hop_limit: 64,
+                };
+                if space.len() < repr.buffer_len()
+                    || repr
+                        .emit(&mut ipv6::Packet::new_unchecked(&mut space[..]))
+                        .is_err()
+                {
+                    return;
+                }
+                ipv6::HEADER_LEN
+            }
+            _ => return,
+        };
+        space[header_len..header_len + etherip::HEADER_LEN].copy_from_slice(&etherip::HEADER);
+        space[header_len + etherip::HEADER_LEN..header_len + payload_len].copy_from_slice(frame);
+        buf.filled(header_len + payload_len);
+        if engine.outbound(buf, now, events) != Verdict::Wire {
+            return;
+        }
+        let protected = Layout::of(buf.as_slice()).is_ok_and(|l| l.protocol != proto::ETHERIP);
+        if !protected {
+            *unprotected += 1;
+            return;
+        }
+        if let Err(e) = peers.send(buf.as_slice()) {
+            log::debug(format_args!("EtherIP to {peer}: {e}"));
+        }
+    }
+}
+
+/// The far end of the tunnel at `port`.
+fn peer_of(members: &[Member], port: PortId) -> Option<IpAddr> {
+    match members.get(usize::from(port.0)) {
+        Some(Member::EtherIp(peer)) => Some(*peer),
+        _ => None,
     }
 }
 

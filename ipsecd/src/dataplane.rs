@@ -14,7 +14,7 @@ use ipsec_engine::engine::datapath::NAT_T_PORT;
 use ipsec_engine::engine::{Delivery, Engine, Events, Verdict};
 use ipsec_engine::offload;
 use ipsec_engine::packet::{Batch, PacketBuf};
-use ipsec_engine::xform::ip::Layout;
+use ipsec_engine::xform::ip::{Layout, proto};
 use ipsec_engine::xform::natt;
 use std::io;
 use std::os::fd::RawFd;
@@ -122,7 +122,7 @@ impl Dataplane {
             capture,
             events: Events::default(),
             buffer: vec![0u8; offload::HEADER_LEN + 65536],
-            segments: outbox(path_mtu()),
+            segments: outbox(path_mtu(bridge_ports)),
             inbox: Inbox::new(INBOX),
             coalescer: offload::Coalescer::default(),
             synced: None,
@@ -183,7 +183,7 @@ impl Dataplane {
         if let Some(bridge) = &mut self.bridge
             && bridge.fds().contains(&fd)
         {
-            return bridge.ready(fd, engine, now);
+            return bridge.ready(fd, engine, &self.peers, now);
         }
         if fd == self.tun.fd() {
             for _ in 0..BURST {
@@ -270,11 +270,24 @@ impl Dataplane {
     fn inbound(&mut self, engine: &mut Engine, now: u64) {
         let tun = &self.tun;
         while let Some((buf, arrival)) = self.peers.next_arrival(&mut self.inbox) {
-            if engine.inbound(buf, arrival.udp_port, now, &mut self.events) == Verdict::Enc {
-                self.coalescer.push(buf.as_slice(), |header, packet| {
-                    to_host(tun, header, packet)
-                });
+            if engine.inbound(buf, arrival.udp_port, now, &mut self.events) != Verdict::Enc {
+                continue;
             }
+            // EtherIP from a bridge this one tunnels to: its frame goes
+            // into the bridge, not to the host.
+            if let Some(bridge) = &mut self.bridge
+                && let Ok(layout) = Layout::of(buf.as_slice())
+                && layout.protocol == proto::ETHERIP
+                && bridge.tunnels_to(layout.src)
+            {
+                let payload = layout.payload(buf.as_slice());
+                let messages = bridge.from_tunnel(layout.src, payload, engine, &self.peers, now);
+                self.events.messages.extend(messages);
+                continue;
+            }
+            self.coalescer.push(buf.as_slice(), |header, packet| {
+                to_host(tun, header, packet)
+            });
         }
     }
 
@@ -324,8 +337,18 @@ impl Dataplane {
             self.retry = true;
             log::warn(&format!("cleartext filter: {e}; trying again"));
         }
-        let path = path_mtu();
+        let ports = self
+            .bridge
+            .as_ref()
+            .map(Bridge::port_names)
+            .unwrap_or_default();
+        let path = path_mtu(&ports);
         engine.path_mtu = path;
+        engine.bridge_mtu = ports
+            .iter()
+            .filter_map(|port| interface_mtu(port))
+            .min()
+            .unwrap_or(1500);
         if outbox_room(path) != self.segments.room() {
             self.send_segments();
             self.segments = outbox(path);
@@ -431,7 +454,9 @@ fn outbox_room(path: usize) -> usize {
 
 /// The MTU of the path to peers: the smallest MTU of the host's other
 /// interfaces that are up, or Ethernet's.
-fn path_mtu() -> usize {
+/// Bridge ports lead to the bridged segments, not to peers: they are
+/// left out.
+fn path_mtu(bridge_ports: &[String]) -> usize {
     let mut smallest = None::<usize>;
     if let Ok(dir) = std::fs::read_dir("/sys/class/net") {
         for entry in dir.flatten() {
@@ -439,7 +464,9 @@ fn path_mtu() -> usize {
             let read = |f: &str| std::fs::read_to_string(path.join(f)).unwrap_or_default();
             let up = read("operstate").trim() == "up";
             let tun = path.join("tun_flags").exists();
-            if !up || tun || entry.file_name() == "lo" {
+            let name = entry.file_name();
+            let bridged = bridge_ports.iter().any(|p| name == p.as_str());
+            if !up || tun || bridged || name == "lo" {
                 continue;
             }
             if let Ok(mtu) = read("mtu").trim().parse::<usize>() {
@@ -448,6 +475,14 @@ fn path_mtu() -> usize {
         }
     }
     smallest.unwrap_or(1500)
+}
+
+/// The MTU of the interface `name`.
+fn interface_mtu(name: &str) -> Option<usize> {
+    let path = std::path::Path::new("/sys/class/net")
+        .join(name)
+        .join("mtu");
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// The host's addresses, in order, so that two lists compare equal when

@@ -87,6 +87,11 @@ impl PortSet {
         PortSet(1 << port.0)
     }
 
+    /// The set with `port` added.
+    pub fn with(self, port: PortId) -> PortSet {
+        PortSet(self.0 | 1 << port.0)
+    }
+
     pub fn contains(self, port: PortId) -> bool {
         self.0 & (1 << port.0) != 0
     }

@@ -12,6 +12,7 @@ use crate::packet::PacketBuf;
 use crate::sa::{SaId, State};
 use crate::wire::layout::Layout;
 use crate::wire::{ipv4, proto};
+use std::net::IpAddr;
 
 /// What became of an IP packet crossing the bridge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +60,7 @@ impl Engine {
         if let Err(reason) = self.admit(buf.as_slice(), &layout, &[], false, now) {
             return self.refuse(reason, true, &blame);
         }
-        match self.try_outbound(buf, now, events, &mut blame) {
+        match self.try_outbound(buf, self.bridge_mtu, now, events, &mut blame) {
             Ok(Out::Protected) => Crossing::Protected,
             Ok(Out::Clear { .. }) => {
                 self.counters.clear_out += 1;
@@ -73,6 +74,23 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The address this host sends EtherIP to `peer` from: the source of
+    /// an outbound flow for EtherIP (IP protocol 97) between two single
+    /// addresses, to `peer`. `None` when no flow protects such a tunnel,
+    /// which must then carry nothing.
+    pub fn etherip_source(&self, peer: IpAddr) -> Option<IpAddr> {
+        let host = |a: IpAddr| if a.is_ipv4() { 32 } else { 128 };
+        self.spd.iter().find_map(|(sel, _)| {
+            let single = sel.src_mask == crate::spd::prefix_mask(sel.src, host(sel.src))
+                && sel.dst_mask == crate::spd::prefix_mask(sel.dst, host(sel.dst));
+            (sel.direction == crate::spd::Direction::Out
+                && sel.proto == proto::ETHERIP
+                && sel.dst == peer
+                && single)
+                .then_some(sel.src)
+        })
     }
 
     fn refuse(&mut self, reason: DropReason, inbound: bool, blame: &Blame) -> Crossing {

@@ -139,7 +139,7 @@ impl Engine {
     pub fn outbound(&mut self, buf: &mut PacketBuf, now: u64, events: &mut Events) -> Verdict {
         let mut blame = Blame::default();
         let sent = self
-            .try_outbound(buf, now, events, &mut blame)
+            .try_outbound(buf, self.path_mtu, now, events, &mut blame)
             .and_then(|out| match out {
                 Out::Protected => Ok(()),
                 // The host's own chatter on enc0 (IPv6 router
@@ -162,10 +162,12 @@ impl Engine {
     }
 
     /// The outbound flows' decision for a packet, and its protection
-    /// when an SA applies; a clear packet is left as it is.
+    /// when an SA applies, to leave on a path of `mtu`; a clear packet is
+    /// left as it is.
     pub(super) fn try_outbound(
         &mut self,
         buf: &mut PacketBuf,
+        mtu: usize,
         now: u64,
         events: &mut Events,
         blame: &mut Blame,
@@ -212,17 +214,17 @@ impl Engine {
         blame.sa = Some(sa);
         // Protection happens in place; if the result may not fit the
         // path, keep the original for the ICMP error that quotes it.
-        let may_not_fit = layout.len + self.bundle_overhead(sa) > self.path_mtu;
+        let may_not_fit = layout.len + self.bundle_overhead(sa) > mtu;
         if may_not_fit {
             self.original.clear();
             self.original.extend_from_slice(buf.as_slice());
         }
         self.protect(buf, sa, now, events)?;
-        if buf.len() > self.path_mtu {
+        if buf.len() > mtu {
             // enc0's MTU leaves room for the worst SA, so only a packet
             // that came in larger gets here. Tell its sender, as a router
             // on the path would (RFC 1191, RFC 8201).
-            let room = self.path_mtu.saturating_sub(buf.len() - layout.len);
+            let room = mtu.saturating_sub(buf.len() - layout.len);
             let room = u16::try_from(room).unwrap_or(u16::MAX);
             let original = &self.original[..];
             let dont_fragment = layout.v6 || ipv4::Packet::new_unchecked(original).dont_fragment();

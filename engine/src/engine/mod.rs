@@ -120,6 +120,8 @@ pub struct Engine {
     pub complaints: complaints::Complaints,
     /// The largest packet the path to peers carries.
     pub path_mtu: usize,
+    /// The largest packet a bridge port carries (bridge mode).
+    pub bridge_mtu: usize,
     /// Counts changes to the tables, so that the shell knows when to
     /// bring routes, filter rules and the MTU up to date.
     pub changes: u64,
@@ -184,6 +186,7 @@ impl Engine {
             counters: Counters::default(),
             complaints: complaints::Complaints::default(),
             path_mtu: 1500,
+            bridge_mtu: 1500,
             changes: 0,
             flow_changes: 0,
             spd_flushes: 0,
