@@ -12,6 +12,7 @@
 //! peer in the clear, and the bridge-to-peer link carries only ESP.
 
 use crate::datapath::{Lab, Proto, config};
+use crate::interop::{PYTHON, Summary};
 
 #[test]
 fn a_bridge_protects_a_host_that_knows_nothing_of_ipsec() {
@@ -214,4 +215,87 @@ fn two_bridges_join_two_segments_over_etherip_in_esp() {
         0,
         "the LAN in the clear between the bridges"
     );
+}
+
+/// Frames crafted to be refused, sent into the bridge from both sides.
+const BAD_FRAMES: &str = r#"
+import socket, struct, sys
+
+def checksum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+def ipv4(src, dst, proto, payload, total=None, good=True):
+    total = total if total is not None else 20 + len(payload)
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0, 64, proto, 0,
+                    socket.inet_aton(src), socket.inet_aton(dst))
+    c = checksum(h) if good else checksum(h) ^ 0x5555
+    return h[:10] + struct.pack("!H", c) + h[12:] + payload
+
+ifname, side = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+me = bytes.fromhex("02aabbccdd01")
+anyone = b"\xff" * 6
+udp = struct.pack("!HHHH", 4000, 4001, 12, 0) + b"data"
+if side == "host":
+    # A VLAN tag, a group source address, an IP length past the frame,
+    # a damaged IP header checksum.
+    tagged = anyone + me + struct.pack("!HH", 0x8100, 7) + struct.pack("!H", 0x0800)
+    tagged += ipv4("10.9.0.1", "10.9.0.2", 17, udp)
+    s.send(tagged)
+    s.send(anyone + bytes.fromhex("01005e000001") + b"\x08\x00" + ipv4("10.9.0.1", "10.9.0.2", 17, udp))
+    s.send(anyone + me + b"\x08\x00" + ipv4("10.9.0.1", "10.9.0.2", 17, udp, total=900))
+    s.send(anyone + me + b"\x08\x00" + ipv4("10.9.0.1", "10.9.0.2", 17, udp, good=False))
+else:
+    # ESP to the host under the SA the bridge holds for it, forged.
+    esp = struct.pack("!II", 0x1001, 99) + b"\x5a" * 48
+    s.send(anyone + me + b"\x08\x00" + ipv4("10.9.0.2", "10.9.0.1", 50, esp))
+"#;
+
+/// Bad frames into a bridge are dropped and counted by reason, and the
+/// bridge goes on carrying the host's traffic.
+#[test]
+fn bad_frames_are_dropped_and_counted_by_reason() {
+    const TEST: &str = "bad_frames_are_dropped_and_counted_by_reason";
+    let Some(mut lab) = Lab::new(TEST) else {
+        return;
+    };
+    let h = lab.namespace("h");
+    let br = lab.namespace("br");
+    let p = lab.namespace("p");
+    lab.link((&h, "wh", &["10.9.0.1/24"]), (&br, "ba", &[]));
+    lab.link((&br, "bb", &[]), (&p, "wp", &["10.9.0.2/24"]));
+    let (host, peer) = ("10.9.0.1", "10.9.0.2");
+    let sock_br = lab.daemon_with(&br, &["-b", "ba", "-b", "bb"]);
+    let bridge = lab.last_spawned();
+    let sock_p = lab.daemon(&p);
+    lab.load(&br, &sock_br, &config(Proto::Esp, host, peer, None, true));
+    lab.load(&p, &sock_p, &config(Proto::Esp, peer, host, None, false));
+    lab.ping(&h, host, peer);
+
+    lab.exec(&h, &[PYTHON, "-c", BAD_FRAMES, "wh", "host"]);
+    lab.exec(&p, &[PYTHON, "-c", BAD_FRAMES, "wp", "peer"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    lab.ping(&h, host, peer);
+    lab.stop(bridge);
+
+    let log = lab.log(&format!("{br}-ipsecd.log"));
+    assert!(!log.contains("panicked"), "{log}");
+    let bridge_line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("stations known"))
+        .unwrap_or_else(|| panic!("no bridge summary in:\n{log}"));
+    for reason in ["VLAN tagged: 1", "group source address: 1"] {
+        assert!(bridge_line.contains(reason), "{reason}: {bridge_line}");
+    }
+    let summary = Summary::of(&log).unwrap_or_else(|| panic!("no summary in:\n{log}"));
+    for reason in ["truncated", "bad header checksum", "authentication failed"] {
+        assert_eq!(summary.dropped_in(reason), 1, "{reason}: {log}");
+    }
 }

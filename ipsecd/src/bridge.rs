@@ -155,7 +155,10 @@ impl Bridge {
                 break;
             };
             match port.recv(&mut self.buffer) {
-                Ok(Some(n)) => self.frame(n, PortId(index as u8), engine, peers, now),
+                Ok(Some(frame)) if frame.tagged => {
+                    self.drops[FrameDrop::Tagged as usize] += 1;
+                }
+                Ok(Some(frame)) => self.frame(frame.len, PortId(index as u8), engine, peers, now),
                 Ok(None) => break,
                 Err(e) => {
                     log::warn(&format!("{}: {e}", port.name()));

@@ -12,7 +12,10 @@
 //! - `PACKET_VNET_HDR`: every read and write starts with a virtio-net
 //!   header, because an interface that joins segments (GRO) or a host
 //!   that hands runs to its veth (TSO) gives frames longer than the MTU,
-//!   which the header describes so they can be cut again.
+//!   which the header describes so they can be cut again;
+//! - the kernel takes an 802.1Q tag off a frame before the socket sees
+//!   it; `PACKET_AUXDATA` says that it did, so a tagged frame is known as
+//!   one and is not bridged as if it had never had a tag.
 
 use super::socket::{check, set_int};
 use ipsec_engine::offload;
@@ -53,6 +56,7 @@ impl Port {
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         set_int(&fd, libc::SOL_PACKET, libc::PACKET_VNET_HDR, 1)?;
         set_int(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
+        set_int(&fd, libc::SOL_PACKET, libc::PACKET_AUXDATA, 1)?;
         for (force, plain) in [
             (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
             (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
@@ -110,16 +114,21 @@ impl Port {
     /// Reads one waiting frame, its virtio-net header first, into `buf`;
     /// `None` when nothing waits. A frame longer than `buf` is cut, and
     /// then refused by what parses it.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        // SAFETY: recv(2) into a buffer we own, at most its length.
-        let n = unsafe {
-            libc::recv(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Frame>> {
+        let mut control = Control([0; 64]);
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
         };
+        // SAFETY: msghdr is plain data; zero is a valid start.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &raw mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        msg.msg_controllen = control.0.len() as _;
+        // SAFETY: recvmsg(2) into a buffer and a control buffer we own,
+        // each with its true length.
+        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &raw mut msg, libc::MSG_DONTWAIT) };
         if n < 0 {
             let e = io::Error::last_os_error();
             return match e.kind() {
@@ -127,7 +136,11 @@ impl Port {
                 _ => Err(e),
             };
         }
-        Ok(Some(n as usize))
+        let control_len = (msg.msg_controllen as usize).min(control.0.len());
+        Ok(Some(Frame {
+            len: n as usize,
+            tagged: was_tagged(&control.0[..control_len]),
+        }))
     }
 
     /// Sends one frame (no segmentation asked of the kernel).
@@ -154,3 +167,73 @@ impl Port {
 
 /// Socket buffer size asked for, in bytes (the kernel doubles it).
 const BUFFER: libc::c_int = 4 << 20;
+
+/// One frame read from a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    /// Bytes read: the virtio-net header and the frame.
+    pub len: usize,
+    /// The frame carried a VLAN tag, which the kernel took off.
+    pub tagged: bool,
+}
+
+/// Room for the control messages of one frame, aligned for cmsghdr.
+#[repr(C, align(8))]
+struct Control([u8; 64]);
+
+/// Whether the `PACKET_AUXDATA` among the control messages says the
+/// kernel took a VLAN tag off the frame. Trusts no length in them.
+fn was_tagged(mut control: &[u8]) -> bool {
+    let header = size_of::<libc::cmsghdr>();
+    let align = |n: usize| (n + size_of::<libc::c_long>() - 1) & !(size_of::<libc::c_long>() - 1);
+    while control.len() >= header {
+        // SAFETY: control holds at least a cmsghdr's bytes, read unaligned
+        // into a plain-data copy.
+        let cmsg: libc::cmsghdr = unsafe { std::ptr::read_unaligned(control.as_ptr().cast()) };
+        let len = cmsg.cmsg_len as usize;
+        let Some(data) = control.get(align(header)..len) else {
+            return false;
+        };
+        if cmsg.cmsg_level == libc::SOL_PACKET
+            && cmsg.cmsg_type == libc::PACKET_AUXDATA
+            && let Some(status) = data.get(..4)
+        {
+            let status = u32::from_ne_bytes([status[0], status[1], status[2], status[3]]);
+            return status & libc::TP_STATUS_VLAN_VALID != 0;
+        }
+        control = control.get(align(len)..).unwrap_or_default();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PACKET_AUXDATA control message with `status`.
+    fn auxdata(status: u32) -> Vec<u8> {
+        let header = size_of::<libc::cmsghdr>();
+        let data = size_of::<libc::tpacket_auxdata>();
+        let mut bytes = vec![0u8; header + data];
+        // SAFETY: an all-zero cmsghdr is valid plain data.
+        let mut cmsg: libc::cmsghdr = unsafe { std::mem::zeroed() };
+        cmsg.cmsg_len = (header + data) as _;
+        cmsg.cmsg_level = libc::SOL_PACKET;
+        cmsg.cmsg_type = libc::PACKET_AUXDATA;
+        // SAFETY: bytes holds a cmsghdr's bytes; the write is unaligned.
+        unsafe { std::ptr::write_unaligned(bytes.as_mut_ptr().cast(), cmsg) };
+        bytes[header..header + 4].copy_from_slice(&status.to_ne_bytes());
+        bytes
+    }
+
+    #[test]
+    fn a_tag_the_kernel_took_off_is_seen_and_lengths_are_not_trusted() {
+        assert!(!was_tagged(&[]));
+        assert!(!was_tagged(&auxdata(0)));
+        assert!(was_tagged(&auxdata(libc::TP_STATUS_VLAN_VALID)));
+        let mut lying = auxdata(libc::TP_STATUS_VLAN_VALID);
+        lying[0] = 0xff;
+        assert!(!was_tagged(&lying));
+        assert!(!was_tagged(&auxdata(libc::TP_STATUS_VLAN_VALID)[..10]));
+    }
+}
