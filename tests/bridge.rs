@@ -251,6 +251,8 @@ if side == "host":
     s.send(anyone + bytes.fromhex("01005e000001") + b"\x08\x00" + ipv4("10.9.0.1", "10.9.0.2", 17, udp))
     s.send(anyone + me + b"\x08\x00" + ipv4("10.9.0.1", "10.9.0.2", 17, udp, total=900))
     s.send(anyone + me + b"\x08\x00" + ipv4("10.9.0.1", "10.9.0.2", 17, udp, good=False))
+    # IPX, into a port that lets only IP, ARP and RARP through.
+    s.send(anyone + me + b"\x81\x37" + b"\xff\xff" + b"\0" * 44)
 else:
     # ESP to the host under the SA the bridge holds for it, forged.
     esp = struct.pack("!II", 0x1001, 99) + b"\x5a" * 48
@@ -258,7 +260,8 @@ else:
 "#;
 
 /// Bad frames into a bridge are dropped and counted by reason, and the
-/// bridge goes on carrying the host's traffic.
+/// bridge goes on carrying the host's traffic. The host's port lets only
+/// IP, ARP and RARP through.
 #[test]
 fn bad_frames_are_dropped_and_counted_by_reason() {
     const TEST: &str = "bad_frames_are_dropped_and_counted_by_reason";
@@ -271,7 +274,7 @@ fn bad_frames_are_dropped_and_counted_by_reason() {
     lab.link((&h, "wh", &["10.9.0.1/24"]), (&br, "ba", &[]));
     lab.link((&br, "bb", &[]), (&p, "wp", &["10.9.0.2/24"]));
     let (host, peer) = ("10.9.0.1", "10.9.0.2");
-    let sock_br = lab.daemon_with(&br, &["-b", "ba", "-b", "bb"]);
+    let sock_br = lab.daemon_with(&br, &["-b", "ba,blocknonip", "-b", "bb"]);
     let bridge = lab.last_spawned();
     let sock_p = lab.daemon(&p);
     lab.load(&br, &sock_br, &config(Proto::Esp, host, peer, None, true));
@@ -291,7 +294,11 @@ fn bad_frames_are_dropped_and_counted_by_reason() {
         .rev()
         .find(|l| l.contains("stations known"))
         .unwrap_or_else(|| panic!("no bridge summary in:\n{log}"));
-    for reason in ["VLAN tagged: 1", "group source address: 1"] {
+    for reason in [
+        "VLAN tagged: 1",
+        "group source address: 1",
+        "not IP (blocked): 1",
+    ] {
         assert!(bridge_line.contains(reason), "{reason}: {bridge_line}");
     }
     let summary = Summary::of(&log).unwrap_or_else(|| panic!("no summary in:\n{log}"));

@@ -67,9 +67,10 @@ pub fn parse_args() -> Result<Args, String> {
             }
         }
     }
+    let name = |port: &String| port.split(',').next().unwrap_or_default().to_owned();
     match args.bridge.as_slice() {
         [] => {}
-        [a, b] if a != b => {}
+        [a, b] if name(a) != name(b) => {}
         [a, b] => {
             return Err(format!(
                 "-b: {a} and {b} are one interface: a bridge needs two"

@@ -34,6 +34,10 @@ const BURST: usize = 64;
 /// How a port argument names an EtherIP tunnel.
 const ETHERIP_PREFIX: &str = "etherip:";
 
+/// The port option that lets only IP, ARP and RARP through (OpenBSD's
+/// bridge member flag of the same name).
+const BLOCK_NON_IP: &str = "blocknonip";
+
 /// One of the bridge's ports.
 #[derive(Debug)]
 enum Member {
@@ -63,26 +67,44 @@ pub struct Bridge {
 
 impl Bridge {
     /// Opens the bridge's ports: Ethernet interfaces by name, EtherIP
-    /// tunnels as `etherip:ADDRESS`.
-    pub fn open(names: &[String]) -> io::Result<Bridge> {
-        let members = names
-            .iter()
-            .map(|name| match name.strip_prefix(ETHERIP_PREFIX) {
-                Some(address) => address.parse().map(Member::EtherIp).map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("bridge port {name}: not an IP address after {ETHERIP_PREFIX}"),
-                    )
-                }),
+    /// tunnels as `etherip:ADDRESS`; either may be followed by
+    /// `,blocknonip`, for a port that passes only IPv4, IPv6, ARP and RARP.
+    pub fn open(specs: &[String]) -> io::Result<Bridge> {
+        let mut members = Vec::new();
+        let mut configs = Vec::new();
+        for spec in specs {
+            let invalid = |what: String| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("bridge port {spec}: {what}"),
+                )
+            };
+            let mut parts = spec.split(',');
+            let name = parts.next().unwrap_or_default();
+            let mut config = PortConfig::default();
+            for option in parts {
+                match option {
+                    BLOCK_NON_IP => config.block_non_ip = true,
+                    other => {
+                        return Err(invalid(format!(
+                            "unknown port option {other:?} (known: {BLOCK_NON_IP})"
+                        )));
+                    }
+                }
+            }
+            let member = match name.strip_prefix(ETHERIP_PREFIX) {
+                Some(address) => address
+                    .parse()
+                    .map(Member::EtherIp)
+                    .map_err(|_| invalid(format!("not an IP address after {ETHERIP_PREFIX}")))?,
                 None => Port::open(name)
                     .map(Member::Ethernet)
-                    .map_err(|e| io::Error::new(e.kind(), format!("bridge port {name}: {e}"))),
-            })
-            .collect::<io::Result<Vec<Member>>>()?;
-        let switch = Switch::new(
-            vec![PortConfig::default(); members.len()],
-            MacTable::default(),
-        );
+                    .map_err(|e| io::Error::new(e.kind(), format!("bridge port {name}: {e}")))?,
+            };
+            members.push(member);
+            configs.push(config);
+        }
+        let switch = Switch::new(configs, MacTable::default());
         Ok(Bridge {
             members,
             switch,
