@@ -14,22 +14,34 @@
 use crate::datapath::{Lab, Proto, config};
 use crate::interop::{PYTHON, Summary};
 
+const HOST: &str = "10.9.0.1";
+const PEER: &str = "10.9.0.2";
+
+/// The host, the bridge and the peer, each in its namespace, linked as
+/// the module's picture shows, the bridge started with `ports` and both
+/// daemons keyed. Returns the namespaces and the bridge daemon's index.
+fn host_bridge_peer(lab: &mut Lab, ports: [&str; 2]) -> (String, String, String, usize) {
+    let h = lab.namespace("h");
+    let br = lab.namespace("br");
+    let p = lab.namespace("p");
+    lab.link((&h, "wh", &["10.9.0.1/24"]), (&br, "ba", &[]));
+    lab.link((&br, "bb", &[]), (&p, "wp", &["10.9.0.2/24"]));
+    let sock_br = lab.daemon_with(&br, &["-b", ports[0], "-b", ports[1]]);
+    let bridge = lab.last_spawned();
+    let sock_p = lab.daemon(&p);
+    lab.load(&br, &sock_br, &config(Proto::Esp, HOST, PEER, None, true));
+    lab.load(&p, &sock_p, &config(Proto::Esp, PEER, HOST, None, false));
+    (h, br, p, bridge)
+}
+
 #[test]
 fn a_bridge_protects_a_host_that_knows_nothing_of_ipsec() {
     const TEST: &str = "a_bridge_protects_a_host_that_knows_nothing_of_ipsec";
     let Some(mut lab) = Lab::new(TEST) else {
         return;
     };
-    let h = lab.namespace("h");
-    let br = lab.namespace("br");
-    let p = lab.namespace("p");
-    lab.link((&h, "wh", &["10.9.0.1/24"]), (&br, "ba", &[]));
-    lab.link((&br, "bb", &[]), (&p, "wp", &["10.9.0.2/24"]));
-    let (host, peer) = ("10.9.0.1", "10.9.0.2");
-    let sock_br = lab.daemon_with(&br, &["-b", "ba", "-b", "bb"]);
-    let sock_p = lab.daemon(&p);
-    lab.load(&br, &sock_br, &config(Proto::Esp, host, peer, None, true));
-    lab.load(&p, &sock_p, &config(Proto::Esp, peer, host, None, false));
+    let (h, br, p, _) = host_bridge_peer(&mut lab, ["ba", "bb"]);
+    let (host, peer) = (HOST, PEER);
 
     let (dump, file) = lab.capture(&br, "bb");
     lab.ping(&h, host, peer);
@@ -268,17 +280,8 @@ fn bad_frames_are_dropped_and_counted_by_reason() {
     let Some(mut lab) = Lab::new(TEST) else {
         return;
     };
-    let h = lab.namespace("h");
-    let br = lab.namespace("br");
-    let p = lab.namespace("p");
-    lab.link((&h, "wh", &["10.9.0.1/24"]), (&br, "ba", &[]));
-    lab.link((&br, "bb", &[]), (&p, "wp", &["10.9.0.2/24"]));
-    let (host, peer) = ("10.9.0.1", "10.9.0.2");
-    let sock_br = lab.daemon_with(&br, &["-b", "ba,blocknonip", "-b", "bb"]);
-    let bridge = lab.last_spawned();
-    let sock_p = lab.daemon(&p);
-    lab.load(&br, &sock_br, &config(Proto::Esp, host, peer, None, true));
-    lab.load(&p, &sock_p, &config(Proto::Esp, peer, host, None, false));
+    let (h, br, p, bridge) = host_bridge_peer(&mut lab, ["ba,blocknonip", "bb"]);
+    let (host, peer) = (HOST, PEER);
     lab.ping(&h, host, peer);
 
     lab.exec(&h, &[PYTHON, "-c", BAD_FRAMES, "wh", "host"]);
