@@ -14,7 +14,7 @@
 //! port. Two bridges so joined make one LAN of their two segments.
 
 use crate::log;
-use crate::net::{Peers, Port};
+use crate::net::{Outbox, Peers, Port};
 use ipsec_engine::bridge::{Carries, FrameDrop, MacTable, PortConfig, PortId, PortSet, Switch};
 use ipsec_engine::engine::{Crossing, Delivery, Engine, Events, Verdict};
 use ipsec_engine::offload::{self, VnetHeader};
@@ -50,6 +50,8 @@ enum Member {
 #[derive(Debug)]
 pub struct Bridge {
     members: Vec<Member>,
+    /// Frames waiting to leave, by member (tunnels' stay empty).
+    outboxes: Vec<Outbox>,
     switch: Switch,
     /// One read: a virtio-net header and a frame, or a run of them.
     buffer: Vec<u8>,
@@ -106,6 +108,7 @@ impl Bridge {
         }
         let switch = Switch::new(configs, MacTable::default());
         Ok(Bridge {
+            outboxes: members.iter().map(|_| Outbox::default()).collect(),
             members,
             switch,
             buffer: vec![0u8; offload::HEADER_LEN + 65536],
@@ -192,6 +195,7 @@ impl Bridge {
     }
 
     fn take_messages(&mut self) -> Vec<Delivery> {
+        self.flush();
         self.events.taps.clear();
         std::mem::take(&mut self.events.messages)
     }
@@ -324,15 +328,29 @@ impl Bridge {
     }
 
     /// Sends the frame in `out` on each Ethernet port of `to`.
+    /// What leaves together: the frames of one poll round (or of
+    /// [`Outbox::CAPACITY`]) go out in one system call per port.
     fn send(&mut self, to: PortSet, now_ms: u64) {
         for port in to.iter() {
-            let Some(Member::Ethernet(p)) = self.members.get(usize::from(port.0)) else {
+            let i = usize::from(port.0);
+            if !matches!(self.members.get(i), Some(Member::Ethernet(_))) {
                 continue;
-            };
+            }
             self.switch.sent(&self.out, now_ms);
-            if let Err(e) = p.send(&self.out) {
-                self.send_errors += 1;
-                log::debug(format_args!("{}: {e}", p.name()));
+            self.outboxes[i].push(&self.out);
+            if self.outboxes[i].len() >= Outbox::CAPACITY {
+                self.flush();
+            }
+        }
+    }
+
+    /// Sends what waits in the outboxes.
+    fn flush(&mut self) {
+        for (member, outbox) in self.members.iter().zip(&mut self.outboxes) {
+            if let Member::Ethernet(port) = member
+                && !outbox.is_empty()
+            {
+                self.send_errors += port.flush(outbox) as u64;
             }
         }
     }

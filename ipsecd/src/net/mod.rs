@@ -39,7 +39,7 @@ mod socket;
 #[cfg(test)]
 mod tests;
 
-pub use port::Port;
+pub use port::{Outbox, Port};
 pub use receive::Inbox;
 
 use std::cell::{Cell, RefCell};

@@ -143,30 +143,114 @@ impl Port {
         }))
     }
 
-    /// Sends one frame (no segmentation asked of the kernel).
-    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+    /// Sends the frames waiting in `outbox` (no segmentation asked of the
+    /// kernel) with one system call per batch (`sendmmsg`), and empties
+    /// it. Returns how many could not be
+    /// sent.
+    pub fn flush(&self, outbox: &mut Outbox) -> usize {
         let header = [0u8; offload::HEADER_LEN];
-        let iov = [
-            libc::iovec {
-                iov_base: header.as_ptr().cast_mut().cast(),
-                iov_len: header.len(),
-            },
-            libc::iovec {
-                iov_base: frame.as_ptr().cast_mut().cast(),
-                iov_len: frame.len(),
-            },
-        ];
-        // SAFETY: writev(2) from two buffers that outlive the call.
-        let n = unsafe { libc::writev(self.fd.as_raw_fd(), iov.as_ptr(), 2) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
+        let Outbox {
+            frames,
+            len,
+            iovs,
+            msgs,
+        } = outbox;
+        iovs.clear();
+        msgs.clear();
+        for frame in &frames[..*len] {
+            iovs.push(iovec(&header));
+            iovs.push(iovec(frame));
         }
-        Ok(())
+        // Only now, with the vector complete, do pointers into it stay put.
+        for pair in iovs.chunks_exact_mut(2) {
+            // SAFETY: an all-zero msghdr is valid; the vectors it points
+            // at outlive the call.
+            let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+            hdr.msg_iov = pair.as_mut_ptr();
+            hdr.msg_iovlen = 2;
+            msgs.push(libc::mmsghdr {
+                msg_hdr: hdr,
+                msg_len: 0,
+            });
+        }
+        let mut failed = 0;
+        let mut done = 0;
+        while done < msgs.len() {
+            let rest = &mut msgs[done..];
+            // SAFETY: sendmmsg over `rest`, whose headers point at the
+            // header and frames above.
+            let n = unsafe {
+                libc::sendmmsg(
+                    self.fd.as_raw_fd(),
+                    rest.as_mut_ptr(),
+                    rest.len() as libc::c_uint,
+                    0,
+                )
+            };
+            if n <= 0 {
+                failed += 1;
+                done += 1;
+            } else {
+                done += n as usize;
+            }
+        }
+        // No pointer into the frames outlives the call.
+        iovs.clear();
+        msgs.clear();
+        *len = 0;
+        failed
     }
 }
 
 /// Socket buffer size asked for, in bytes (the kernel doubles it).
 const BUFFER: libc::c_int = 4 << 20;
+
+fn iovec(bytes: &[u8]) -> libc::iovec {
+    libc::iovec {
+        iov_base: bytes.as_ptr().cast_mut().cast(),
+        iov_len: bytes.len(),
+    }
+}
+
+/// Frames waiting to be sent on one port, in buffers kept for reuse, and
+/// what one `sendmmsg` needs.
+#[derive(Default)]
+pub struct Outbox {
+    frames: Vec<Vec<u8>>,
+    len: usize,
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").field("len", &self.len).finish()
+    }
+}
+
+impl Outbox {
+    /// Frames an outbox holds before it must be flushed.
+    pub const CAPACITY: usize = 64;
+
+    /// Adds a copy of `frame`.
+    pub fn push(&mut self, frame: &[u8]) {
+        if self.len == self.frames.len() {
+            self.frames.push(Vec::with_capacity(frame.len().max(2048)));
+        }
+        let slot = &mut self.frames[self.len];
+        slot.clear();
+        slot.extend_from_slice(frame);
+        self.len += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
 
 /// One frame read from a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
