@@ -15,6 +15,7 @@ mod allocations;
 pub mod bridge;
 pub mod crypto;
 pub mod engine;
+pub mod filter;
 mod hash;
 pub mod offload;
 pub mod packet;
