@@ -7,6 +7,7 @@
 
 pub mod ast;
 pub mod diag;
+pub mod filter;
 pub mod lexer;
 pub mod macros;
 pub mod parser;
