@@ -9,6 +9,7 @@ mod cli;
 mod daemon;
 mod datapath;
 mod failclosed;
+mod filter;
 mod hostile;
 mod interop;
 mod natt;

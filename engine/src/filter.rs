@@ -129,6 +129,8 @@ impl Endpoint {
 /// One rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
+    /// Where it was written (`file:line`), for the operator.
+    pub label: String,
     pub action: Action,
     /// `None`: both ways.
     pub way: Option<Way>,
@@ -300,6 +302,7 @@ mod tests {
 
     fn rule(action: Action) -> Rule {
         Rule {
+            label: String::new(),
             action,
             way: None,
             log: false,

@@ -15,6 +15,8 @@ pub struct Args {
     pub capture: Option<PathBuf>,
     /// Bridge mode's two Ethernet ports (`-b` twice), or none.
     pub bridge: Vec<String>,
+    /// The filter's rules file (`-p`).
+    pub filter: Option<PathBuf>,
 }
 
 pub fn parse_args() -> Result<Args, String> {
@@ -25,6 +27,7 @@ pub fn parse_args() -> Result<Args, String> {
         enc: "enc0".to_string(),
         capture: None,
         bridge: Vec::new(),
+        filter: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -57,9 +60,7 @@ pub fn parse_args() -> Result<Args, String> {
                         's' => args.socket = PathBuf::from(value),
                         'e' => args.enc = value,
                         'w' => args.capture = Some(PathBuf::from(value)),
-                        'p' => {
-                            return Err("-p: the enc filter is not in this version".into());
-                        }
+                        'p' => args.filter = Some(PathBuf::from(value)),
                         _ => args.bridge.push(value),
                     }
                 }

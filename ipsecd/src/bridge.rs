@@ -17,6 +17,7 @@ use crate::log;
 use crate::net::{Outbox, Peers, Port};
 use ipsec_engine::bridge::{Carries, FrameDrop, MacTable, PortConfig, PortId, PortSet, Switch};
 use ipsec_engine::engine::{Crossing, Delivery, Engine, Events, Verdict};
+use ipsec_engine::filter::Way;
 use ipsec_engine::offload::{self, VnetHeader};
 use ipsec_engine::packet::{Batch, PacketBuf};
 use ipsec_engine::wire::ethernet::{self, ethertype};
@@ -265,6 +266,10 @@ impl Bridge {
                 continue;
             }
             let buf = &mut self.segments.as_mut_slice()[i];
+            let name = port_name(&self.members, port).unwrap_or_default();
+            if !engine.filter_allows(buf.as_slice(), name, Way::In, &mut self.events) {
+                continue;
+            }
             let (to, dst, src) = match engine.cross(buf, now, &mut self.events) {
                 Crossing::Protected | Crossing::Opened | Crossing::Clear => (links, dst, src),
                 // The ICMP error goes back to the sender, from the station
@@ -273,8 +278,16 @@ impl Bridge {
                 // Counted by the engine, by reason.
                 Crossing::Dropped(_) => continue,
             };
+            let packet = self.segments.as_slice()[i].as_slice();
+            let mut allowed = PortSet::default();
+            for out in to.iter() {
+                let name = port_name(&self.members, out).unwrap_or_default();
+                if engine.filter_allows(packet, name, Way::Out, &mut self.events) {
+                    allowed = allowed.with(out);
+                }
+            }
             frame_ip(&mut self.out, dst, src, &self.segments.as_slice()[i]);
-            self.send(to, now_ms);
+            self.send(allowed, now_ms);
         }
     }
 
@@ -477,6 +490,14 @@ impl TunnelSender {
         if let Err(e) = peers.send(buf.as_slice()) {
             log::debug(format_args!("EtherIP to {peer}: {e}"));
         }
+    }
+}
+
+/// The name of the Ethernet port `port`.
+fn port_name(members: &[Member], port: PortId) -> Option<&str> {
+    match members.get(usize::from(port.0)) {
+        Some(Member::Ethernet(p)) => Some(p.name()),
+        _ => None,
     }
 }
 

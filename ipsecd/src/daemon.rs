@@ -92,6 +92,15 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(path) = &args.filter {
+        match crate::filter::load(path) {
+            Ok(rules) => engine.filter = rules,
+            Err(e) => {
+                eprintln!("ipsecd: filter rules refused:\n{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let opened = Dataplane::open(
         &args.enc,
         args.capture.as_deref(),
@@ -149,7 +158,14 @@ pub fn main() -> ExitCode {
     if let Err(e) = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&status)]) {
         log::warn(&format!("telling systemd we are ready: {e}"));
     }
-    serve(&listener, &signals, &mut dataplane, &mut engine, &state);
+    serve(
+        &listener,
+        &signals,
+        &mut dataplane,
+        &mut engine,
+        &state,
+        args.filter.as_deref(),
+    );
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
     if dataplane.stop(&engine) {
         if let Err(e) = saved::remove(&state) {
@@ -202,6 +218,29 @@ fn pollfd(fd: std::os::fd::RawFd, events: libc::c_short) -> libc::pollfd {
     }
 }
 
+/// SIGHUP: the filter's rules read again. A file with any problem is
+/// refused whole, each problem logged at its place, and the rules in
+/// force stay.
+fn reload_filter(engine: &mut Engine, filter: Option<&Path>) {
+    let Some(path) = filter else {
+        log::info("SIGHUP: no filter rules (-p) to read again");
+        return;
+    };
+    match crate::filter::load(path) {
+        Ok(rules) => {
+            let n = rules.rules().len();
+            engine.filter = rules;
+            log::info(&format!("filter: {n} rules read from {}", path.display()));
+        }
+        Err(e) => {
+            for line in e.lines() {
+                log::warn(&format!("filter: {line}"));
+            }
+            log::warn("filter: the rules in force stay");
+        }
+    }
+}
+
 /// The event loop: clients' messages into the engine, its messages out,
 /// time passing once a second, until SIGTERM or SIGINT.
 fn serve(
@@ -210,6 +249,7 @@ fn serve(
     dataplane: &mut Dataplane,
     engine: &mut Engine,
     state: &Path,
+    filter: Option<&Path>,
 ) {
     engine.capture = dataplane.capturing();
     // Restored flows are what the file holds already.
@@ -256,7 +296,7 @@ fn serve(
                         log::info(&line);
                     }
                 } else {
-                    log::info("SIGHUP: nothing to reload yet");
+                    reload_filter(engine, filter);
                 }
             }
         }

@@ -12,6 +12,7 @@ use crate::routes::{self, Steering, local_addresses};
 use crate::tun::Tun;
 use ipsec_engine::engine::datapath::NAT_T_PORT;
 use ipsec_engine::engine::{Delivery, Engine, Events, Verdict};
+use ipsec_engine::filter::Way;
 use ipsec_engine::offload;
 use ipsec_engine::packet::{Batch, PacketBuf};
 use ipsec_engine::xform::ip::{Layout, proto};
@@ -242,6 +243,10 @@ impl Dataplane {
         // Each segment is protected in place; those for the wire wait for
         // the batch to leave, and the rest are emptied.
         for buf in &mut self.segments.as_mut_slice()[first..] {
+            if !engine.filter_allows(buf.as_slice(), self.tun.name(), Way::Out, &mut self.events) {
+                buf.filled(0);
+                continue;
+            }
             match engine.outbound(buf, now, &mut self.events) {
                 Verdict::Wire => {}
                 Verdict::Dropped { reply: true, .. } => {
@@ -283,6 +288,9 @@ impl Dataplane {
                 let payload = layout.payload(buf.as_slice());
                 let messages = bridge.from_tunnel(layout.src, payload, engine, &self.peers, now);
                 self.events.messages.extend(messages);
+                continue;
+            }
+            if !engine.filter_allows(buf.as_slice(), tun.name(), Way::In, &mut self.events) {
                 continue;
             }
             self.coalescer.push(buf.as_slice(), |header, packet| {
@@ -404,6 +412,7 @@ impl Dataplane {
     pub fn summaries(&self, engine: &Engine) -> Vec<String> {
         let mut lines = vec![self.summary(engine)];
         lines.extend(self.bridge.as_ref().map(Bridge::summary));
+        lines.extend(crate::filter::summary(&engine.filter));
         lines
     }
 

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod control;
 mod daemon;
 pub mod dataplane;
+pub mod filter;
 pub mod log;
 pub mod memory;
 pub mod net;

@@ -12,6 +12,7 @@ pub mod bridged;
 pub mod complaints;
 pub mod counters;
 pub mod datapath;
+pub mod filtered;
 mod flows;
 mod persist;
 mod sas;
@@ -122,6 +123,8 @@ pub struct Engine {
     pub path_mtu: usize,
     /// The largest packet a bridge port carries (bridge mode).
     pub bridge_mtu: usize,
+    /// The pf-style filter (`ipsecd -p`); empty, it passes everything.
+    pub filter: crate::filter::Ruleset,
     /// Counts changes to the tables, so that the shell knows when to
     /// bring routes, filter rules and the MTU up to date.
     pub changes: u64,
@@ -187,6 +190,7 @@ impl Engine {
             complaints: complaints::Complaints::default(),
             path_mtu: 1500,
             bridge_mtu: 1500,
+            filter: crate::filter::Ruleset::default(),
             changes: 0,
             flow_changes: 0,
             spd_flushes: 0,

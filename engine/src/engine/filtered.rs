@@ -1,0 +1,54 @@
+//! The pf-style filter in the data path: the shell asks, for each packet
+//! that goes in or out through the enc interface or a bridge port,
+//! whether the filter lets it; a block is a `filtered` drop, and a rule
+//! with `log` copies the packet into the enc capture.
+
+use super::datapath::Tap;
+use super::*;
+use crate::filter::{Action, Packet, Way};
+use crate::spd::{Direction, PacketKey};
+use crate::wire::layout::Layout;
+
+impl Engine {
+    /// Whether the filter lets `packet` go `way` through `interface`.
+    /// What cannot be read as IP is not the filter's to judge (the data
+    /// path refuses it on its own).
+    pub fn filter_allows(
+        &mut self,
+        packet: &[u8],
+        interface: &str,
+        way: Way,
+        events: &mut Events,
+    ) -> bool {
+        if self.filter.is_empty() {
+            return true;
+        }
+        let Ok(layout) = Layout::of(packet) else {
+            return true;
+        };
+        let direction = match way {
+            Way::In => Direction::In,
+            Way::Out => Direction::Out,
+        };
+        let key = PacketKey::of(&layout, packet, direction);
+        let decision = self.filter.decide(&Packet {
+            interface,
+            way,
+            key: &key,
+            len: layout.len,
+        });
+        if decision.log && self.capture {
+            events.taps.push(Tap {
+                inbound: way == Way::In,
+                spi: 0,
+                flags: 0,
+                packet: packet[..layout.len].to_vec(),
+            });
+        }
+        if decision.action == Action::Block {
+            self.counters.drop(DropReason::Filtered, way == Way::In);
+            return false;
+        }
+        true
+    }
+}
