@@ -5,7 +5,7 @@
 //! in the log, a bad file is refused whole at start, and SIGHUP with a
 //! bad file keeps the rules in force.
 
-use crate::datapath::{Lab, Proto, Tunnel, config};
+use crate::datapath::{Lab, Proto, config};
 use crate::interop::Summary;
 use std::time::Duration;
 
@@ -64,19 +64,12 @@ fn rules_on_enc0_pass_and_block_what_they_say() {
     let sock_a = lab.daemon(&a);
     let sock_b = lab.daemon_with(&b, &["-p", rules.to_str().unwrap()]);
     let daemon_b = lab.last_spawned();
-    let tunnel = Tunnel {
-        spis: (0x7100, 0x7101),
-        auth: (
-            &format!("0x{}", "11".repeat(32)),
-            &format!("0x{}", "22".repeat(32)),
-        ),
-        enc: (
-            &format!("0x{}", "33".repeat(16)),
-            &format!("0x{}", "44".repeat(16)),
-        ),
-    };
-    lab.load(&a, &sock_a, &tunnel.config(true));
-    lab.load(&b, &sock_b, &tunnel.config(false));
+    let (mine, theirs) = ("10.61.1.0/24", "10.61.2.0/24");
+    let (gw_a, gw_b) = ("192.0.2.1", "192.0.2.2");
+    let tunnel_a = config(Proto::Esp, gw_a, gw_b, Some((mine, theirs)), true);
+    let tunnel_b = config(Proto::Esp, gw_b, gw_a, Some((theirs, mine)), false);
+    lab.load(&a, &sock_a, &tunnel_a);
+    lab.load(&b, &sock_b, &tunnel_b);
     listen(&mut lab, &b, "10.61.2.1", 5201);
     listen(&mut lab, &b, "10.61.2.1", 5202);
 

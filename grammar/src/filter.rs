@@ -448,8 +448,18 @@ impl Parser<'_> {
         if *self.peek() != Tok::LBrace {
             return Ok(vec![self.proto()?]);
         }
+        self.list(Some("protocols"), Self::proto)
+    }
+
+    /// A `{ list }` of what `item` reads, commas between the items
+    /// optional, on one line. Only a list `what` names must not be empty.
+    fn list<T>(
+        &mut self,
+        what: Option<&str>,
+        mut item: impl FnMut(&mut Self) -> Result<T, Stop>,
+    ) -> Result<Vec<T>, Stop> {
         self.bump();
-        let mut protos = Vec::new();
+        let mut items = Vec::new();
         loop {
             match self.peek() {
                 Tok::RBrace => {
@@ -459,13 +469,23 @@ impl Parser<'_> {
                 Tok::Comma => {
                     self.bump();
                 }
-                _ => protos.push(self.proto()?),
+                Tok::Newline => {
+                    return Err(self.error("syntax error: the { list } is not closed".into()));
+                }
+                _ => {
+                    items.push(item(self)?);
+                    if items.len() > MAX_TABLE_ENTRIES {
+                        return Err(self.error(format!("more than {MAX_TABLE_ENTRIES} items")));
+                    }
+                }
             }
         }
-        if protos.is_empty() {
-            return Err(self.error("syntax error: an empty list of protocols".into()));
+        if let Some(what) = what
+            && items.is_empty()
+        {
+            return Err(self.error(format!("syntax error: an empty list of {what}")));
         }
-        Ok(protos)
+        Ok(items)
     }
 
     fn proto(&mut self) -> Result<u8, Stop> {
@@ -510,35 +530,18 @@ impl Parser<'_> {
         Ok(Endpoint { addrs, ports })
     }
 
+    /// A `{ list }` of addresses, each perhaps negated; a table's may be
+    /// empty.
     fn addr_list(&mut self) -> Result<Vec<AddrItem>, Stop> {
-        self.bump();
-        let mut items = Vec::new();
-        loop {
-            match self.peek() {
-                Tok::RBrace => {
-                    self.bump();
-                    return Ok(items);
-                }
-                Tok::Comma => {
-                    self.bump();
-                }
-                Tok::Newline => {
-                    return Err(self.error("syntax error: the { list } is not closed".into()));
-                }
-                _ => {
-                    let negated = *self.peek() == Tok::Bang;
-                    if negated {
-                        self.bump();
-                    }
-                    let mut item = self.addr()?;
-                    item.negated = negated;
-                    items.push(item);
-                    if items.len() > MAX_TABLE_ENTRIES {
-                        return Err(self.error(format!("more than {MAX_TABLE_ENTRIES} addresses")));
-                    }
-                }
+        self.list(None, |p| {
+            let negated = *p.peek() == Tok::Bang;
+            if negated {
+                p.bump();
             }
-        }
+            let mut item = p.addr()?;
+            item.negated = negated;
+            Ok(item)
+        })
     }
 
     fn addr(&mut self) -> Result<AddrItem, Stop> {
@@ -571,27 +574,7 @@ impl Parser<'_> {
         if *self.peek() != Tok::LBrace {
             return Ok(vec![self.port_test()?]);
         }
-        self.bump();
-        let mut tests = Vec::new();
-        loop {
-            match self.peek() {
-                Tok::RBrace => {
-                    self.bump();
-                    break;
-                }
-                Tok::Comma => {
-                    self.bump();
-                }
-                Tok::Newline => {
-                    return Err(self.error("syntax error: the { list } is not closed".into()));
-                }
-                _ => tests.push(self.port_test()?),
-            }
-        }
-        if tests.is_empty() {
-            return Err(self.error("syntax error: an empty list of ports".into()));
-        }
-        Ok(tests)
+        self.list(Some("ports"), Self::port_test)
     }
 
     fn port_test(&mut self) -> Result<PortTest, Stop> {
