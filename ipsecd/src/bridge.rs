@@ -119,6 +119,8 @@ impl Bridge {
                 buf: PacketBuf::new(),
                 ident: 0,
                 unprotected: 0,
+                sources: Vec::new(),
+                sources_at: None,
             },
             events: Events::default(),
             drops: [0; FrameDrop::ALL.len()],
@@ -129,6 +131,11 @@ impl Bridge {
 
     pub fn fds(&self) -> Vec<RawFd> {
         self.ports().map(|(_, port)| port.fd()).collect()
+    }
+
+    /// Whether `fd` is one of the bridge's ports.
+    pub fn owns(&self, fd: RawFd) -> bool {
+        self.ports().any(|(_, port)| port.fd() == fd)
     }
 
     /// The names of the Ethernet ports.
@@ -407,6 +414,11 @@ struct TunnelSender {
     ident: u16,
     /// Frames for a tunnel that no flow protects: not sent.
     unprotected: u64,
+    /// Each tunnel's source address, as the flows gave it when the
+    /// engine's tables last changed (`Engine::changes`): finding it walks
+    /// the SPD, which is not for every frame.
+    sources: Vec<(IpAddr, Option<IpAddr>)>,
+    sources_at: Option<u64>,
 }
 
 impl TunnelSender {
@@ -427,8 +439,22 @@ impl TunnelSender {
             buf,
             ident,
             unprotected,
+            sources,
+            sources_at,
         } = self;
-        let Some(local) = engine.etherip_source(peer) else {
+        if *sources_at != Some(engine.changes) {
+            sources.clear();
+            *sources_at = Some(engine.changes);
+        }
+        let local = match sources.iter().find(|(p, _)| *p == peer) {
+            Some(&(_, local)) => local,
+            None => {
+                let local = engine.etherip_source(peer);
+                sources.push((peer, local));
+                local
+            }
+        };
+        let Some(local) = local else {
             *unprotected += 1;
             return;
         };

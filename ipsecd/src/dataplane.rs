@@ -182,7 +182,7 @@ impl Dataplane {
     /// engine; returns the PF_KEY messages it produced.
     pub fn ready(&mut self, fd: RawFd, engine: &mut Engine, now: u64) -> Vec<Delivery> {
         if let Some(bridge) = &mut self.bridge
-            && bridge.fds().contains(&fd)
+            && bridge.owns(fd)
         {
             return bridge.ready(fd, engine, &self.peers, now);
         }
