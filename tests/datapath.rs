@@ -259,26 +259,6 @@ impl Lab {
         text(&out.stdout).lines().count()
     }
 
-    /// How many bytes of IP the packets a tcpdump filter selects hold,
-    /// by their headers' lengths: a run sent with segmentation offload is
-    /// one packet of up to 64 KiB on a veth, so bytes say more than
-    /// packets do.
-    pub(crate) fn bytes(&self, file: &Path, filter: &str) -> usize {
-        let out = run(
-            "tcpdump",
-            &["-nn", "-v", "-r", file.to_str().unwrap(), filter],
-        );
-        assert!(out.status.success(), "tcpdump -r: {}", text(&out.stderr));
-        text(&out.stdout)
-            .lines()
-            .filter(|line| line.contains(", proto "))
-            .filter_map(|line| {
-                let (_, rest) = line.split_once(", length ")?;
-                rest.split(')').next()?.parse::<usize>().ok()
-            })
-            .sum()
-    }
-
     /// Pings until the first reply (routes and SAs may need a moment),
     /// then three more that must all come back.
     pub(crate) fn ping(&self, ns: &str, from: &str, to: &str) {
