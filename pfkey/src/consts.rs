@@ -93,6 +93,9 @@ numbers! {
         X_ASKPOLICY = 15, "x_askpolicy";
         /// Only in the SPD dump; also `SADB_MAX`.
         X_SPDDUMP = 16, "x_spddump";
+        /// This runtime's own, beyond OpenBSD's `SADB_MAX`: the filter
+        /// rules of `ipsecd -p`, one message per rule, with its counters.
+        X_FILTERDUMP = 17, "x_filterdump";
     }
 }
 
@@ -179,11 +182,15 @@ numbers! {
         X_REPLAY = 39, "replay";
         /// The sec(4) interface an SA belongs to, and its direction.
         X_IFACE = 40, "interface";
+        /// This runtime's own, beyond `SADB_EXT_MAX`: one filter rule of
+        /// `ipsecd -p`, in an `X_FILTERDUMP` record.
+        X_FILTER_RULE = 41, "filter_rule";
     }
 }
 
 impl ExtType {
-    /// The highest extension type (`SADB_EXT_MAX`).
+    /// The highest extension type OpenBSD defines (`SADB_EXT_MAX`); a
+    /// request may carry no type above it.
     pub const MAX: u16 = 40;
 }
 
@@ -398,6 +405,7 @@ mod tests {
         assert_eq!(SaType::X_IPCOMP.to_string(), "ipcomp");
         assert_eq!(EncAlg(200).to_string(), "200");
         assert!(MsgType::KNOWN.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(ExtType::KNOWN.len(), ExtType::MAX as usize);
+        // OpenBSD's 1..=MAX, then this runtime's one.
+        assert_eq!(ExtType::KNOWN.len(), ExtType::MAX as usize + 1);
     }
 }

@@ -245,6 +245,9 @@ pub fn extension_text(msg: &Message, ext: &Extension, show_keys: bool) -> String
                 name_or_unknown(FlowDirection(i.direction).name())
             );
         }
+        Body::FilterRule(r) => {
+            let _ = write!(out, "@{} line {}: {}", r.number, r.line, r.text());
+        }
         Body::Raw(bytes) => {
             let _ = write!(out, "type {} len {}", ext.ext_type.0, (bytes.len() + 4) / 8);
         }
@@ -336,6 +339,22 @@ mod tests {
              \tprotocol: proto 0 flags 0\n\
              \tflow_type: type require direction out\n\
              \tsrc_flow: 10.0.0.1 port 22\n"
+        );
+
+        let mut rule = Message::new(Header::new(MsgType::X_FILTERDUMP, SaType::UNSPEC, 0, 9));
+        rule.push(
+            ExtType::X_FILTER_RULE,
+            Body::FilterRule(crate::ext::FilterRule::new(0, 3, "block in on enc0 all")),
+        )
+        .unwrap();
+        assert_eq!(
+            Monitor {
+                message: &rule,
+                show_keys: false
+            }
+            .to_string(),
+            "sadb_filterdump: satype unspec vers 2 len 7 seq 0 pid 9\n\
+             \tfilter_rule: @0 line 3: block in on enc0 all\n"
         );
 
         let mut sa = Message::new(Header::new(MsgType::ADD, SaType::ESP, 1, 1));

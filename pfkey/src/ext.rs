@@ -327,6 +327,46 @@ pub struct Iface {
     pub reserved: [u8; 7],
 }
 
+/// `X_FILTER_RULE`, this runtime's own: a filter rule as written, and
+/// where.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FilterRule {
+    /// The rule's place among the rules, from 0.
+    pub number: u32,
+    /// The line of the rules file it starts on.
+    pub line: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
+    /// The NUL-terminated text with its padding.
+    data: Vec<u8>,
+}
+
+impl FilterRule {
+    /// Rule `number` from `line`, whose `text` is NUL-terminated and
+    /// padded to whole 8-byte units.
+    pub fn new(number: u32, line: u32, text: &str) -> FilterRule {
+        let mut data = text.as_bytes().to_vec();
+        data.push(0);
+        data.resize(pad_up(data.len()), 0);
+        FilterRule {
+            number,
+            line,
+            reserved: 0,
+            data,
+        }
+    }
+
+    /// The rule's text, up to its terminating NUL.
+    pub fn text(&self) -> String {
+        let end = self
+            .data
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.data.len());
+        String::from_utf8_lossy(&self.data[..end]).into_owned()
+    }
+}
+
 /// The body of an extension; which one is decided by its type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
@@ -388,6 +428,8 @@ pub enum Body {
     },
     /// `X_IFACE`.
     Iface(Iface),
+    /// `X_FILTER_RULE`.
+    FilterRule(FilterRule),
     /// An extension type this crate does not know (or an obsolete one):
     /// the bytes after its length and type, kept as they are.
     Raw(Vec<u8>),
@@ -415,6 +457,7 @@ enum Layout {
     Mtu,
     Replay,
     Iface,
+    FilterRule,
     Raw,
 }
 
@@ -451,6 +494,7 @@ fn layout(t: ExtType) -> Layout {
         ExtType::X_MTU => Layout::Mtu,
         ExtType::X_REPLAY => Layout::Replay,
         ExtType::X_IFACE => Layout::Iface,
+        ExtType::X_FILTER_RULE => Layout::FilterRule,
         _ => Layout::Raw,
     }
 }
@@ -477,6 +521,7 @@ impl Body {
             Body::Mtu { .. } => Layout::Mtu,
             Body::Replay { .. } => Layout::Replay,
             Body::Iface(_) => Layout::Iface,
+            Body::FilterRule(_) => Layout::FilterRule,
             Body::Raw(_) => Layout::Raw,
         }
     }
@@ -612,6 +657,12 @@ impl Extension {
                 w.u32(i.unit);
                 w.u8(i.direction);
                 w.bytes(&i.reserved);
+            }
+            Body::FilterRule(f) => {
+                w.u32(f.number);
+                w.u32(f.line);
+                w.u32(f.reserved);
+                w.bytes(&f.data);
             }
             Body::Raw(bytes) => w.bytes(bytes),
         }
@@ -806,6 +857,12 @@ impl Extension {
                     reserved,
                 })
             }
+            Layout::FilterRule => Body::FilterRule(FilterRule {
+                number: r.u32()?,
+                line: r.u32()?,
+                reserved: r.u32()?,
+                data: r.bytes(r.remaining())?.to_vec(),
+            }),
             Layout::Raw => Body::Raw(r.bytes(r.remaining())?.to_vec()),
         };
         Ok(Extension { ext_type, body })

@@ -22,8 +22,8 @@ pub mod validate;
 pub use consts::*;
 pub use display::Monitor;
 pub use ext::{
-    Address, Alg, Body, Comb, Counter, Extension, Identity, Iface, Key, Lifetime, Proposal,
-    Protocol, Sa,
+    Address, Alg, Body, Comb, Counter, Extension, FilterRule, Identity, Iface, Key, Lifetime,
+    Proposal, Protocol, Sa,
 };
 pub use ext::{Sensitivity, SpiRange, Supported, Tag, UdpEncap};
 pub use msg::{Header, Message, decode_stream, encode_stream};

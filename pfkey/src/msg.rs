@@ -320,6 +320,65 @@ mod tests {
         );
     }
 
+    /// A filter-dump record: rule 2, from line 7, with its counters
+    /// (3 packets and 252 bytes in, 1 packet and 84 bytes out).
+    const FILTER_RECORD: &str = "
+        02 11 00 00 11 00 00 00  00 00 00 00 2a 00 00 00
+        06 00 29 00 02 00 00 00  07 00 00 00 00 00 00 00
+        70 61 73 73 20 6f 75 74  20 6f 6e 20 65 6e 63 30
+        20 70 72 6f 74 6f 20 69  63 6d 70 00 00 00 00 00
+        09 00 24 00 00 00 00 00
+        03 00 00 00 00 00 00 00  01 00 00 00 00 00 00 00
+        fc 00 00 00 00 00 00 00  54 00 00 00 00 00 00 00
+        00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00
+        00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00";
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn known_filter_dump_record() {
+        let mut m = Message::new(Header::new(MsgType::X_FILTERDUMP, SaType::UNSPEC, 0, 42));
+        let rule = crate::ext::FilterRule::new(2, 7, "pass out on enc0 proto icmp");
+        m.push(ExtType::X_FILTER_RULE, Body::FilterRule(rule.clone()))
+            .unwrap();
+        let counter = crate::ext::Counter {
+            ipackets: 3,
+            opackets: 1,
+            ibytes: 252,
+            obytes: 84,
+            ..Default::default()
+        };
+        m.push(ExtType::X_COUNTER, Body::Counter(Box::new(counter)))
+            .unwrap();
+        let bytes = hex(FILTER_RECORD);
+        assert_eq!(m.encode(), bytes);
+        let back = Message::decode(&bytes).unwrap();
+        assert_eq!(back, m);
+        let Some(Body::FilterRule(r)) = back.get(ExtType::X_FILTER_RULE) else {
+            panic!()
+        };
+        assert_eq!((r.number, r.line), (2, 7));
+        assert_eq!(r.text(), "pass out on enc0 proto icmp");
+        assert_eq!(crate::validate::check_reply(&back), Ok(()));
+        // The record needs its rule; a request for the dump carries nothing.
+        let bare = Message::new(back.header);
+        assert_eq!(
+            crate::validate::check_reply(&bare),
+            Err(crate::validate::Errno::EPERM)
+        );
+        let mut ask = Message::new(Header::new(MsgType::X_FILTERDUMP, SaType::UNSPEC, 1, 42));
+        assert_eq!(crate::validate::check_request(&ask, 42), Ok(()));
+        ask.push(ExtType::X_FILTER_RULE, Body::FilterRule(rule))
+            .unwrap();
+        assert_eq!(
+            crate::validate::check_request(&ask, 42),
+            Err(crate::validate::Errno::EINVAL)
+        );
+        // Too short to hold the number, line and reserved word.
+        let mut short = bytes.clone();
+        short[16] = 1;
+        assert!(Message::decode(&short).is_err());
+    }
+
     #[test]
     fn malformed_frames_are_refused() {
         assert_eq!(Message::decode(&[]), Err(crate::DecodeError::Truncated));

@@ -111,9 +111,7 @@ impl ExtSet {
 
     /// The types in this set, in numeric order.
     pub fn types(self) -> impl Iterator<Item = ExtType> {
-        (1..=ExtType::MAX)
-            .map(ExtType)
-            .filter(move |&t| self.contains(t))
+        (1..64u16).map(ExtType).filter(move |&t| self.contains(t))
     }
 }
 
@@ -227,6 +225,13 @@ pub fn rules(msg_type: MsgType, dir: Direction) -> (ExtSet, ExtSet) {
         // the SA it would take. An ipsecd extension; OpenBSD has no dump.
         (MsgType::X_SPDDUMP, ToKernel) => (PACKET, ExtSet::EMPTY),
         (MsgType::X_SPDDUMP, FromKernel) => (SRC_DST.with(IDS).with(FLOW).with(SA), FLOW_NEEDED),
+        // The filter rules of ipsecd -p, each with its counters; also an
+        // ipsecd extension.
+        (MsgType::X_FILTERDUMP, ToKernel) => (ExtSet::EMPTY, ExtSet::EMPTY),
+        (MsgType::X_FILTERDUMP, FromKernel) => (
+            ExtSet::of(&[E::X_FILTER_RULE, E::X_COUNTER]),
+            ExtSet::of(&[E::X_FILTER_RULE]),
+        ),
         _ => (ExtSet::EMPTY, ExtSet::EMPTY),
     }
 }
@@ -246,7 +251,7 @@ pub fn parse_request(bytes: &[u8], pid: u32) -> Result<Message, Errno> {
 /// the sender's. Every failure is `EINVAL`, as in OpenBSD.
 pub fn check_request(msg: &Message, pid: u32) -> Result<(), Errno> {
     let h = &msg.header;
-    let in_range = (1..=MsgType::X_SPDDUMP.0).contains(&h.msg_type.0);
+    let in_range = (1..=MsgType::X_FILTERDUMP.0).contains(&h.msg_type.0);
     // OpenBSD does not look at the version; RFC 2367 asks for PF_KEY_V2.
     if h.version != PF_KEY_V2 || h.reserved != 0 || !in_range || h.pid != pid || h.errno != 0 {
         return Err(Errno::EINVAL);
@@ -422,7 +427,7 @@ mod tests {
         m.header.errno = 1;
         assert_eq!(check_request(&m, PID), Err(Errno::EINVAL));
         let mut m = add();
-        m.header.msg_type = MsgType(17);
+        m.header.msg_type = MsgType(18);
         assert_eq!(check_request(&m, PID), Err(Errno::EINVAL));
         let mut m = add();
         m.header.reserved = 1;

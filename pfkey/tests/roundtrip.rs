@@ -172,6 +172,11 @@ fn extension() -> impl Strategy<Value = Extension> {
                 .prop_map(|name| Body::Tag(Tag::new(&name)))
                 .boxed(),
             ExtType::X_TAP => any::<u32>().prop_map(|unit| Body::Tap { unit }).boxed(),
+            ExtType::X_FILTER_RULE => (any::<(u32, u32)>(), "[ -~]{0,80}")
+                .prop_map(|((number, line), text)| {
+                    Body::FilterRule(FilterRule::new(number, line, &text))
+                })
+                .boxed(),
             ExtType::X_COUNTER => (any::<u32>(), any::<[u64; 8]>())
                 .prop_map(|(pad, c)| {
                     Body::Counter(Box::new(Counter {
