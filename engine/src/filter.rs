@@ -129,8 +129,10 @@ impl Endpoint {
 /// One rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
-    /// Where it was written (`file:line`), for the operator.
-    pub label: String,
+    /// The line of the rules file it starts on.
+    pub line: u32,
+    /// The rule as written, for the operator.
+    pub text: String,
     pub action: Action,
     /// `None`: both ways.
     pub way: Option<Way>,
@@ -164,30 +166,55 @@ pub struct Decision {
     pub log: bool,
 }
 
-/// What a rule decided so far.
+/// Packets and bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RuleCounters {
+pub struct Count {
     pub packets: u64,
     pub bytes: u64,
+}
+
+/// What a rule decided so far, each way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RuleCounters {
+    pub inbound: Count,
+    pub outbound: Count,
+}
+
+impl RuleCounters {
+    /// Both ways together.
+    pub fn total(&self) -> Count {
+        Count {
+            packets: self.inbound.packets + self.outbound.packets,
+            bytes: self.inbound.bytes + self.outbound.bytes,
+        }
+    }
 }
 
 /// A loaded set of rules and the tables they name.
 #[derive(Debug, Clone, Default)]
 pub struct Ruleset {
+    file: String,
     rules: Vec<Rule>,
     tables: Vec<Vec<AddrItem>>,
     counters: Vec<RuleCounters>,
 }
 
 impl Ruleset {
-    /// `tables[i]` is the table `Addrs::Table { index: i, .. }` names.
-    pub fn new(rules: Vec<Rule>, tables: Vec<Vec<AddrItem>>) -> Ruleset {
+    /// The rules read from `file`; `tables[i]` is the table
+    /// `Addrs::Table { index: i, .. }` names.
+    pub fn new(file: impl Into<String>, rules: Vec<Rule>, tables: Vec<Vec<AddrItem>>) -> Ruleset {
         let counters = vec![RuleCounters::default(); rules.len()];
         Ruleset {
+            file: file.into(),
             rules,
             tables,
             counters,
         }
+    }
+
+    /// Where the rules were read from.
+    pub fn file(&self) -> &str {
+        &self.file
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -221,8 +248,12 @@ impl Ruleset {
             };
         };
         let counters = &mut self.counters[i];
-        counters.packets += 1;
-        counters.bytes += packet.len as u64;
+        let count = match packet.way {
+            Way::In => &mut counters.inbound,
+            Way::Out => &mut counters.outbound,
+        };
+        count.packets += 1;
+        count.bytes += packet.len as u64;
         let rule = &self.rules[i];
         Decision {
             action: rule.action,
@@ -302,7 +333,8 @@ mod tests {
 
     fn rule(action: Action) -> Rule {
         Rule {
-            label: String::new(),
+            line: 0,
+            text: String::new(),
             action,
             way: None,
             log: false,
@@ -342,6 +374,7 @@ mod tests {
         // pass out on enc0 proto icmp
         // block in on enc0 proto tcp to port 22
         let mut rules = Ruleset::new(
+            "rules",
             vec![
                 Rule {
                     way: Some(Way::In),
@@ -400,14 +433,17 @@ mod tests {
         let d = decide(&mut rules, "em0", Way::In, &http);
         assert_eq!((d.action, d.rule), (Action::Pass, None));
         // Each rule counted what it decided.
-        let packets: Vec<u64> = rules.counters().iter().map(|c| c.packets).collect();
+        let packets: Vec<u64> = rules.counters().iter().map(|c| c.total().packets).collect();
         assert_eq!(packets, [1, 1, 1, 1]);
-        assert_eq!(rules.counters()[3].bytes, 100);
+        assert_eq!(rules.counters()[3].inbound.bytes, 100);
+        assert_eq!(rules.counters()[2].outbound.bytes, 100);
+        assert_eq!(rules.counters()[2].inbound, Count::default());
     }
 
     #[test]
     fn lists_tables_negation_families_and_ports() {
         let mut rules = Ruleset::new(
+            "rules",
             vec![
                 Rule {
                     from: Endpoint {

@@ -36,6 +36,8 @@ pub const MAX_TABLE_ENTRIES: usize = 100_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub span: Span,
+    /// The rule as written, on one line, with single spaces.
+    pub text: String,
     pub block: bool,
     /// `Some(true)` for `in`, `Some(false)` for `out`.
     pub inbound: Option<bool>,
@@ -429,8 +431,12 @@ impl Parser<'_> {
             }
         }
         let span = start.to(self.span());
+        let end = self.tokens[self.at.saturating_sub(1)].2;
+        let text =
+            written(&self.sources.file(self.file).text().as_bytes()[span.range().start..end]);
         self.out.rules.push(Rule {
             span,
+            text,
             block,
             inbound,
             log,
@@ -638,6 +644,15 @@ impl Parser<'_> {
     }
 }
 
+/// Source text on one line: continuations joined, spaces collapsed.
+fn written(source: &[u8]) -> String {
+    String::from_utf8_lossy(source)
+        .replace("\\\n", " ")
+        .split_ascii_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -671,6 +686,11 @@ mod tests {
         assert_eq!(file.tables.len(), 1);
         assert_eq!(file.tables[0].entries.len(), 2);
         assert_eq!(file.rules.len(), 5);
+        assert_eq!(file.rules[0].text, "block in on enc0 all");
+        assert_eq!(
+            file.rules[3].text,
+            "block in log on em0 from any to 10.0.0.0/8 port { 1000:2000 >= 60000 }"
+        );
         let ssh = &file.rules[1];
         assert!(!ssh.block && ssh.quick && ssh.inbound == Some(true));
         assert_eq!(

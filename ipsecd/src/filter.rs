@@ -37,9 +37,7 @@ pub fn load(path: &Path) -> Result<Ruleset, String> {
             .trim_end()
             .to_owned()
     })?;
-    Ok(ruleset(&parsed, |span| {
-        format!("{name}:{}", sources.line(span))
-    }))
+    Ok(ruleset(name, &parsed, |span| sources.line(span)))
 }
 
 fn read(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -72,9 +70,9 @@ fn read(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// The engine's rules from the rules as written; `label` names where a
-/// rule was written.
-fn ruleset(parsed: &RulesFile, label: impl Fn(ipsec_grammar::Span) -> String) -> Ruleset {
+/// The engine's rules from the rules as written in `file`; `line` says
+/// where a rule starts.
+fn ruleset(file: String, parsed: &RulesFile, line: impl Fn(ipsec_grammar::Span) -> u32) -> Ruleset {
     let table_index = |name: &str| parsed.tables.iter().position(|t| t.name == name);
     let items = |list: &[text::AddrItem]| -> Vec<AddrItem> {
         list.iter()
@@ -103,7 +101,8 @@ fn ruleset(parsed: &RulesFile, label: impl Fn(ipsec_grammar::Span) -> String) ->
         .rules
         .iter()
         .map(|r| Rule {
-            label: label(r.span),
+            line: line(r.span),
+            text: r.text.clone(),
             action: if r.block { Action::Block } else { Action::Pass },
             way: r
                 .inbound
@@ -120,7 +119,7 @@ fn ruleset(parsed: &RulesFile, label: impl Fn(ipsec_grammar::Span) -> String) ->
         })
         .collect();
     let tables = parsed.tables.iter().map(|t| items(&t.entries)).collect();
-    Ruleset::new(rules, tables)
+    Ruleset::new(file, rules, tables)
 }
 
 fn port_test(t: text::PortTest) -> PortTest {
@@ -144,9 +143,13 @@ pub fn summary(rules: &Ruleset) -> Vec<String> {
         .iter()
         .zip(rules.counters())
         .map(|(rule, c)| {
+            let total = c.total();
             format!(
-                "filter rule {}: {} packets, {} bytes",
-                rule.label, c.packets, c.bytes
+                "filter rule {}:{}: {} packets, {} bytes",
+                rules.file(),
+                rule.line,
+                total.packets,
+                total.bytes
             )
         })
         .collect()

@@ -1,7 +1,8 @@
 //! The pf-style filter in the data path: the shell asks, for each packet
 //! that goes in or out through the enc interface or a bridge port,
 //! whether the filter lets it; a block is a `filtered` drop, and a rule
-//! with `log` copies the packet into the enc capture.
+//! with `log` copies the packet into the enc capture. Clients read the
+//! rules and their counters with an `X_FILTERDUMP`.
 
 use super::datapath::Tap;
 use super::*;
@@ -50,5 +51,40 @@ impl Engine {
             return false;
         }
         true
+    }
+
+    /// Every filter rule, in order, as `X_FILTERDUMP` records with what
+    /// each decided in and out.
+    pub(super) fn filterdump(&mut self, from: ClientId, msg: &Message) -> Handled {
+        let records = self
+            .filter
+            .rules()
+            .iter()
+            .zip(self.filter.counters())
+            .enumerate()
+            .map(|(number, (rule, c))| {
+                let mut record = Message::new(msg.header);
+                let written = pfkey::FilterRule::new(number as u32, rule.line, &rule.text);
+                push(
+                    &mut record,
+                    ExtType::X_FILTER_RULE,
+                    Body::FilterRule(written),
+                );
+                let counter = pfkey::Counter {
+                    ipackets: c.inbound.packets,
+                    ibytes: c.inbound.bytes,
+                    opackets: c.outbound.packets,
+                    obytes: c.outbound.bytes,
+                    ..pfkey::Counter::default()
+                };
+                push(
+                    &mut record,
+                    ExtType::X_COUNTER,
+                    Body::Counter(Box::new(counter)),
+                );
+                record
+            })
+            .collect();
+        self.records(from, msg, records)
     }
 }

@@ -287,6 +287,7 @@ impl Engine {
             MsgType::X_GRPSPIS => self.grpspis(msg),
             MsgType::X_ASKPOLICY => self.askpolicy(msg),
             MsgType::X_SPDDUMP => self.spddump(from, msg),
+            MsgType::X_FILTERDUMP => self.filterdump(from, msg),
             _ => Err(Errno::EINVAL),
         }
     }

@@ -408,3 +408,96 @@ fn ipv6_flows_are_refused_where_ipv6_cannot_be_steered() {
     let refused = Errno::EOPNOTSUPP.0;
     assert_eq!(answers, [refused, refused, 0, 0]);
 }
+
+#[test]
+fn the_filter_dump_lists_each_rule_with_what_it_decided() {
+    use crate::filter::{Action as Verdict, Endpoint, Packet, Rule, Ruleset, Way};
+    use crate::spd::PacketKey;
+    let mut e = engine();
+    let ask = Message::new(Header::new(MsgType::X_FILTERDUMP, SaType::UNSPEC, 5, PID)).encode();
+    let out = send(&mut e, CTL, &ask, 0);
+    assert_eq!(out.len(), 1);
+    assert_eq!(errno(&out[0].bytes), 2, "no rules: ENOENT");
+
+    let rule = |line, text: &str, action, way, protos: Vec<u8>| Rule {
+        line,
+        text: text.into(),
+        action,
+        way: Some(way),
+        log: false,
+        quick: false,
+        on: Some("enc0".into()),
+        family: None,
+        protos,
+        from: Endpoint::ANY,
+        to: Endpoint::ANY,
+    };
+    e.filter = Ruleset::new(
+        "rules",
+        vec![
+            rule(1, "block in on enc0 all", Verdict::Block, Way::In, vec![]),
+            rule(
+                3,
+                "pass out on enc0 proto icmp",
+                Verdict::Pass,
+                Way::Out,
+                vec![1],
+            ),
+        ],
+        vec![],
+    );
+    let key = |direction, proto| PacketKey {
+        direction,
+        src: "10.1.0.1".parse().unwrap(),
+        dst: "10.2.0.1".parse().unwrap(),
+        proto,
+        sport: 0,
+        dport: 0,
+    };
+    let (tcp_in, ping_out) = (key(Direction::In, 6), key(Direction::Out, 1));
+    for (key, way, len) in [
+        (&tcp_in, Way::In, 60),
+        (&tcp_in, Way::In, 40),
+        (&ping_out, Way::Out, 84),
+    ] {
+        e.filter.decide(&Packet {
+            interface: "enc0",
+            way,
+            key,
+            len,
+        });
+    }
+
+    let out = send(&mut e, CTL, &ask, 0);
+    assert!(out.iter().all(|s| s.to == CTL), "to the requester alone");
+    let records = replies_to(&out, CTL);
+    let seqs: Vec<u32> = records.iter().map(|m| m.header.seq).collect();
+    assert_eq!(seqs, [5, 0]);
+    let shown: Vec<(u32, u32, String, u64, u64, u64, u64)> = records
+        .iter()
+        .map(|m| {
+            assert_eq!(pfkey::validate::check_reply(m), Ok(()));
+            let (Some(Body::FilterRule(r)), Some(Body::Counter(c))) =
+                (m.get(ExtType::X_FILTER_RULE), m.get(ExtType::X_COUNTER))
+            else {
+                panic!("{m:?}")
+            };
+            (
+                r.number,
+                r.line,
+                r.text(),
+                c.ipackets,
+                c.ibytes,
+                c.opackets,
+                c.obytes,
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (0, 1, "block in on enc0 all".into(), 2, 100, 0, 0),
+            (1, 3, "pass out on enc0 proto icmp".into(), 0, 0, 1, 84),
+        ]
+    );
+}
