@@ -30,6 +30,32 @@ fn listen(lab: &mut Lab, ns: &str, address: &str, port: u16) {
     std::thread::sleep(Duration::from_millis(300));
 }
 
+/// `ipsecctl -s all` and its extra arguments, against `socket` in `ns`.
+fn show(lab: &Lab, ns: &str, socket: &std::path::Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        env!("CARGO_BIN_EXE_ipsecctl"),
+        "-S",
+        socket.to_str().unwrap(),
+        "-s",
+        "all",
+    ];
+    args.extend_from_slice(extra);
+    String::from_utf8(lab.exec(ns, &args).stdout).unwrap()
+}
+
+/// The packets in and out `ipsecctl -s all -v` shows for each rule.
+fn shown_counters(text: &str) -> Vec<(u64, u64)> {
+    let number = |s: &str| s.trim().split(' ').next().unwrap().parse::<u64>().unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("\tline "))
+        .map(|l| {
+            let (_, ways) = l.split_once(": in ").unwrap();
+            let (inbound, outbound) = ways.split_once("; out ").unwrap();
+            (number(inbound), number(outbound))
+        })
+        .collect()
+}
+
 /// The counters the daemon logged for its rules, by rule line.
 fn counters(log: &str) -> Vec<u64> {
     let mut seen = Vec::new();
@@ -86,6 +112,39 @@ fn rules_on_enc0_pass_and_block_what_they_say() {
     // the echo replies coming back in are blocked too.
     let ping_b = ["ping", "-c", "1", "-W", "1", "-I", "10.61.2.1", "10.61.1.1"];
     assert!(!lab.try_exec(&b, &ping_b).status.success());
+
+    // The rules and what each decided, live: in the text after the SAs,
+    // and in the JSON.
+    let text = show(&lab, &b, &sock_b, &["-v"]);
+    let (_, filter) = text
+        .split_once("\nFILTER:\n")
+        .unwrap_or_else(|| panic!("no filter section:\n{text}"));
+    let written: Vec<&str> = filter.lines().filter(|l| !l.starts_with('\t')).collect();
+    assert_eq!(
+        written,
+        [
+            "block in on enc0 proto icmp",
+            "block in on enc0 proto tcp to any port 5201",
+            "pass in quick on enc0 proto tcp from 10.61.1.0/24 to 10.61.2.1 port 5202",
+            "block in on enc0 proto tcp to any port 5202",
+        ],
+        "{text}"
+    );
+    assert!(filter.contains("\tline 2: in "), "{text}");
+    let live = shown_counters(filter);
+    assert_eq!(live.len(), 4, "{text}");
+    assert!(live[0].0 >= 2 && live[1].0 > 0 && live[2].0 > 0, "{live:?}");
+    assert_eq!(live[3], (0, 0), "{live:?}");
+    assert!(live.iter().all(|&(_, out)| out == 0), "only rules for in");
+    let json = show(&lab, &b, &sock_b, &["--json"]);
+    let first = "\"filter\":[{\"number\":0,\"line\":2,\"rule\":\"block in on enc0 proto icmp\",\
+                 \"packets_in\":";
+    let (_, rest) = json.split_once(first).unwrap_or_else(|| panic!("{json}"));
+    let packets: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    assert!(packets.parse::<u64>().unwrap() >= live[0].0, "{json}");
+    // Without -v, the rules alone; without -p, no filter section at all.
+    assert!(!show(&lab, &b, &sock_b, &[]).contains("\tline "));
+    assert!(!show(&lab, &a, &sock_a, &["-v"]).contains("FILTER:"));
 
     // A bad file on SIGHUP: refused, at its place, and the rules stay.
     std::fs::write(&rules, "block in on enc0 proto frob\n").unwrap();

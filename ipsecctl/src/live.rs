@@ -96,17 +96,48 @@ pub fn dump(client: &mut Client, msg_type: MsgType) -> Result<Vec<Message>, Stri
     }
 }
 
-/// The flows and SAs ipsecd holds.
+/// The flows and SAs ipsecd holds, and its filter rules.
 struct Tables {
     /// Each flow with what it carried (packets, bytes), when told.
     flows: Vec<(Flow, Option<(u64, u64)>)>,
     sas: Vec<Message>,
+    filter: Vec<FilterRule>,
+}
+
+/// A rule of `ipsecd -p`, as written, with what it decided each way.
+struct FilterRule {
+    number: u32,
+    line: u32,
+    text: String,
+    /// (packets, bytes) in, then out.
+    inbound: (u64, u64),
+    outbound: (u64, u64),
+}
+
+impl FilterRule {
+    fn of(msg: &Message) -> Option<FilterRule> {
+        let Some(pfkey::Body::FilterRule(rule)) = msg.get(pfkey::ExtType::X_FILTER_RULE) else {
+            return None;
+        };
+        let c = match msg.get(pfkey::ExtType::X_COUNTER) {
+            Some(pfkey::Body::Counter(c)) => **c,
+            _ => pfkey::Counter::default(),
+        };
+        Some(FilterRule {
+            number: rule.number,
+            line: rule.line,
+            text: rule.text(),
+            inbound: (c.ipackets, c.ibytes),
+            outbound: (c.opackets, c.obytes),
+        })
+    }
 }
 
 fn fetch(client: &mut Client, show: Show) -> Result<Tables, String> {
     let mut tables = Tables {
         flows: Vec::new(),
         sas: Vec::new(),
+        filter: Vec::new(),
     };
     let mut dump = |msg_type| dump(client, msg_type);
     if show != Show::Sa {
@@ -117,6 +148,12 @@ fn fetch(client: &mut Client, show: Show) -> Result<Tables, String> {
     }
     if show != Show::Flow {
         tables.sas = dump(MsgType::DUMP)?;
+    }
+    if show == Show::All {
+        tables.filter = dump(MsgType::X_FILTERDUMP)?
+            .iter()
+            .filter_map(FilterRule::of)
+            .collect();
     }
     Ok(tables)
 }
@@ -221,6 +258,26 @@ fn flows_text(
     out
 }
 
+/// The filter rules as written, numbered as `-vv` numbers flows; with
+/// `-v`, what each decided.
+fn filter_text(rules: &[FilterRule], args: &Args) -> String {
+    let mut out = String::new();
+    for r in rules {
+        if args.verbose > 1 {
+            let _ = write!(out, "@{} ", r.number);
+        }
+        let _ = writeln!(out, "{}", r.text);
+        if args.verbose > 0 {
+            let _ = writeln!(
+                out,
+                "\tline {}: in {} packets, {} bytes; out {} packets, {} bytes",
+                r.line, r.inbound.0, r.inbound.1, r.outbound.0, r.outbound.1
+            );
+        }
+    }
+    out
+}
+
 /// `-s`: the tables, as OpenBSD prints them (or as JSON).
 pub fn show(client: &mut Client, args: &Args, show: Show, resolver: &dyn Resolver) -> bool {
     let tables = match fetch(client, show) {
@@ -255,6 +312,11 @@ pub fn show(client: &mut Client, args: &Args, show: Show, resolver: &dyn Resolve
                     out.push_str(&text);
                 }
             }
+        }
+        // Beyond OpenBSD, and only when ipsecd filters: its rules.
+        if !tables.filter.is_empty() {
+            out.push_str("\nFILTER:\n");
+            out.push_str(&filter_text(&tables.filter, args));
         }
         out
     };
@@ -346,6 +408,20 @@ fn sa_json(sa: &Sa, msg: &Message, keys: bool) -> String {
     )
 }
 
+fn filter_json(r: &FilterRule) -> String {
+    format!(
+        "{{\"number\":{},\"line\":{},\"rule\":{},\"packets_in\":{},\"bytes_in\":{},\
+         \"packets_out\":{},\"bytes_out\":{}}}",
+        r.number,
+        r.line,
+        quote(&r.text),
+        r.inbound.0,
+        r.inbound.1,
+        r.outbound.0,
+        r.outbound.1
+    )
+}
+
 fn json(tables: &Tables, keys: bool) -> String {
     let flows: Vec<String> = tables.flows.iter().map(flow_json).collect();
     let sas: Vec<String> = tables
@@ -353,10 +429,12 @@ fn json(tables: &Tables, keys: bool) -> String {
         .iter()
         .filter_map(|m| raise::sa(m).map(|sa| sa_json(&sa, m, keys)))
         .collect();
+    let filter: Vec<String> = tables.filter.iter().map(filter_json).collect();
     format!(
-        "{{\"flows\":[{}],\"sas\":[{}]}}\n",
+        "{{\"flows\":[{}],\"sas\":[{}],\"filter\":[{}]}}\n",
         flows.join(","),
-        sas.join(",")
+        sas.join(","),
+        filter.join(",")
     )
 }
 
