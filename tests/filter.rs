@@ -2,7 +2,7 @@
 //! between two gateways with a tunnel, and on a bridge's port. Rules
 //! pass and block exactly what they say, with pf's semantics (the last
 //! match decides unless a matching rule is `quick`), their counters move
-//! in the log, a bad file is refused whole at start, and SIGHUP with a
+//! in the log and in `ipsecctl -s all -v`, a bad file is refused whole at start, and SIGHUP with a
 //! bad file keeps the rules in force.
 
 use crate::datapath::{Lab, Proto, config};
@@ -218,6 +218,13 @@ fn rules_on_a_bridge_port_pass_and_block_what_they_say() {
         !lab.try_exec(&h, &ping).status.success(),
         "ICMP got through"
     );
+
+    // Live, each rule counts the way it judges: the ESP that left by
+    // rule 3 went out, what rules 1 and 2 blocked came in.
+    let live = shown_counters(&show(&lab, &br, &sock_br, &["-v"]));
+    assert_eq!(live.len(), 4, "{live:?}");
+    assert!(live[0].0 > 0 && live[1].0 > 0, "{live:?}");
+    assert!(live[2].0 == 0 && live[2].1 > 0, "{live:?}");
 
     lab.stop(bridge);
     let log = lab.log(&format!("{br}-ipsecd.log"));
