@@ -2,8 +2,8 @@
 //! between two gateways with a tunnel, and on a bridge's port. Rules
 //! pass and block exactly what they say, with pf's semantics (the last
 //! match decides unless a matching rule is `quick`), their counters move
-//! in the log and in `ipsecctl -s all -v`, a bad file is refused whole at start, and SIGHUP with a
-//! bad file keeps the rules in force.
+//! in the log and in `ipsecctl -s all -v`, a bad file is refused whole
+//! at start, and SIGHUP with a bad file keeps the rules in force.
 
 use crate::datapath::{Lab, Proto, config};
 use crate::interop::Summary;
