@@ -63,6 +63,92 @@ fn a_bridge_protects_a_host_that_knows_nothing_of_ipsec() {
 /// of its own joins them to a host): everything the bridge sends comes
 /// back to it on the other port. A burst of broadcasts from the host
 /// must not circle: the segment sees each at most a few times.
+/// The bridge with an address of its own on its port toward the peer,
+/// and SAs in tunnel mode between that address and the peer, which is
+/// also the router to a network (10.8.0.0/24, on its loopback):
+///
+/// ```text
+/// [h] 10.9.0.1 wh ==== ba [br] bb 10.9.0.100 ==== wp 10.9.0.2 [p] 10.8.0.1
+/// ```
+///
+/// The host's packets to that network leave the bridge's host as ESP
+/// between the bridge's address and the peer's; what the peer sends back
+/// reaches the bridge's host, and once opened goes to the host as from
+/// its router.
+#[test]
+fn a_bridge_protects_a_host_under_its_own_address() {
+    const TEST: &str = "a_bridge_protects_a_host_under_its_own_address";
+    let Some(mut lab) = Lab::new(TEST) else {
+        return;
+    };
+    let (bridge_address, far) = ("10.9.0.100", "10.8.0.1");
+    let h = lab.namespace("h");
+    let br = lab.namespace("br");
+    let p = lab.namespace("p");
+    lab.link((&h, "wh", &["10.9.0.1/24"]), (&br, "ba", &[]));
+    lab.link(
+        (&br, "bb", &["10.9.0.100/24"]),
+        (&p, "wp", &["10.9.0.2/24"]),
+    );
+    lab.exec(&p, &["ip", "addr", "add", "10.8.0.1/32", "dev", "lo"]);
+    lab.exec(&h, &["ip", "route", "add", "10.8.0.0/24", "via", PEER]);
+    let sock_br = lab.daemon_with(&br, &["-b", "ba", "-b", "bb"]);
+    let bridge = lab.last_spawned();
+    let sock_p = lab.daemon(&p);
+    let nets = ("10.9.0.1/32", "10.8.0.0/24");
+    let to_br = config(Proto::Esp, bridge_address, PEER, Some(nets), true);
+    let to_p = config(
+        Proto::Esp,
+        PEER,
+        bridge_address,
+        Some((nets.1, nets.0)),
+        false,
+    );
+    lab.load(&br, &sock_br, &to_br);
+    lab.load(&p, &sock_p, &to_p);
+
+    let (dump, file) = lab.capture(&p, "wp");
+    lab.ping(&h, HOST, far);
+    lab.transfer(&h, &p, HOST, far);
+    lab.stop(dump);
+
+    let esp = |from: &str, to: &str| lab.count(&file, &format!("esp and src {from} and dst {to}"));
+    assert!(
+        esp(bridge_address, PEER) > 100,
+        "too little ESP to the peer"
+    );
+    assert!(esp(PEER, bridge_address) > 10, "too little ESP back");
+    assert_eq!(
+        lab.count(&file, &format!("host {far}")),
+        0,
+        "cleartext on the wire"
+    );
+
+    lab.stop(bridge);
+    let log = lab.log(&format!("{br}-ipsecd.log"));
+    let line = log
+        .lines()
+        .find(|l| l.contains("stations known"))
+        .unwrap_or_else(|| panic!("no bridge summary:\n{log}"));
+    let count = |what: &str| -> u64 {
+        let (before, _) = line
+            .split_once(what)
+            .unwrap_or_else(|| panic!("no {what:?} in {line}"));
+        before
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        count(" packets protected under this host's address") > 100,
+        "{line}"
+    );
+    assert!(count(" opened for a bridged station") > 10, "{line}");
+    // ESP to the bridge's address is its host's, not bridged to the host.
+    assert!(line.contains("dropped for this host: "), "{line}");
+}
+
 #[test]
 fn two_ports_on_one_segment_do_not_loop() {
     const TEST: &str = "two_ports_on_one_segment_do_not_loop";

@@ -7,9 +7,12 @@
 //! frame to a port that blocks such; the address table stays within its
 //! bound; what crosses is a whole IP packet with a good header checksum
 //! (IPv4), and a packet that crosses in the clear is the one that came.
+//! The IP addresses the frames carry are learnt as the bridge learns
+//! them, and that table stays within its bound too.
 
 #![no_main]
 
+use ipsec_engine::bridge::neighbours::{self, Neighbours};
 use ipsec_engine::bridge::{Carries, MacTable, PortConfig, PortId, Switch};
 use ipsec_engine::engine::{Crossing, Engine, Events, Policy};
 use ipsec_engine::packet::PacketBuf;
@@ -87,6 +90,7 @@ fuzz_target!(|data: &[u8]| {
     let blocking = PortConfig { block_non_ip: true };
     let ports = vec![PortConfig::default(), blocking, PortConfig::default()];
     let mut switch = Switch::new(ports, MacTable::with_capacity(CAPACITY));
+    let mut stations = Neighbours::with_capacity(CAPACITY);
     let mut engine = engine();
     let mut events = Events::default();
     let mut now = 0u64;
@@ -115,6 +119,12 @@ fuzz_target!(|data: &[u8]| {
         assert!(switch.table.len() <= CAPACITY);
         if matches!(out.carries, Carries::Ipv4 | Carries::Ipv6) {
             let came = &frame[ethernet::HEADER_LEN..];
+            let f = ethernet::Frame::new_unchecked(frame);
+            stations.learn_from(came, f.src_addr(), f.dst_addr(), now / 1000);
+            assert!(stations.len() <= CAPACITY);
+            if let Some((from, _)) = neighbours::addresses(came) {
+                let _ = stations.lookup(from, now / 1000);
+            }
             let mut buf = PacketBuf::from_slice(came);
             match engine.cross(&mut buf, now / 1000, &mut events) {
                 Crossing::Dropped(_) => {}

@@ -12,9 +12,16 @@
 //! protect (it is never sent in the clear); what that bridge sends back
 //! arrives as ESP, and once opened its frame enters the switch from that
 //! port. Two bridges so joined make one LAN of their two segments.
+//!
+//! What an SA under the bridge's own address protects (tunnel mode from
+//! this host) leaves through the host's stack, which routes it to the
+//! peer; what comes back is the host's, through its sockets, and once
+//! opened goes to the bridged station it is for ([`Bridge::to_station`]).
+//! Frames for a port's own address are the host's too: never bridged.
 
 use crate::log;
 use crate::net::{Outbox, Peers, Port};
+use ipsec_engine::bridge::neighbours::{self, Neighbours};
 use ipsec_engine::bridge::{Carries, FrameDrop, MacTable, PortConfig, PortId, PortSet, Switch};
 use ipsec_engine::engine::{Crossing, Delivery, Engine, Events, Verdict};
 use ipsec_engine::filter::Way;
@@ -54,6 +61,12 @@ pub struct Bridge {
     /// Frames waiting to leave, by member (tunnels' stay empty).
     outboxes: Vec<Outbox>,
     switch: Switch,
+    /// Which station each IP address is reached through.
+    neighbours: Neighbours,
+    /// Packets protected under the bridge's own address, given to the
+    /// host's stack; packets opened for a bridged station.
+    routed: u64,
+    to_stations: u64,
     /// One read: a virtio-net header and a frame, or a run of them.
     buffer: Vec<u8>,
     /// The IP packets of one read: one, or the segments of a run.
@@ -112,6 +125,9 @@ impl Bridge {
             outboxes: members.iter().map(|_| Outbox::default()).collect(),
             members,
             switch,
+            neighbours: Neighbours::default(),
+            routed: 0,
+            to_stations: 0,
             buffer: vec![0u8; offload::HEADER_LEN + 65536],
             segments: Batch::default(),
             out: Vec::with_capacity(ethernet::HEADER_LEN + 65536),
@@ -191,6 +207,9 @@ impl Bridge {
                 Ok(Some(frame)) if frame.tagged => {
                     self.drops[FrameDrop::Tagged as usize] += 1;
                 }
+                Ok(Some(frame)) if frame.for_host => {
+                    self.drops[FrameDrop::ForHost as usize] += 1;
+                }
                 Ok(Some(frame)) => self.frame(frame.len, PortId(index as u8), engine, peers, now),
                 Ok(None) => break,
                 Err(e) => {
@@ -250,6 +269,7 @@ impl Bridge {
         // The IP packet, or the packets of a run the sender's stack
         // handed over whole: the header's offsets count from the frame.
         let ip = &frame[ethernet::HEADER_LEN..];
+        self.neighbours.learn_from(ip, src, dst, now_ms / 1000);
         let within = |offset: u16| offset.saturating_sub(ethernet::HEADER_LEN as u16);
         let header = VnetHeader {
             hdr_len: within(header.hdr_len),
@@ -263,7 +283,12 @@ impl Bridge {
         }
         for i in 0..self.segments.len() {
             if cut {
-                frame_ip(&mut self.out, dst, src, &self.segments.as_slice()[i]);
+                frame_ip(
+                    &mut self.out,
+                    dst,
+                    src,
+                    self.segments.as_slice()[i].as_slice(),
+                );
                 for peer in tunnels.iter().filter_map(|p| peer_of(&self.members, p)) {
                     self.tunnels
                         .send(&self.out, peer, engine, peers, &mut self.events, now);
@@ -279,6 +304,14 @@ impl Bridge {
             }
             let (to, dst, src) = match engine.cross(buf, now, &mut self.events) {
                 Crossing::Protected | Crossing::Opened | Crossing::Clear => (links, dst, src),
+                Crossing::Routed => {
+                    self.routed += 1;
+                    if let Err(e) = peers.send(buf.as_slice()) {
+                        self.send_errors += 1;
+                        log::debug(format_args!("protected under this host's address: {e}"));
+                    }
+                    continue;
+                }
                 // The ICMP error goes back to the sender, from the station
                 // it wrote to, as a router between them would answer.
                 Crossing::TooBig => (PortSet::one(port), src, dst),
@@ -293,9 +326,48 @@ impl Bridge {
                     allowed = allowed.with(out);
                 }
             }
-            frame_ip(&mut self.out, dst, src, &self.segments.as_slice()[i]);
+            frame_ip(&mut self.out, dst, src, packet);
             self.send(allowed, now_ms);
         }
+    }
+
+    /// Sends `packet`, which an SA under this host's address opened, to
+    /// the bridged station it is for: as from the station its sender is
+    /// reached through (the port itself when that is not known), on the
+    /// port of the station its destination is reached through, if the
+    /// filter lets it out there. `false` when no bridged station is known
+    /// for its destination: the packet is then the host's own.
+    pub fn to_station(&mut self, packet: &[u8], engine: &mut Engine) -> bool {
+        let now_ms = self.now_ms();
+        let now = now_ms / 1000;
+        let Some((from, to)) = neighbours::addresses(packet) else {
+            return false;
+        };
+        let Some(dst) = self.neighbours.lookup(to, now) else {
+            return false;
+        };
+        let Some(port) = self.switch.table.lookup(dst, now) else {
+            return false;
+        };
+        let Some(Member::Ethernet(out)) = self.members.get(usize::from(port.0)) else {
+            return false;
+        };
+        let src = self
+            .neighbours
+            .lookup(from, now)
+            .unwrap_or(ethernet::Address(out.address()));
+        if engine.filter_allows(packet, out.name(), Way::Out, &mut self.events) {
+            self.to_stations += 1;
+            frame_ip(&mut self.out, dst, src, packet);
+            self.send(PortSet::one(port), now_ms);
+        }
+        true
+    }
+
+    /// Sends what waits to leave, and returns the PF_KEY messages the
+    /// engine produced meanwhile.
+    pub fn finish(&mut self) -> Vec<Delivery> {
+        self.take_messages()
     }
 
     /// A frame that came out of the tunnel to `peer`, opened: into the
@@ -390,11 +462,14 @@ impl Bridge {
             })
             .collect();
         let mut s = format!(
-            "bridge {}: {} stations known, {} send errors, {} frames for a tunnel no flow protects",
+            "bridge {}: {} stations known, {} send errors, {} frames for a tunnel no flow protects, \
+             {} packets protected under this host's address, {} opened for a bridged station",
             names.join(" "),
             self.switch.table.len(),
             self.send_errors,
-            self.tunnels.unprotected
+            self.tunnels.unprotected,
+            self.routed,
+            self.to_stations
         );
         for reason in FrameDrop::ALL {
             let n = self.drops[reason as usize];
@@ -535,10 +610,9 @@ fn peer_of(members: &[Member], port: PortId) -> Option<IpAddr> {
     }
 }
 
-/// An IP packet in an Ethernet frame between the stations it came
-/// between, typed by its version (tunnel mode may have changed it).
-fn frame_ip(out: &mut Vec<u8>, dst: ethernet::Address, src: ethernet::Address, buf: &PacketBuf) {
-    let packet = buf.as_slice();
+/// An IP packet in an Ethernet frame between two stations, typed by its
+/// version (tunnel mode may have changed it).
+fn frame_ip(out: &mut Vec<u8>, dst: ethernet::Address, src: ethernet::Address, packet: &[u8]) {
     let kind = if packet.first().map(|b| b >> 4) == Some(6) {
         ethertype::IPV6
     } else {

@@ -290,12 +290,22 @@ impl Dataplane {
                 self.events.messages.extend(messages);
                 continue;
             }
+            // Opened under the bridge's own address, for a bridged station.
+            if let Some(bridge) = &mut self.bridge
+                && bridge.to_station(buf.as_slice(), engine)
+            {
+                continue;
+            }
             if !engine.filter_allows(buf.as_slice(), tun.name(), Way::In, &mut self.events) {
                 continue;
             }
             self.coalescer.push(buf.as_slice(), |header, packet| {
                 to_host(tun, header, packet)
             });
+        }
+        if let Some(bridge) = &mut self.bridge {
+            let messages = bridge.finish();
+            self.events.messages.extend(messages);
         }
     }
 

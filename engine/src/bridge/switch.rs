@@ -54,16 +54,19 @@ pub enum FrameDrop {
     /// A frame the bridge itself sent a moment ago, come back round a
     /// loop.
     Echo,
+    /// For the bridge's own station: its host's stack takes it.
+    ForHost,
 }
 
 impl FrameDrop {
-    pub const ALL: [FrameDrop; 6] = [
+    pub const ALL: [FrameDrop; 7] = [
         FrameDrop::Truncated,
         FrameDrop::BadSource,
         FrameDrop::Tagged,
         FrameDrop::Blocked,
         FrameDrop::Local,
         FrameDrop::Echo,
+        FrameDrop::ForHost,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +77,7 @@ impl FrameDrop {
             FrameDrop::Blocked => "not IP (blocked)",
             FrameDrop::Local => "local to its segment",
             FrameDrop::Echo => "echo of a frame sent",
+            FrameDrop::ForHost => "for this host",
         }
     }
 }

@@ -4,7 +4,9 @@
 //! host's own address), and admitted by the inbound flows. Anything else
 //! may cross in the clear only if no inbound flow requires it protected;
 //! then the outbound flows decide, as for a packet from `enc0`, except
-//! that a bridge does not route: what goes on clear keeps its TTL.
+//! that a bridge does not route: what goes on clear keeps its TTL. What
+//! an SA protects under an address other than its sender's (the
+//! bridge's own, in tunnel mode) is the bridge host's to route.
 
 use super::datapath::{Blame, Out, spi_of};
 use super::*;
@@ -17,9 +19,13 @@ use std::net::IpAddr;
 /// What became of an IP packet crossing the bridge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Crossing {
-    /// Protected by an outbound flow's SA: the buffer holds the packet
-    /// to send on.
+    /// Protected by an outbound flow's SA under its sender's address:
+    /// the buffer holds the packet to send on, between the same stations.
     Protected,
+    /// Protected by an outbound flow's SA under another address, the
+    /// bridge's own: the buffer holds the packet, for the host's stack to
+    /// route to the SA's peer.
+    Routed,
     /// Opened: the buffer holds what the SA carried.
     Opened,
     /// Goes on as it came.
@@ -61,7 +67,14 @@ impl Engine {
             return self.refuse(reason, true, &blame);
         }
         match self.try_outbound(buf, self.bridge_mtu, now, events, &mut blame) {
-            Ok(Out::Protected) => Crossing::Protected,
+            Ok(Out::Protected) => {
+                let sender = Layout::of(buf.as_slice()).is_ok_and(|outer| outer.src == layout.src);
+                if sender {
+                    Crossing::Protected
+                } else {
+                    Crossing::Routed
+                }
+            }
             Ok(Out::Clear { .. }) => {
                 self.counters.clear_out += 1;
                 Crossing::Clear

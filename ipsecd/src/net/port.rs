@@ -15,7 +15,10 @@
 //!   which the header describes so they can be cut again;
 //! - the kernel takes an 802.1Q tag off a frame before the socket sees
 //!   it; `PACKET_AUXDATA` says that it did, so a tagged frame is known as
-//!   one and is not bridged as if it had never had a tag.
+//!   one and is not bridged as if it had never had a tag;
+//! - a packet socket sees the frames for the interface's own address
+//!   too, which its host's stack takes: the packet type the kernel gives
+//!   with each frame says which they are, so they are not bridged.
 
 use super::socket::{check, set_int};
 use ipsec_engine::offload;
@@ -30,6 +33,8 @@ pub struct Port {
     fd: OwnedFd,
     name: String,
     index: u32,
+    /// The interface's own Ethernet address.
+    address: [u8; 6],
 }
 
 impl Port {
@@ -92,11 +97,18 @@ impl Port {
                 size_of::<libc::packet_mreq>() as libc::socklen_t,
             )
         })?;
+        let address = hardware_address(&fd)?;
         Ok(Port {
             fd,
             name: name.to_owned(),
             index,
+            address,
         })
+    }
+
+    /// The interface's own Ethernet address.
+    pub fn address(&self) -> [u8; 6] {
+        self.address
     }
 
     pub fn fd(&self) -> RawFd {
@@ -116,12 +128,16 @@ impl Port {
     /// then refused by what parses it.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Frame>> {
         let mut control = Control([0; 64]);
+        // SAFETY: sockaddr_ll is plain data; zero is a valid start.
+        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
         };
         // SAFETY: msghdr is plain data; zero is a valid start.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = (&raw mut from).cast();
+        msg.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
         msg.msg_iov = &raw mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = control.0.as_mut_ptr().cast();
@@ -140,6 +156,7 @@ impl Port {
         Ok(Some(Frame {
             len: n as usize,
             tagged: was_tagged(&control.0[..control_len]),
+            for_host: from.sll_pkttype == libc::PACKET_HOST,
         }))
     }
 
@@ -202,6 +219,25 @@ impl Port {
     }
 }
 
+/// The Ethernet address of the interface the packet socket `fd` is
+/// bound to, which the kernel gives as the socket's own address.
+fn hardware_address(fd: &OwnedFd) -> io::Result<[u8; 6]> {
+    // SAFETY: sockaddr_ll is plain data; zero is a valid start.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: getsockname(2) writes at most `len` bytes into addr.
+    check(unsafe { libc::getsockname(fd.as_raw_fd(), (&raw mut addr).cast(), &raw mut len) })?;
+    if addr.sll_halen != 6 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not an Ethernet interface",
+        ));
+    }
+    let mut address = [0u8; 6];
+    address.copy_from_slice(&addr.sll_addr[..6]);
+    Ok(address)
+}
+
 /// Socket buffer size asked for, in bytes (the kernel doubles it).
 const BUFFER: libc::c_int = 4 << 20;
 
@@ -259,6 +295,8 @@ pub struct Frame {
     pub len: usize,
     /// The frame carried a VLAN tag, which the kernel took off.
     pub tagged: bool,
+    /// The frame is for the interface's own address.
+    pub for_host: bool,
 }
 
 /// Room for the control messages of one frame, aligned for cmsghdr.

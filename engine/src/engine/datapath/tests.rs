@@ -909,6 +909,19 @@ fn a_bridge_protects_and_opens_under_the_hosts_own_addresses() {
 }
 
 #[test]
+fn a_bridge_leaves_what_it_protects_under_its_own_address_to_its_host() {
+    // Tunnel mode between the gateways: `bridge` protects host `h`'s
+    // packets under its own address, which the host's stack must route.
+    let (mut bridge, mut peer, h, p) = pair(SUITES[0], false, true);
+    let out = udp_packet(h, p, b"from the host");
+    let (crossing, wire, _) = cross(&mut bridge, &out);
+    assert_eq!(crossing, Crossing::Routed);
+    let outer = Layout::of(&wire).unwrap();
+    assert_eq!((outer.src, outer.protocol), (sites(false).0.gw, proto::ESP));
+    assert_eq!(open(&mut peer, &wire).unwrap(), out);
+}
+
+#[test]
 fn what_no_flow_covers_crosses_untouched() {
     let (mut bridge, _, _, _) = pair(SUITES[0], false, false);
     let (a, b) = (ip("198.51.100.7"), ip("198.51.100.8"));
