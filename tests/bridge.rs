@@ -230,21 +230,23 @@ fn etherip_config(me: &str, peer: &str, a_side: bool) -> String {
 }
 
 /// Two LAN segments made one by two bridges and an EtherIP tunnel in
-/// ESP between them:
+/// ESP between them, each in its namespace:
 ///
 /// ```text
 /// [ha] 10.5.0.1 wa == la [b1 -b la -b etherip:192.0.2.2] w1 == w2 [b2 ...] lb == wb 10.5.0.2 [hb]
 /// ```
-///
-/// The hosts share one broadcast domain: they find each other by ARP,
-/// ping, and a broadcast from one reaches the other. Between the
-/// bridges there is ESP and nothing else of theirs.
-#[test]
-fn two_bridges_join_two_segments_over_etherip_in_esp() {
-    const TEST: &str = "two_bridges_join_two_segments_over_etherip_in_esp";
-    let Some(mut lab) = Lab::new(TEST) else {
-        return;
-    };
+pub(crate) struct TwoBridges {
+    pub(crate) ha: String,
+    pub(crate) b1: String,
+    pub(crate) hb: String,
+    pub(crate) sock1: std::path::PathBuf,
+    /// The first bridge's daemon.
+    pub(crate) daemon1: usize,
+}
+
+/// Builds [`TwoBridges`], the first bridge's daemon started with `more`
+/// arguments too, both keyed.
+pub(crate) fn two_bridges(lab: &mut Lab, more: &[&str]) -> TwoBridges {
     let ha = lab.namespace("ha");
     let b1 = lab.namespace("b1");
     let b2 = lab.namespace("b2");
@@ -259,7 +261,10 @@ fn two_bridges_join_two_segments_over_etherip_in_esp() {
     // and ESP.
     lab.exec(&b1, &["ip", "link", "set", "w1", "mtu", "9000"]);
     lab.exec(&b2, &["ip", "link", "set", "w2", "mtu", "9000"]);
-    let sock1 = lab.daemon_with(&b1, &["-b", "la", "-b", "etherip:192.0.2.2"]);
+    let mut args = vec!["-b", "la", "-b", "etherip:192.0.2.2"];
+    args.extend_from_slice(more);
+    let sock1 = lab.daemon_with(&b1, &args);
+    let daemon1 = lab.last_spawned();
     let sock2 = lab.daemon_with(&b2, &["-b", "lb", "-b", "etherip:192.0.2.1"]);
     lab.load(&b1, &sock1, &etherip_config("192.0.2.1", "192.0.2.2", true));
     lab.load(
@@ -267,6 +272,25 @@ fn two_bridges_join_two_segments_over_etherip_in_esp() {
         &sock2,
         &etherip_config("192.0.2.2", "192.0.2.1", false),
     );
+    TwoBridges {
+        ha,
+        b1,
+        hb,
+        sock1,
+        daemon1,
+    }
+}
+
+/// [`TwoBridges`]: the hosts share one broadcast domain. They find each
+/// other by ARP, ping, and a broadcast from one reaches the other.
+/// Between the bridges there is ESP and nothing else of theirs.
+#[test]
+fn two_bridges_join_two_segments_over_etherip_in_esp() {
+    const TEST: &str = "two_bridges_join_two_segments_over_etherip_in_esp";
+    let Some(mut lab) = Lab::new(TEST) else {
+        return;
+    };
+    let TwoBridges { ha, b1, hb, .. } = two_bridges(&mut lab, &[]);
 
     let (wan_dump, wan) = lab.capture(&b1, "w1");
     let (lan_dump, lan) = lab.capture(&hb, "wb");

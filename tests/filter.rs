@@ -239,6 +239,52 @@ fn rules_on_a_bridge_port_pass_and_block_what_they_say() {
     assert_eq!(counts[3], 0, "{counts:?}");
 }
 
+/// Two segments joined by two bridges over EtherIP
+/// ([`crate::bridge::TwoBridges`]), the first with rules on its LAN port
+/// and on its tunnel: what comes out of the tunnel, and what goes into
+/// it, is judged as on an Ethernet port, and a packet blocked coming in
+/// on the LAN port does not go into the tunnel either.
+#[test]
+fn rules_on_an_etherip_tunnel_pass_and_block_what_they_say() {
+    const TEST: &str = "rules_on_an_etherip_tunnel_pass_and_block_what_they_say";
+    let Some(mut lab) = Lab::new(TEST) else {
+        return;
+    };
+    let rules = lab.config_file(
+        "b1.rules",
+        "block in on etherip:192.0.2.2 proto icmp from 10.5.0.2\n\
+         block out on etherip:192.0.2.2 proto tcp to any port 5201\n\
+         block in on la proto tcp to any port 5203\n",
+    );
+    let two = crate::bridge::two_bridges(&mut lab, &["-p", rules.to_str().unwrap()]);
+    let (a, b) = ("10.5.0.1", "10.5.0.2");
+    for port in [5201, 5202, 5203] {
+        listen(&mut lab, &two.hb, b, port);
+    }
+    assert!(connects(&lab, &two.ha, b, 5202), "5202 refused");
+    assert!(
+        !connects(&lab, &two.ha, b, 5201),
+        "5201 went into the tunnel"
+    );
+    assert!(
+        !connects(&lab, &two.ha, b, 5203),
+        "5203 got past the LAN port"
+    );
+    // ARP crossed (or nothing would have), but B's ICMP does not come out.
+    let ping = ["ping", "-c", "2", "-W", "1", "-I", a, b];
+    assert!(
+        !lab.try_exec(&two.ha, &ping).status.success(),
+        "ICMP got through"
+    );
+
+    let live = shown_counters(&show(&lab, &two.b1, &two.sock1, &["-v"]));
+    assert_eq!(live.len(), 3, "{live:?}");
+    assert!(live[0].0 >= 2 && live[0].1 == 0, "{live:?}");
+    assert!(live[1].0 == 0 && live[1].1 > 0, "{live:?}");
+    assert!(live[2].0 > 0 && live[2].1 == 0, "{live:?}");
+    lab.stop(two.daemon1);
+}
+
 #[test]
 fn a_bad_rules_file_stops_the_start() {
     const TEST: &str = "a_bad_rules_file_stops_the_start";

@@ -58,6 +58,9 @@ enum Member {
 #[derive(Debug)]
 pub struct Bridge {
     members: Vec<Member>,
+    /// Each member's name, as filter rules give it (`on NAME`): the
+    /// interface's, or `etherip:ADDRESS`.
+    names: Vec<String>,
     /// Frames waiting to leave, by member (tunnels' stay empty).
     outboxes: Vec<Outbox>,
     switch: Switch,
@@ -121,9 +124,17 @@ impl Bridge {
             configs.push(config);
         }
         let switch = Switch::new(configs, MacTable::default());
+        let names = members
+            .iter()
+            .map(|m| match m {
+                Member::Ethernet(port) => port.name().to_owned(),
+                Member::EtherIp(peer) => format!("{ETHERIP_PREFIX}{peer}"),
+            })
+            .collect();
         Ok(Bridge {
             outboxes: members.iter().map(|_| Outbox::default()).collect(),
             members,
+            names,
             switch,
             neighbours: Neighbours::default(),
             routed: 0,
@@ -282,14 +293,15 @@ impl Bridge {
             return;
         }
         for i in 0..self.segments.len() {
+            let packet = self.segments.as_slice()[i].as_slice();
+            let name = &self.names[usize::from(port.0)];
+            if !engine.filter_allows(packet, name, Way::In, &mut self.events) {
+                continue;
+            }
             if cut {
-                frame_ip(
-                    &mut self.out,
-                    dst,
-                    src,
-                    self.segments.as_slice()[i].as_slice(),
-                );
-                for peer in tunnels.iter().filter_map(|p| peer_of(&self.members, p)) {
+                let into = let_out(engine, &self.names, packet, tunnels, &mut self.events);
+                frame_ip(&mut self.out, dst, src, packet);
+                for peer in into.iter().filter_map(|p| peer_of(&self.members, p)) {
                     self.tunnels
                         .send(&self.out, peer, engine, peers, &mut self.events, now);
                 }
@@ -298,10 +310,6 @@ impl Bridge {
                 continue;
             }
             let buf = &mut self.segments.as_mut_slice()[i];
-            let name = port_name(&self.members, port).unwrap_or_default();
-            if !engine.filter_allows(buf.as_slice(), name, Way::In, &mut self.events) {
-                continue;
-            }
             let (to, dst, src) = match engine.cross(buf, now, &mut self.events) {
                 Crossing::Protected | Crossing::Opened | Crossing::Clear => (links, dst, src),
                 Crossing::Routed => {
@@ -319,13 +327,7 @@ impl Bridge {
                 Crossing::Dropped(_) => continue,
             };
             let packet = self.segments.as_slice()[i].as_slice();
-            let mut allowed = PortSet::default();
-            for out in to.iter() {
-                let name = port_name(&self.members, out).unwrap_or_default();
-                if engine.filter_allows(packet, name, Way::Out, &mut self.events) {
-                    allowed = allowed.with(out);
-                }
-            }
+            let allowed = let_out(engine, &self.names, packet, to, &mut self.events);
             frame_ip(&mut self.out, dst, src, packet);
             self.send(allowed, now_ms);
         }
@@ -356,7 +358,12 @@ impl Bridge {
             .neighbours
             .lookup(from, now)
             .unwrap_or(ethernet::Address(out.address()));
-        if engine.filter_allows(packet, out.name(), Way::Out, &mut self.events) {
+        if engine.filter_allows(
+            packet,
+            &self.names[usize::from(port.0)],
+            Way::Out,
+            &mut self.events,
+        ) {
             self.to_stations += 1;
             frame_ip(&mut self.out, dst, src, packet);
             self.send(PortSet::one(port), now_ms);
@@ -389,18 +396,31 @@ impl Bridge {
             return Vec::new();
         };
         let now_ms = self.now_ms();
-        match self.switch.switch(frame, port, now_ms) {
-            Ok(switched) => {
-                let (links, tunnels) = self.split(switched.to);
-                self.out.clear();
-                self.out.extend_from_slice(frame);
-                self.send(links, now_ms);
-                for peer in tunnels.iter().filter_map(|p| peer_of(&self.members, p)) {
-                    self.tunnels
-                        .send(&self.out, peer, engine, peers, &mut self.events, now);
-                }
+        let switched = match self.switch.switch(frame, port, now_ms) {
+            Ok(switched) => switched,
+            Err(drop) => {
+                self.drops[drop as usize] += 1;
+                return self.take_messages();
             }
-            Err(drop) => self.drops[drop as usize] += 1,
+        };
+        let (mut links, mut tunnels) = self.split(switched.to);
+        // The filter judges an IP frame coming in from the tunnel and
+        // going out of each port, as between Ethernet ports.
+        if matches!(switched.carries, Carries::Ipv4 | Carries::Ipv6) {
+            let packet = &frame[ethernet::HEADER_LEN..];
+            let name = &self.names[usize::from(port.0)];
+            if !engine.filter_allows(packet, name, Way::In, &mut self.events) {
+                return self.take_messages();
+            }
+            links = let_out(engine, &self.names, packet, links, &mut self.events);
+            tunnels = let_out(engine, &self.names, packet, tunnels, &mut self.events);
+        }
+        self.out.clear();
+        self.out.extend_from_slice(frame);
+        self.send(links, now_ms);
+        for peer in tunnels.iter().filter_map(|p| peer_of(&self.members, p)) {
+            self.tunnels
+                .send(&self.out, peer, engine, peers, &mut self.events, now);
         }
         self.take_messages()
     }
@@ -453,18 +473,10 @@ impl Bridge {
 
     /// A summary for the log when the daemon stops.
     pub fn summary(&self) -> String {
-        let names: Vec<String> = self
-            .members
-            .iter()
-            .map(|m| match m {
-                Member::Ethernet(port) => port.name().to_owned(),
-                Member::EtherIp(peer) => format!("{ETHERIP_PREFIX}{peer}"),
-            })
-            .collect();
         let mut s = format!(
             "bridge {}: {} stations known, {} send errors, {} frames for a tunnel no flow protects, \
              {} packets protected under this host's address, {} opened for a bridged station",
-            names.join(" "),
+            self.names.join(" "),
             self.switch.table.len(),
             self.send_errors,
             self.tunnels.unprotected,
@@ -594,12 +606,17 @@ impl TunnelSender {
     }
 }
 
-/// The name of the Ethernet port `port`.
-fn port_name(members: &[Member], port: PortId) -> Option<&str> {
-    match members.get(usize::from(port.0)) {
-        Some(Member::Ethernet(p)) => Some(p.name()),
-        _ => None,
-    }
+/// The ports of `to` whose filter rules let `packet` out.
+fn let_out(
+    engine: &mut Engine,
+    names: &[String],
+    packet: &[u8],
+    to: PortSet,
+    events: &mut Events,
+) -> PortSet {
+    to.iter()
+        .filter(|p| engine.filter_allows(packet, &names[usize::from(p.0)], Way::Out, events))
+        .fold(PortSet::default(), PortSet::with)
 }
 
 /// The far end of the tunnel at `port`.
