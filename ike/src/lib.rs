@@ -3,4 +3,5 @@
 //! I/O: datagrams, PF_KEY messages, the time and randomness come in as
 //! values, and what to send comes out as values.
 
+pub mod crypto;
 pub mod wire;
