@@ -70,7 +70,10 @@ impl Prf {
     /// `prf+(key, seed)`, its first `len` bytes: T1 = prf(K, S | 0x01),
     /// Tn = prf(K, Tn-1 | S | n), concatenated. At most 255 blocks.
     pub fn prf_plus(self, key: &[u8], seed: &[&[u8]], len: usize) -> Secret {
-        assert!(len <= 255 * self.output_len(), "prf+ gives at most 255 blocks");
+        assert!(
+            len <= 255 * self.output_len(),
+            "prf+ gives at most 255 blocks"
+        );
         let mut out = Zeroizing::new(Vec::with_capacity(len + self.output_len()));
         let mut last = Zeroizing::new(Vec::new());
         let mut n = 1u8;

@@ -195,3 +195,176 @@ fn every_group_agrees_with_itself() {
         assert_eq!(Group::of(group.id()), Some(group));
     }
 }
+
+mod encrypted_payload {
+    use super::super::sk::{Cipher, Integ, OpenError, Protection};
+    use crate::wire::*;
+    use aes_gcm::aead::{AeadInPlace, KeyInit};
+    use rand_core::{RngCore, SeedableRng};
+
+    fn header() -> Header {
+        Header {
+            spi_i: 0x1111_2222_3333_4444,
+            spi_r: 0x5555_6666_7777_8888,
+            next: PayloadType::NONE,
+            version: VERSION,
+            exchange: ExchangeType::IKE_AUTH,
+            flags: Flags::INITIATOR,
+            message_id: 1,
+            length: 0,
+        }
+    }
+
+    fn inner() -> Vec<Payload> {
+        vec![
+            Payload::new(Body::IdI(Identification {
+                id_type: IdType::FQDN,
+                data: b"left.example".to_vec(),
+            })),
+            Payload::new(Body::Auth {
+                method: AuthMethod::SHARED_KEY_MIC,
+                data: vec![0xa5; 32],
+            }),
+        ]
+    }
+
+    fn all() -> Vec<Protection> {
+        let mut out = Vec::new();
+        for k in [16, 24, 32] {
+            for integ in [
+                Integ::HmacSha1_96,
+                Integ::HmacSha256_128,
+                Integ::HmacSha384_192,
+                Integ::HmacSha512_256,
+            ] {
+                out.push(Protection {
+                    cipher: Cipher::AesCbc(k),
+                    integ: Some(integ),
+                });
+            }
+            out.push(Protection {
+                cipher: Cipher::AesGcm16(k),
+                integ: None,
+            });
+        }
+        out.push(Protection {
+            cipher: Cipher::ChaCha20Poly1305,
+            integ: None,
+        });
+        out
+    }
+
+    fn keys(p: &Protection, rng: &mut rand_chacha::ChaCha20Rng) -> (Vec<u8>, Vec<u8>) {
+        let lengths = p.key_lengths();
+        let mut e = vec![0u8; lengths.encr];
+        let mut a = vec![0u8; lengths.integ];
+        rng.fill_bytes(&mut e);
+        rng.fill_bytes(&mut a);
+        (e, a)
+    }
+
+    #[test]
+    fn every_protection_seals_what_it_opens_and_refuses_any_change() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        for p in all() {
+            let (e, a) = keys(&p, &mut rng);
+            let sealed = p.seal(header(), &inner(), &e, &a, &mut rng).unwrap();
+            assert_eq!(p.open(&sealed, &e, &a).unwrap(), inner(), "{p:?}");
+            let m = Message::decode(&sealed).unwrap();
+            assert_eq!(m.header.length as usize, sealed.len());
+            assert_eq!(m.header.next, PayloadType::SK);
+            // Any byte changed, header included, and it is refused.
+            for at in [0, 19, 27, 28, 33, sealed.len() / 2, sealed.len() - 1] {
+                let mut bad = sealed.clone();
+                bad[at] ^= 0x40;
+                let refused = p.open(&bad, &e, &a);
+                assert!(refused.is_err(), "{p:?}: byte {at} changed and accepted");
+            }
+            // The key that checks: SK_a with CBC, SK_e with an AEAD.
+            let (mut wrong_e, mut wrong_a) = (e.clone(), a.clone());
+            match p.integ {
+                Some(_) => wrong_a[0] ^= 1,
+                None => wrong_e[0] ^= 1,
+            }
+            assert_eq!(
+                p.open(&sealed, &wrong_e, &wrong_a),
+                Err(OpenError::Integrity)
+            );
+            // Cut short.
+            assert!(p.open(&sealed[..sealed.len() - 1], &e, &a).is_err());
+        }
+    }
+
+    #[test]
+    fn an_aead_payload_is_salt_and_iv_as_nonce_and_the_headers_as_additional_data() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
+        let p = Protection {
+            cipher: Cipher::ChaCha20Poly1305,
+            integ: None,
+        };
+        let (e, a) = keys(&p, &mut rng);
+        let sealed = p.seal(header(), &inner(), &e, &a, &mut rng).unwrap();
+        // Read back by hand: header (28) and SK header (4) as AAD, then
+        // the 8-byte IV, the ciphertext and a 16-byte tag.
+        let (aad, rest) = sealed.split_at(32);
+        let (iv, rest) = rest.split_at(8);
+        let (ciphertext, tag) = rest.split_at(rest.len() - 16);
+        let nonce = [&e[32..], iv].concat();
+        let aead = chacha20poly1305::ChaCha20Poly1305::new_from_slice(&e[..32]).unwrap();
+        let mut plain = ciphertext.to_vec();
+        aead.decrypt_in_place_detached(nonce.as_slice().into(), aad, &mut plain, tag.into())
+            .unwrap();
+        let (first, chain) = encode_chain(&inner()).unwrap();
+        assert_eq!(aad[28], first.0, "SK names the first inner payload");
+        // No padding: just the pad length, 0.
+        assert_eq!(plain, [chain, vec![0]].concat());
+    }
+
+    #[test]
+    fn a_cbc_payload_is_whole_blocks_and_a_check_over_the_whole_message() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+        let p = Protection {
+            cipher: Cipher::AesCbc(16),
+            integ: Some(Integ::HmacSha256_128),
+        };
+        let (e, a) = keys(&p, &mut rng);
+        let sealed = p.seal(header(), &inner(), &e, &a, &mut rng).unwrap();
+        let (signed, icv) = sealed.split_at(sealed.len() - 16);
+        assert_eq!(Integ::HmacSha256_128.mac(&a, signed), icv);
+        let body = &signed[32..];
+        assert_eq!(body.len() % 16, 0, "IV and whole blocks");
+        let (_, chain) = encode_chain(&inner()).unwrap();
+        assert_eq!(body.len() - 16, (chain.len() + 1).div_ceil(16) * 16);
+    }
+
+    #[test]
+    fn only_sensible_pairs_are_protections() {
+        assert_eq!(
+            Protection::of(EncrId::AES_GCM_16, Some(256), IntegId::NONE),
+            Some(Protection {
+                cipher: Cipher::AesGcm16(32),
+                integ: None
+            })
+        );
+        assert_eq!(
+            Protection::of(EncrId::AES_GCM_16, Some(256), IntegId::HMAC_SHA2_256_128),
+            None
+        );
+        assert_eq!(
+            Protection::of(EncrId::AES_CBC, Some(128), IntegId::NONE),
+            None
+        );
+        assert_eq!(
+            Protection::of(EncrId::AES_CBC, None, IntegId::HMAC_SHA2_256_128),
+            None
+        );
+        assert_eq!(
+            Protection::of(EncrId::AES_CBC, Some(100), IntegId::HMAC_SHA2_256_128),
+            None
+        );
+        let gcm = Protection::of(EncrId::AES_GCM_16, Some(128), IntegId::NONE).unwrap();
+        assert_eq!((gcm.key_lengths().encr, gcm.key_lengths().integ), (20, 0));
+        let chacha = Protection::of(EncrId::CHACHA20_POLY1305, None, IntegId::NONE).unwrap();
+        assert_eq!(chacha.key_lengths().encr, 36);
+    }
+}
