@@ -4,4 +4,5 @@
 //! values, and what to send comes out as values.
 
 pub mod crypto;
+pub mod exchange;
 pub mod wire;
