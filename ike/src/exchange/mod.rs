@@ -2,5 +2,7 @@
 //! (`suite`), authentication (`auth`), NAT detection (`nat`).
 
 pub mod auth;
+pub mod handshake;
 pub mod nat;
+pub mod selectors;
 pub mod suite;
