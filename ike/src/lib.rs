@@ -5,4 +5,5 @@
 
 pub mod crypto;
 pub mod exchange;
+pub mod install;
 pub mod wire;
