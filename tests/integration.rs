@@ -11,6 +11,7 @@ mod datapath;
 mod failclosed;
 mod filter;
 mod hostile;
+mod ike_interop;
 mod interop;
 mod natt;
 mod netem;

@@ -1,0 +1,223 @@
+//! The IKEv2 core against strongSwan: charon 5.9 (Debian's, with its
+//! userspace ESP, kernel-libipsec) answers in one namespace, `ikeprobe`
+//! initiates from the other with a shared key, and both must come out
+//! with the IKE SA authenticated and the Child SA agreed, for several
+//! ciphers and groups. charon fakes a NAT to get ESP in UDP, so IKE_AUTH
+//! goes over port 4500 with the non-ESP marker.
+//!
+//! ```text
+//! [a] ikeprobe 192.0.2.1 wa ==== wb 192.0.2.2 charon [b] 10.2.0.1 (lo)
+//! ```
+//!
+//! Needs charon (strongswan-charon, strongswan-swanctl,
+//! libcharon-extra-plugins, libstrongswan-standard-plugins); skipped
+//! without it.
+
+use crate::datapath::{Lab, text};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHARON: &str = "/usr/lib/ipsec/charon";
+const KEY: &str = "a key for the interoperability test";
+
+fn charon_or_skip(test: &str) -> bool {
+    let here = Path::new(CHARON).exists();
+    if !here {
+        eprintln!(
+            "{test}: skipped, no {CHARON} (apt install strongswan-charon strongswan-swanctl)"
+        );
+    }
+    here
+}
+
+/// Starts charon in `ns` as the responder for 192.0.2.1, with `ike` and
+/// `esp` proposals in its own syntax; returns its vici socket's URI.
+fn charon(lab: &mut Lab, ns: &str, ike: &str, esp: &str) -> String {
+    let dir = lab.dir.join("charon");
+    std::fs::create_dir_all(dir.join("run")).unwrap();
+    let vici = format!("unix://{}", dir.join("charon.vici").display());
+    let conf = lab.config_file(
+        "strongswan.conf",
+        &format!(
+            "charon {{\n\
+             load_modular = no\n\
+             load = random nonce openssl kdf gcm aes sha2 hmac pem pkcs1 x509 pubkey \
+             kernel-libipsec kernel-netlink socket-default vici\n\
+             install_virtual_ip = no\n\
+             filelog {{ log {{\n path = {}\n default = 1\n ike = 2\n append = no\n flush_line = yes\n }} }}\n\
+             plugins {{ vici {{ socket = {vici} }} }}\n\
+             }}\n",
+            dir.join("charon.log").display()
+        ),
+    );
+    let swanctl = lab.config_file(
+        "swanctl.conf",
+        &format!(
+            "connections {{ probe {{\n version = 2\n local_addrs = 192.0.2.2\n remote_addrs = 192.0.2.1\n\
+             proposals = {ike}\n\
+             local {{ auth = psk\n id = 192.0.2.2 }}\n\
+             remote {{ auth = psk\n id = 192.0.2.1 }}\n\
+             children {{ net {{ mode = tunnel\n local_ts = 10.2.0.1/32\n remote_ts = 10.1.0.1/32\n\
+             esp_proposals = {esp} }} }} }} }}\n\
+             secrets {{ ike-probe {{ id-a = 192.0.2.1\n id-b = 192.0.2.2\n secret = \"{KEY}\" }} }}\n"
+        ),
+    );
+    // Its pid file's place is fixed: a private /run of its own.
+    let start = format!(
+        "mount --bind {} /run && exec {CHARON}",
+        dir.join("run").display()
+    );
+    lab.spawn(
+        "charon",
+        ns,
+        &[
+            "env",
+            &format!("STRONGSWAN_CONF={}", conf.display()),
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &start,
+        ],
+        "charon.out",
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dir.join("charon.vici").exists() {
+        assert!(Instant::now() < deadline, "charon did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lab.exec(
+        ns,
+        &[
+            "swanctl",
+            "--load-all",
+            "--noprompt",
+            "--uri",
+            &vici,
+            "--file",
+            swanctl.to_str().unwrap(),
+        ],
+    );
+    vici
+}
+
+/// Runs ikeprobe in `ns` with `key` on its standard input.
+fn probe(ns: &str, ike: &str, child: &str, key: &str) -> (bool, String) {
+    let mut p = Command::new("ip")
+        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_ikeprobe")])
+        .args([
+            "192.0.2.1",
+            "192.0.2.2",
+            "10.1.0.1/32",
+            "10.2.0.1/32",
+            ike,
+            child,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ikeprobe starts");
+    p.stdin.take().unwrap().write_all(key.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    (out.status.success(), said)
+}
+
+/// The two namespaces with charon answering in `b` with `ike` and `esp`
+/// proposals: the lab, `a`, `b` and charon's vici socket.
+fn lab(test: &str, ike: &str, esp: &str) -> Option<(Lab, String, String, String)> {
+    let mut lab = Lab::new(test)?;
+    if !charon_or_skip(test) {
+        return None;
+    }
+    let a = lab.namespace("a");
+    let b = lab.namespace("b");
+    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
+    // charon routes the Child SA's traffic from its side's address.
+    lab.exec(&b, &["ip", "addr", "add", "10.2.0.1/32", "dev", "lo"]);
+    let vici = charon(&mut lab, &b, ike, esp);
+    Some((lab, a, b, vici))
+}
+
+/// One negotiation: charon's proposals and the probe's, then what both
+/// ends say.
+fn negotiate(test: &str, charon_ike: &str, charon_esp: &str, ours: (&str, &str)) {
+    let Some((lab, a, b, vici)) = lab(test, charon_ike, charon_esp) else {
+        return;
+    };
+    let (ok, said) = probe(&a, ours.0, ours.1, KEY);
+    let log = lab.log("charon/charon.log");
+    assert!(ok, "ikeprobe: {said}\ncharon:\n{log}");
+    assert!(said.starts_with("established"), "{said}");
+    assert!(said.contains("nat true"), "charon fakes a NAT: {said}");
+    let sas = text(
+        &lab.exec(&b, &["swanctl", "--list-sas", "--uri", &vici])
+            .stdout,
+    );
+    assert!(
+        sas.contains("ESTABLISHED") && sas.contains("INSTALLED"),
+        "charon's view:\n{sas}\n{log}"
+    );
+    assert!(
+        log.contains("authentication of '192.0.2.1' with pre-shared key successful"),
+        "{log}"
+    );
+}
+
+#[test]
+fn strongswan_refuses_a_wrong_key_and_says_so() {
+    const TEST: &str = "strongswan_refuses_a_wrong_key_and_says_so";
+    let Some((lab, a, _, _)) = lab(TEST, "aes256-sha256-ecp256", "aes128gcm16") else {
+        return;
+    };
+    let (ok, said) = probe(&a, "aes256-ecp256", "aes128gcm", "not the key");
+    assert!(!ok, "{said}");
+    assert!(said.contains("AUTHENTICATION_FAILED"), "{said}");
+    let log = lab.log("charon/charon.log");
+    assert!(log.contains("but MAC mismatched"), "{log}");
+}
+
+#[test]
+fn strongswan_takes_aes_cbc_and_ecp256_with_an_aes_gcm_child() {
+    negotiate(
+        "strongswan_takes_aes_cbc_and_ecp256_with_an_aes_gcm_child",
+        "aes256-sha256-ecp256",
+        "aes128gcm16",
+        ("aes256-ecp256", "aes128gcm"),
+    );
+}
+
+#[test]
+fn strongswan_takes_aes_gcm_and_curve25519_with_an_aes_cbc_child() {
+    negotiate(
+        "strongswan_takes_aes_gcm_and_curve25519_with_an_aes_cbc_child",
+        "aes256gcm16-prfsha256-x25519",
+        "aes128-sha256",
+        ("aes256gcm-x25519", "aes128"),
+    );
+}
+
+#[test]
+fn strongswan_takes_chacha20_poly1305_and_modp2048() {
+    negotiate(
+        "strongswan_takes_chacha20_poly1305_and_modp2048",
+        "chacha20poly1305-prfsha256-modp2048",
+        "chacha20poly1305",
+        ("chacha20poly1305-modp2048", "chacha20poly1305"),
+    );
+}
+
+#[test]
+fn strongswan_takes_ecp384_with_an_aes256_gcm_child() {
+    negotiate(
+        "strongswan_takes_ecp384_with_an_aes256_gcm_child",
+        "aes256-sha256-ecp384",
+        "aes256gcm16",
+        ("aes256-ecp384", "aes256gcm"),
+    );
+}
