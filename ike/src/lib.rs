@@ -6,4 +6,5 @@
 pub mod crypto;
 pub mod exchange;
 pub mod install;
+pub mod keyer;
 pub mod wire;

@@ -17,7 +17,7 @@ pub struct KeyLengths {
 
 /// An IKE SA's keys. `i` keys protect what the original initiator sends,
 /// `r` keys what the original responder sends.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct IkeKeys {
     /// What Child SAs' keys and a rekeyed IKE SA's come from.
     pub d: Secret,

@@ -263,6 +263,15 @@ impl Initiator {
         self.spi_i
     }
 
+    /// What NAT detection found in the IKE_SA_INIT response, once it is
+    /// in; `None` before, or when the responder does no NAT detection.
+    pub fn nat(&self) -> Option<Nat> {
+        match &self.state {
+            InitiatorState::Auth(sent) => sent.nat,
+            InitiatorState::Init => None,
+        }
+    }
+
     /// Takes the responder's answer to the last request. `child_spi` is
     /// the SPI this end will receive the Child SA's traffic on (from
     /// GETSPI).
@@ -722,7 +731,7 @@ impl Responder {
     /// be opened is dropped (`Err`), as an attacker's would be; one that
     /// opens but fails is answered with the reason.
     pub fn auth(
-        self,
+        &self,
         bytes: &[u8],
         child_spi: u32,
         rng: &mut dyn CryptoRngCore,

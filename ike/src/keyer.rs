@@ -1,0 +1,905 @@
+//! The key manager as a value: `iked`'s whole protocol logic, with no
+//! I/O. Datagrams, PF_KEY messages from `ipsecd` and the passing of time
+//! go in as [`Event`]s; datagrams to send, PF_KEY requests and log lines
+//! come out as [`Action`]s. Randomness comes from the caller.
+//!
+//! For each policy it installs the flows that send the policy's traffic
+//! through SAs to the peer (`require`: nothing leaves in clear text
+//! before the SAs are up), starts an IKE SA at once (active) or when
+//! `ipsecd` asks with `SADB_ACQUIRE` (dynamic), or waits for the peer
+//! (passive). Each Child SA's inbound SPI is reserved with GETSPI before
+//! it is offered; once agreed, the inbound SA is keyed with UPDATE and the
+//! outbound one added. A request is sent again 1, 2, 4 and 8 seconds
+//! apart; 16 seconds after the fifth, the SA is given up.
+
+use crate::exchange::handshake::{
+    Answer, Config, Established, Failure, Initiator, Next, Path, Responder,
+};
+use crate::exchange::session::{Incoming, Session};
+use crate::install::{self, Ends, FlowSpec, Lifetimes};
+use crate::wire::{Body, Delete, ExchangeType, Flags, Header, Message, Payload, ProtocolId};
+use pfkey::{FlowDirection, FlowType, MsgType, SaType};
+use rand_core::CryptoRngCore;
+use std::net::{IpAddr, SocketAddr};
+
+/// The IKE port, and the one for NAT traversal.
+pub const IKE_PORT: u16 = 500;
+pub const NATT_PORT: u16 = 4500;
+
+/// Seconds before the first retransmission; it doubles each time.
+const RETRY: u64 = 1;
+/// Transmissions of one request before the SA is given up.
+const TRIES: u32 = 5;
+
+/// When a policy's IKE SA is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// At once, and again when it goes.
+    Active,
+    /// When the peer starts it.
+    Passive,
+    /// When traffic needs it (`SADB_ACQUIRE`).
+    OnDemand,
+}
+
+/// One `ike` rule, as the key manager uses it.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// How the operator knows it (the rule's place, say).
+    pub name: String,
+    pub start: Start,
+    pub local: IpAddr,
+    /// `None`: any peer, for a passive policy.
+    pub peer: Option<IpAddr>,
+    pub config: Config,
+    pub lifetimes: Lifetimes,
+}
+
+/// What happens to the key manager.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// An IKE message arrived (without the non-ESP marker of port 4500).
+    Datagram {
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &'a [u8],
+    },
+    /// A PF_KEY message from `ipsecd`: a reply, or an ACQUIRE or EXPIRE.
+    PfKey(&'a [u8]),
+    /// Time passed.
+    Tick,
+}
+
+/// What the key manager wants done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send an IKE message (over port 4500, the shell adds the marker).
+    Send {
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    /// Send a PF_KEY request to `ipsecd`.
+    PfKey(Vec<u8>),
+    /// Tell the operator.
+    Log(String),
+}
+
+/// What was dropped, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drops {
+    /// Not an IKE message, or not one that fits any SA.
+    pub malformed: u64,
+    /// Could not be opened: forged, damaged, or for keys gone.
+    pub unprotected: u64,
+    /// For an SPI this end does not know.
+    pub unknown_spi: u64,
+    /// An IKE_SA_INIT from a peer no policy names.
+    pub no_policy: u64,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Waiting for GETSPI before the first request.
+    Reserving,
+    Initiating(Box<Initiator>),
+    /// IKE_SA_INIT answered; IKE_AUTH awaited (and the SPI, maybe).
+    Responding {
+        responder: Option<Box<Responder>>,
+        init_response: Vec<u8>,
+        /// An IKE_AUTH request that came before the SPI was reserved.
+        early: Option<Vec<u8>>,
+    },
+    Up(Box<Session>),
+}
+
+/// A datagram for an SA, with its header read.
+#[derive(Debug, Clone, Copy)]
+struct Arrival<'a> {
+    local: SocketAddr,
+    remote: SocketAddr,
+    bytes: &'a [u8],
+    header: Header,
+}
+
+/// A request sent and not yet answered.
+#[derive(Debug)]
+struct Outstanding {
+    bytes: Vec<u8>,
+    remote: SocketAddr,
+    local: SocketAddr,
+    /// When to send it again.
+    due: u64,
+    tries: u32,
+}
+
+#[derive(Debug)]
+struct IkeSa {
+    /// This end's IKE SPI.
+    spi: u64,
+    /// The peer's, once known (the initiator's, when this end responds).
+    peer_spi: u64,
+    policy: usize,
+    path: Path,
+    child_spi: Option<u32>,
+    state: State,
+    outstanding: Option<Outstanding>,
+}
+
+/// A PF_KEY request whose reply something waits for.
+#[derive(Debug, Clone, Copy)]
+enum Waiting {
+    /// The Child SA's inbound SPI, for the IKE SA with this SPI.
+    Spi(u64),
+    /// Nothing: the reply is only checked.
+    Nothing,
+}
+
+/// The key manager.
+#[derive(Debug)]
+pub struct Keyer {
+    pid: u32,
+    seq: u32,
+    now: u64,
+    policies: Vec<Policy>,
+    sas: Vec<IkeSa>,
+    pending: Vec<(u32, Waiting)>,
+    pub drops: Drops,
+}
+
+impl Keyer {
+    /// A key manager that talks to `ipsecd` as process `pid`, with
+    /// `policies`, at `now` (seconds). Returns it and its first actions:
+    /// registering for ESP and AH, the flows, the active policies' SAs.
+    pub fn new(
+        pid: u32,
+        policies: Vec<Policy>,
+        now: u64,
+        rng: &mut dyn CryptoRngCore,
+    ) -> (Keyer, Vec<Action>) {
+        let mut k = Keyer {
+            pid,
+            seq: 0,
+            now,
+            policies: Vec::new(),
+            sas: Vec::new(),
+            pending: Vec::new(),
+            drops: Drops::default(),
+        };
+        let mut out = Vec::new();
+        for satype in [SaType::ESP, SaType::AH] {
+            let seq = k.next_seq();
+            let m = pfkey::Message::new(pfkey::Header::new(MsgType::REGISTER, satype, seq, pid));
+            out.push(Action::PfKey(m.encode()));
+        }
+        for p in policies {
+            k.add(p, rng, &mut out);
+        }
+        (k, out)
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        self.seq
+    }
+
+    /// The policies in force.
+    pub fn policies(&self) -> &[Policy] {
+        &self.policies
+    }
+
+    /// The established IKE SAs.
+    pub fn sessions(&self) -> impl Iterator<Item = (&Policy, &Session)> {
+        self.sas.iter().filter_map(|sa| match &sa.state {
+            State::Up(s) => Some((&self.policies[sa.policy], s.as_ref())),
+            _ => None,
+        })
+    }
+
+    fn add(&mut self, policy: Policy, rng: &mut dyn CryptoRngCore, out: &mut Vec<Action>) {
+        let index = self.policies.len();
+        if let Some(peer) = policy.peer {
+            let ends = Ends {
+                local: policy.local,
+                remote: peer,
+            };
+            let c = &policy.config;
+            for (direction, from, to) in [
+                (FlowDirection::OUT, &c.ts_local, &c.ts_remote),
+                (FlowDirection::IN, &c.ts_remote, &c.ts_local),
+            ] {
+                for (f, t) in from.iter().flat_map(|f| to.iter().map(move |t| (f, t))) {
+                    let spec = FlowSpec {
+                        protocol: c.child.protocol,
+                        direction,
+                        flow_type: FlowType::REQUIRE,
+                        from: f,
+                        to: t,
+                    };
+                    let seq = self.next_seq();
+                    match install::flows(&spec, ends, seq, self.pid) {
+                        Ok(flows) => {
+                            self.pending.push((seq, Waiting::Nothing));
+                            out.extend(flows.iter().map(|m| Action::PfKey(m.encode())));
+                        }
+                        Err(e) => out.push(Action::Log(format!(
+                            "{}: its selectors make no flows: {e:?}",
+                            policy.name
+                        ))),
+                    }
+                }
+            }
+        }
+        let active = policy.start == Start::Active && policy.peer.is_some();
+        self.policies.push(policy);
+        if active {
+            self.initiate(index, rng, out);
+        }
+    }
+
+    /// Starts an IKE SA for policy `index`: first the Child SA's SPI.
+    fn initiate(&mut self, index: usize, rng: &mut dyn CryptoRngCore, out: &mut Vec<Action>) {
+        let p = &self.policies[index];
+        let Some(peer) = p.peer else { return };
+        let busy = self.sas.iter().any(|sa| sa.policy == index);
+        if busy {
+            return;
+        }
+        let path = Path {
+            local: SocketAddr::new(p.local, IKE_PORT),
+            remote: SocketAddr::new(peer, IKE_PORT),
+        };
+        let spi = self.fresh_spi(rng);
+        let ends = Ends {
+            local: p.local,
+            remote: peer,
+        };
+        let protocol = p.config.child.protocol;
+        self.sas.push(IkeSa {
+            spi,
+            peer_spi: 0,
+            policy: index,
+            path,
+            child_spi: None,
+            state: State::Reserving,
+            outstanding: None,
+        });
+        self.reserve(spi, protocol, ends, out);
+    }
+
+    fn reserve(&mut self, spi: u64, protocol: ProtocolId, ends: Ends, out: &mut Vec<Action>) {
+        let seq = self.next_seq();
+        match install::getspi(protocol, ends, seq, self.pid) {
+            Ok(m) => {
+                self.pending.push((seq, Waiting::Spi(spi)));
+                out.push(Action::PfKey(m.encode()));
+            }
+            Err(e) => out.push(Action::Log(format!("cannot reserve an SPI: {e:?}"))),
+        }
+    }
+
+    /// A fresh random IKE SPI, nonzero and not in use.
+    fn fresh_spi(&self, rng: &mut dyn CryptoRngCore) -> u64 {
+        loop {
+            let spi = rng.next_u64();
+            if spi != 0 && !self.sas.iter().any(|sa| sa.spi == spi) {
+                return spi;
+            }
+        }
+    }
+
+    /// Takes an event at `now` (seconds); returns what to do.
+    pub fn handle(
+        &mut self,
+        event: Event<'_>,
+        now: u64,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Vec<Action> {
+        self.now = now;
+        let mut out = Vec::new();
+        match event {
+            Event::Datagram {
+                local,
+                remote,
+                bytes,
+            } => self.datagram(local, remote, bytes, rng, &mut out),
+            Event::PfKey(bytes) => self.pfkey(bytes, rng, &mut out),
+            Event::Tick => self.tick(&mut out),
+        }
+        out
+    }
+
+    fn pfkey(&mut self, bytes: &[u8], rng: &mut dyn CryptoRngCore, out: &mut Vec<Action>) {
+        let Ok(m) = pfkey::Message::decode(bytes) else {
+            return;
+        };
+        let h = m.header;
+        if h.msg_type == MsgType::ACQUIRE {
+            return self.acquire(&m, rng, out);
+        }
+        if h.pid != self.pid {
+            return;
+        }
+        let Some(at) = self.pending.iter().position(|(seq, _)| *seq == h.seq) else {
+            return;
+        };
+        let (_, waiting) = self.pending.swap_remove(at);
+        if h.errno != 0 {
+            out.push(Action::Log(format!(
+                "ipsecd refused {}: {}",
+                h.msg_type,
+                pfkey::validate::Errno(h.errno).description()
+            )));
+        }
+        if let Waiting::Spi(spi) = waiting {
+            match install::reserved_spi(&m) {
+                Some(child_spi) => self.spi_reserved(spi, child_spi, rng, out),
+                None => self.give_up(spi, "no SPI reserved", out),
+            }
+        }
+    }
+
+    /// `SADB_ACQUIRE`: traffic for a flow with no SA; starts the IKE SA of
+    /// the on-demand policy for that peer.
+    fn acquire(&mut self, m: &pfkey::Message, rng: &mut dyn CryptoRngCore, out: &mut Vec<Action>) {
+        let Some(pfkey::Body::Address(dst)) = m.get(pfkey::ExtType::ADDRESS_DST) else {
+            return;
+        };
+        let Some(peer) = dst.addr.addr() else { return };
+        let found = self
+            .policies
+            .iter()
+            .position(|p| p.peer == Some(peer) && p.start != Start::Passive);
+        if let Some(index) = found {
+            self.initiate(index, rng, out);
+        }
+    }
+
+    fn spi_reserved(
+        &mut self,
+        spi: u64,
+        child_spi: u32,
+        rng: &mut dyn CryptoRngCore,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(at) = self.sas.iter().position(|sa| sa.spi == spi) else {
+            return;
+        };
+        self.sas[at].child_spi = Some(child_spi);
+        let policy = self.sas[at].policy;
+        match &mut self.sas[at].state {
+            State::Reserving => {
+                let config = self.policies[policy].config.clone();
+                let path = self.sas[at].path;
+                match Initiator::start(config, path, spi, rng) {
+                    Ok((initiator, request)) => {
+                        self.sas[at].state = State::Initiating(Box::new(initiator));
+                        self.send_request(at, path.local, path.remote, request, out);
+                    }
+                    Err(e) => self.give_up(spi, &format!("{e:?}"), out),
+                }
+            }
+            State::Responding { early, .. } => {
+                if let Some(request) = early.take() {
+                    let (local, remote) = (self.sas[at].path.local, self.sas[at].path.remote);
+                    self.responder_auth(at, local, remote, &request, rng, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn send_request(
+        &mut self,
+        at: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: Vec<u8>,
+        out: &mut Vec<Action>,
+    ) {
+        out.push(Action::Send {
+            local,
+            remote,
+            bytes: bytes.clone(),
+        });
+        self.sas[at].outstanding = Some(Outstanding {
+            bytes,
+            remote,
+            local,
+            due: self.now + RETRY,
+            tries: 1,
+        });
+    }
+
+    fn give_up(&mut self, spi: u64, why: &str, out: &mut Vec<Action>) {
+        if let Some(at) = self.sas.iter().position(|sa| sa.spi == spi) {
+            let sa = self.sas.swap_remove(at);
+            out.push(Action::Log(format!(
+                "{}: IKE SA with {} failed: {why}",
+                self.policies[sa.policy].name,
+                sa.path.remote.ip()
+            )));
+        }
+    }
+
+    fn tick(&mut self, out: &mut Vec<Action>) {
+        let now = self.now;
+        let mut lost = Vec::new();
+        for sa in &mut self.sas {
+            let Some(o) = &mut sa.outstanding else {
+                continue;
+            };
+            if now < o.due {
+                continue;
+            }
+            if o.tries >= TRIES {
+                lost.push(sa.spi);
+                continue;
+            }
+            out.push(Action::Send {
+                local: o.local,
+                remote: o.remote,
+                bytes: o.bytes.clone(),
+            });
+            o.tries += 1;
+            o.due = now + (RETRY << (o.tries - 1));
+        }
+        for spi in lost {
+            self.give_up(spi, "no answer", out);
+        }
+    }
+
+    fn datagram(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+        rng: &mut dyn CryptoRngCore,
+        out: &mut Vec<Action>,
+    ) {
+        let Ok(h) = Header::peek(bytes) else {
+            self.drops.malformed += 1;
+            return;
+        };
+        let response = h.flags.contains(Flags::RESPONSE);
+        // This end's SPI is the initiator's when it started the SA.
+        let found = self.sas.iter().position(|sa| {
+            let ours_first = matches!(sa.state, State::Initiating(_) | State::Reserving)
+                || matches!(&sa.state, State::Up(s) if s.sa.initiator);
+            if ours_first {
+                h.spi_i == sa.spi
+            } else {
+                h.spi_i == sa.peer_spi
+                    && (h.spi_r == sa.spi || (h.spi_r == 0 && sa.path.remote.ip() == remote.ip()))
+            }
+        });
+        match found {
+            Some(at) => {
+                let arrival = Arrival {
+                    local,
+                    remote,
+                    bytes,
+                    header: h,
+                };
+                self.for_sa(at, &arrival, rng, out)
+            }
+            None if h.exchange == ExchangeType::IKE_SA_INIT && !response && h.spi_r == 0 => {
+                self.respond(local, remote, bytes, rng, out)
+            }
+            None => self.drops.unknown_spi += 1,
+        }
+    }
+
+    /// A new IKE_SA_INIT request: the policy for this peer answers it.
+    fn respond(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+        rng: &mut dyn CryptoRngCore,
+        out: &mut Vec<Action>,
+    ) {
+        let found = self
+            .policies
+            .iter()
+            .position(|p| p.local == local.ip() && p.peer.is_none_or(|peer| peer == remote.ip()));
+        let Some(index) = found else {
+            self.drops.no_policy += 1;
+            return;
+        };
+        let spi = self.fresh_spi(rng);
+        let path = Path { local, remote };
+        let config = self.policies[index].config.clone();
+        match Responder::start(config, path, bytes, spi, rng) {
+            Ok(Answer::Go(response, responder)) => {
+                let (peer_spi, _) = responder.spis();
+                out.push(Action::Send {
+                    local,
+                    remote,
+                    bytes: response.clone(),
+                });
+                let protocol = self.policies[index].config.child.protocol;
+                self.sas.push(IkeSa {
+                    spi,
+                    peer_spi,
+                    policy: index,
+                    path,
+                    child_spi: None,
+                    state: State::Responding {
+                        responder: Some(Box::new(responder)),
+                        init_response: response,
+                        early: None,
+                    },
+                    outstanding: None,
+                });
+                let ends = Ends {
+                    local: local.ip(),
+                    remote: remote.ip(),
+                };
+                self.reserve(spi, protocol, ends, out);
+            }
+            Ok(Answer::Refuse(response, why)) => {
+                out.push(Action::Send {
+                    local,
+                    remote,
+                    bytes: response,
+                });
+                out.push(Action::Log(format!(
+                    "{}: refused IKE_SA_INIT from {}: {why:?}",
+                    self.policies[index].name,
+                    remote.ip()
+                )));
+            }
+            Err(_) => self.drops.malformed += 1,
+        }
+    }
+
+    fn for_sa(
+        &mut self,
+        at: usize,
+        arrival: &Arrival<'_>,
+        rng: &mut dyn CryptoRngCore,
+        out: &mut Vec<Action>,
+    ) {
+        let Arrival {
+            local,
+            remote,
+            bytes,
+            header: h,
+        } = *arrival;
+        let response = h.flags.contains(Flags::RESPONSE);
+        let sa = &mut self.sas[at];
+        match &mut sa.state {
+            State::Reserving => self.drops.unknown_spi += 1,
+            State::Initiating(_) if response => self.initiator_answer(at, bytes, rng, out),
+            State::Initiating(_) => self.drops.malformed += 1,
+            State::Responding { init_response, .. } if h.exchange == ExchangeType::IKE_SA_INIT => {
+                // The initiator repeated its first request.
+                out.push(Action::Send {
+                    local,
+                    remote,
+                    bytes: init_response.clone(),
+                });
+            }
+            State::Responding { early, .. }
+                if h.exchange == ExchangeType::IKE_AUTH && !response =>
+            {
+                if sa.child_spi.is_none() {
+                    // Answered once GETSPI is.
+                    *early = Some(bytes.to_vec());
+                } else {
+                    self.responder_auth(at, local, remote, bytes, rng, out);
+                }
+            }
+            State::Responding { .. } => self.drops.malformed += 1,
+            State::Up(_) => self.session(at, local, remote, bytes, rng, out),
+        }
+    }
+
+    fn initiator_answer(
+        &mut self,
+        at: usize,
+        bytes: &[u8],
+        rng: &mut dyn CryptoRngCore,
+        out: &mut Vec<Action>,
+    ) {
+        let sa = &mut self.sas[at];
+        let State::Initiating(initiator) = &mut sa.state else {
+            return;
+        };
+        let child_spi = sa.child_spi.unwrap_or_default();
+        match initiator.receive(bytes, child_spi, rng) {
+            Ok(Next::Send(request)) => {
+                // Past IKE_SA_INIT, with NAT traversal on both sides, the
+                // exchange goes on over port 4500.
+                let mut path = sa.path;
+                let init =
+                    Header::peek(&request).is_ok_and(|h| h.exchange == ExchangeType::IKE_SA_INIT);
+                if !init && initiator.nat().is_some() {
+                    path.local.set_port(NATT_PORT);
+                    path.remote.set_port(NATT_PORT);
+                    sa.path = path;
+                }
+                if let Ok(h) = Header::peek(bytes) {
+                    sa.peer_spi = h.spi_r;
+                }
+                self.send_request(at, path.local, path.remote, request, out);
+            }
+            Ok(Next::Established(established)) => {
+                sa.outstanding = None;
+                self.established(at, *established, out);
+            }
+            Err(Failure::Unprotected(_)) => self.drops.unprotected += 1,
+            Err(Failure::Malformed(_)) => self.drops.malformed += 1,
+            Err(why) => {
+                let spi = sa.spi;
+                self.give_up(spi, &format!("{why:?}"), out);
+            }
+        }
+    }
+
+    fn responder_auth(
+        &mut self,
+        at: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+        rng: &mut dyn CryptoRngCore,
+        out: &mut Vec<Action>,
+    ) {
+        let sa = &mut self.sas[at];
+        let State::Responding {
+            responder: Some(r), ..
+        } = &sa.state
+        else {
+            return;
+        };
+        let child_spi = sa.child_spi.unwrap_or_default();
+        match r.auth(bytes, child_spi, rng) {
+            Ok(Answer::Go(response, established)) => {
+                // The initiator may have moved to port 4500.
+                sa.path = Path { local, remote };
+                out.push(Action::Send {
+                    local,
+                    remote,
+                    bytes: response.clone(),
+                });
+                self.established(at, established, out);
+                if let State::Up(session) = &mut self.sas[at].state {
+                    session.remember_auth_response(response);
+                }
+            }
+            Ok(Answer::Refuse(response, why)) => {
+                out.push(Action::Send {
+                    local,
+                    remote,
+                    bytes: response,
+                });
+                let spi = sa.spi;
+                self.give_up(spi, &format!("{why:?}"), out);
+            }
+            // Forged or damaged: dropped, and the exchange waits for the
+            // real request.
+            Err(Failure::Unprotected(_)) => self.drops.unprotected += 1,
+            Err(_) => self.drops.malformed += 1,
+        }
+    }
+
+    /// Both ends are authenticated: the Child SA goes into `ipsecd`.
+    fn established(&mut self, at: usize, established: Established, out: &mut Vec<Action>) {
+        let (name, lifetimes) = {
+            let p = &self.policies[self.sas[at].policy];
+            (p.name.clone(), p.lifetimes)
+        };
+        let path = self.sas[at].path;
+        let ends = Ends {
+            local: path.local.ip(),
+            remote: path.remote.ip(),
+        };
+        let udp = established
+            .nat
+            .filter(|n| n.any())
+            .map(|_| path.remote.port());
+        let seq = self.next_seq();
+        match install::sa_messages(&established.child, ends, lifetimes, udp, seq, self.pid) {
+            Ok(messages) => {
+                self.pending.push((seq, Waiting::Nothing));
+                out.extend(messages.iter().map(|m| Action::PfKey(m.encode())));
+            }
+            Err(e) => out.push(Action::Log(format!(
+                "{name}: the Child SA cannot be installed: {e:?}"
+            ))),
+        }
+        out.push(Action::Log(format!(
+            "{name}: IKE SA with {} up, Child SA {:#010x} in, {:#010x} out",
+            path.remote.ip(),
+            established.child.spi_in,
+            established.child.spi_out
+        )));
+        self.sas[at].state = State::Up(Box::new(Session::new(established)));
+    }
+
+    /// A message of an established SA: liveness checks and deletes are
+    /// answered; a delete of the IKE SA ends it.
+    fn session(
+        &mut self,
+        at: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+        rng: &mut dyn CryptoRngCore,
+        out: &mut Vec<Action>,
+    ) {
+        let State::Up(session) = &mut self.sas[at].state else {
+            return;
+        };
+        match session.receive(bytes) {
+            Ok(Incoming::Repeat(again)) => out.push(Action::Send {
+                local,
+                remote,
+                bytes: again,
+            }),
+            Ok(Incoming::Request(h, payloads)) => {
+                let deletes_ike = payloads
+                    .iter()
+                    .any(|p| matches!(&p.body, Body::Delete(d) if d.protocol == ProtocolId::IKE));
+                let mut answer = Vec::new();
+                let mut gone = Vec::new();
+                for p in &payloads {
+                    if let Body::Delete(d) = &p.body
+                        && d.protocol != ProtocolId::IKE
+                    {
+                        // Our inbound SPIs for the peer's outbound ones.
+                        if d.spis
+                            .iter()
+                            .any(|s| s.as_slice() == session.sa.child.spi_out.to_be_bytes())
+                        {
+                            gone.push(session.sa.child.spi_in);
+                            answer.push(Payload::new(Body::Delete(Delete {
+                                protocol: d.protocol,
+                                spi_size: 4,
+                                spis: vec![session.sa.child.spi_in.to_be_bytes().to_vec()],
+                            })));
+                        }
+                    }
+                }
+                if h.exchange != ExchangeType::INFORMATIONAL {
+                    // Rekeying and more Child SAs are not in this version.
+                    answer = vec![Payload::new(Body::Notify(crate::wire::Notify::new(
+                        crate::wire::NotifyType::NO_ADDITIONAL_SAS,
+                        Vec::new(),
+                    )))];
+                }
+                if let Ok(response) = session.respond(&h, &answer, rng) {
+                    out.push(Action::Send {
+                        local,
+                        remote,
+                        bytes: response,
+                    });
+                }
+                if deletes_ike || !gone.is_empty() {
+                    self.remove_children(at, out);
+                }
+                if deletes_ike {
+                    let spi = self.sas[at].spi;
+                    let name = self.policies[self.sas[at].policy].name.clone();
+                    self.sas.retain(|sa| sa.spi != spi);
+                    out.push(Action::Log(format!(
+                        "{name}: the peer {} deleted the IKE SA",
+                        remote.ip()
+                    )));
+                }
+            }
+            Ok(Incoming::Response(..)) => {
+                self.sas[at].outstanding = None;
+            }
+            Err(Failure::Unprotected(_)) => self.drops.unprotected += 1,
+            Err(_) => self.drops.malformed += 1,
+        }
+    }
+
+    /// Deletes the SA's Child SAs from `ipsecd`.
+    fn remove_children(&mut self, at: usize, out: &mut Vec<Action>) {
+        let State::Up(session) = &self.sas[at].state else {
+            return;
+        };
+        let child = &session.sa.child;
+        let path = self.sas[at].path;
+        let Ok(satype) = (match child.suite.protocol {
+            ProtocolId::ESP => Ok(SaType::ESP),
+            ProtocolId::AH => Ok(SaType::AH),
+            _ => Err(()),
+        }) else {
+            return;
+        };
+        for (spi, src, dst) in [
+            (child.spi_in, path.remote.ip(), path.local.ip()),
+            (child.spi_out, path.local.ip(), path.remote.ip()),
+        ] {
+            let seq = self.next_seq();
+            let mut m =
+                pfkey::Message::new(pfkey::Header::new(MsgType::DELETE, satype, seq, self.pid));
+            let addr = |ip| {
+                pfkey::Body::Address(pfkey::Address {
+                    reserved: 0,
+                    addr: pfkey::SockAddr::ip(ip, 0),
+                })
+            };
+            let sa = pfkey::Sa {
+                spi,
+                ..pfkey::Sa::default()
+            };
+            let _ = m.push(pfkey::ExtType::SA, pfkey::Body::Sa(sa));
+            let _ = m.push(pfkey::ExtType::ADDRESS_SRC, addr(src));
+            let _ = m.push(pfkey::ExtType::ADDRESS_DST, addr(dst));
+            self.pending.push((seq, Waiting::Nothing));
+            out.push(Action::PfKey(m.encode()));
+        }
+    }
+
+    /// Ends every IKE SA: tells each peer, and deletes the Child SAs.
+    pub fn shutdown(&mut self, rng: &mut dyn CryptoRngCore) -> Vec<Action> {
+        let mut out = Vec::new();
+        for at in 0..self.sas.len() {
+            let path = self.sas[at].path;
+            if let State::Up(session) = &mut self.sas[at].state {
+                let delete = Payload::new(Body::Delete(Delete {
+                    protocol: ProtocolId::IKE,
+                    spi_size: 0,
+                    spis: Vec::new(),
+                }));
+                if let Ok((_, bytes)) = session.request(ExchangeType::INFORMATIONAL, &[delete], rng)
+                {
+                    out.push(Action::Send {
+                        local: path.local,
+                        remote: path.remote,
+                        bytes,
+                    });
+                }
+                self.remove_children(at, &mut out);
+            }
+        }
+        self.sas.clear();
+        out
+    }
+}
+
+/// A message's encoding, for tests and logs.
+pub fn describe(bytes: &[u8]) -> String {
+    match Message::decode(bytes) {
+        Ok(m) => format!(
+            "{} {} id {}",
+            m.header.exchange,
+            if m.header.flags.contains(Flags::RESPONSE) {
+                "response"
+            } else {
+                "request"
+            },
+            m.header.message_id
+        ),
+        Err(e) => format!("undecodable: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

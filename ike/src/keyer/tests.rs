@@ -1,0 +1,374 @@
+//! Two key managers, each beside its own `ipsecd` engine, with the
+//! network and PF_KEY between them simulated: SAs come up at start or on
+//! demand, packets cross, a lost request is sent again, a dead peer is
+//! given up, and a shutdown deletes what the peer holds too.
+
+use super::*;
+use crate::exchange::selectors::of_net;
+use crate::exchange::suite::{ChildOffer, IkeOffer};
+
+use crate::wire::{DhGroup, EncrId, EsnId, IdType, Identification, IntegId, PrfId};
+use ipsec_engine::engine::{Engine, Events, Verdict};
+use ipsec_engine::packet::PacketBuf;
+use rand_core::SeedableRng;
+use zeroize::Zeroizing;
+
+const CLIENT: u64 = 1;
+
+struct Side {
+    addr: IpAddr,
+    keyer: Keyer,
+    engine: Engine,
+    pid: u32,
+    log: Vec<String>,
+}
+
+fn policy(me: &str, peer: &str, mine: &str, theirs: &str, start: Start) -> Policy {
+    let net = |s: &str| {
+        let (a, p) = s.split_once('/').unwrap();
+        of_net(a.parse().unwrap(), p.parse().unwrap(), 0, 0)
+    };
+    let id = |a: &str| Identification {
+        id_type: IdType::IPV4_ADDR,
+        data: a.parse::<std::net::Ipv4Addr>().unwrap().octets().to_vec(),
+    };
+    Policy {
+        name: format!("ike {me}"),
+        start,
+        local: me.parse().unwrap(),
+        peer: Some(peer.parse().unwrap()),
+        config: Config {
+            ike: IkeOffer {
+                encr: vec![(EncrId::AES_GCM_16, Some(256))],
+                prf: vec![PrfId::HMAC_SHA2_256],
+                integ: vec![],
+                dh: vec![DhGroup::CURVE25519],
+            },
+            child: ChildOffer {
+                protocol: ProtocolId::ESP,
+                encr: vec![(EncrId::AES_GCM_16, Some(128))],
+                integ: vec![IntegId::HMAC_SHA2_256_128],
+                dh: vec![],
+                esn: vec![EsnId::NO],
+            },
+            local_id: id(me),
+            remote_id: Some(id(peer)),
+            psk: Zeroizing::new(b"shared between the two".to_vec()),
+            ts_local: vec![net(mine)],
+            ts_remote: vec![net(theirs)],
+            transport: false,
+        },
+        lifetimes: Lifetimes::default(),
+    }
+}
+
+fn side(
+    pid: u32,
+    p: Policy,
+    rng: &mut dyn CryptoRngCore,
+    queue: &mut Vec<(usize, Action)>,
+    index: usize,
+) -> Side {
+    let mut engine = Engine::new([pid as u8; 32]);
+    engine.connect(CLIENT);
+    let addr = p.local;
+    let (keyer, actions) = Keyer::new(pid, vec![p], 0, rng);
+    queue.extend(actions.into_iter().map(|a| (index, a)));
+    Side {
+        addr,
+        keyer,
+        engine,
+        pid,
+        log: Vec::new(),
+    }
+}
+
+/// Delivers actions until none are left; `lose` drops IKE datagrams it
+/// returns true for.
+fn pump(
+    sides: &mut [Side; 2],
+    mut queue: Vec<(usize, Action)>,
+    now: u64,
+    rng: &mut dyn CryptoRngCore,
+    lose: &mut dyn FnMut(&[u8]) -> bool,
+) {
+    let mut rounds = 0;
+    while let Some((from, action)) = (!queue.is_empty()).then(|| queue.remove(0)) {
+        rounds += 1;
+        assert!(rounds < 1000, "the exchange does not settle");
+        match action {
+            Action::Send {
+                local,
+                remote,
+                bytes,
+            } => {
+                if lose(&bytes) {
+                    continue;
+                }
+                let to = sides
+                    .iter()
+                    .position(|s| s.addr == remote.ip())
+                    .expect("a peer");
+                let event = Event::Datagram {
+                    local: remote,
+                    remote: local,
+                    bytes: &bytes,
+                };
+                let out = sides[to].keyer.handle(event, now, rng);
+                queue.extend(out.into_iter().map(|a| (to, a)));
+            }
+            Action::PfKey(bytes) => {
+                let s = &mut sides[from];
+                for d in s.engine.handle(CLIENT, s.pid, &bytes, now) {
+                    if d.to == CLIENT {
+                        let out = s.keyer.handle(Event::PfKey(&d.bytes), now, rng);
+                        queue.extend(out.into_iter().map(|a| (from, a)));
+                    }
+                }
+            }
+            Action::Log(line) => sides[from].log.push(line),
+        }
+    }
+}
+
+/// Sends a packet from `src` to `dst` through side `from`'s engine and,
+/// if it leaves protected, into side `to`'s. Returns the ACQUIREs and
+/// whether the packet arrived whole.
+fn send(
+    sides: &mut [Side; 2],
+    from: usize,
+    to: usize,
+    src: &str,
+    dst: &str,
+) -> (Vec<Vec<u8>>, bool) {
+    let (s, d): (std::net::Ipv4Addr, std::net::Ipv4Addr) =
+        (src.parse().unwrap(), dst.parse().unwrap());
+    let mut p = vec![0x45, 0, 0, 28, 0, 1, 0x40, 0, 64, 17, 0, 0];
+    p.extend_from_slice(&s.octets());
+    p.extend_from_slice(&d.octets());
+    let sum = p
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u32>();
+    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+    p[10..12].copy_from_slice(&sum.to_be_bytes());
+    p.extend_from_slice(&[0x9c, 0x40, 0x13, 0x89, 0, 8, 0, 0]);
+    let mut buf = PacketBuf::from_slice(&p);
+    let mut events = Events::default();
+    let verdict = sides[from].engine.outbound(&mut buf, 1, &mut events);
+    let acquires = events
+        .messages
+        .iter()
+        .filter(|m| m.to == CLIENT)
+        .map(|m| m.bytes.clone())
+        .collect();
+    if verdict != Verdict::Wire {
+        return (acquires, false);
+    }
+    let mut arriving = PacketBuf::from_slice(buf.as_slice());
+    let opened = sides[to]
+        .engine
+        .inbound(&mut arriving, None, 1, &mut events)
+        == Verdict::Enc;
+    (acquires, opened && arriving.as_slice() == p)
+}
+
+fn pair(a_start: Start, rng: &mut dyn CryptoRngCore) -> ([Side; 2], Vec<(usize, Action)>) {
+    let mut queue = Vec::new();
+    let a = side(
+        100,
+        policy(
+            "192.0.2.1",
+            "192.0.2.2",
+            "10.1.0.0/16",
+            "10.2.0.0/16",
+            a_start,
+        ),
+        rng,
+        &mut queue,
+        0,
+    );
+    let b = side(
+        200,
+        policy(
+            "192.0.2.2",
+            "192.0.2.1",
+            "10.2.0.0/16",
+            "10.1.0.0/16",
+            Start::Passive,
+        ),
+        rng,
+        &mut queue,
+        1,
+    );
+    ([a, b], queue)
+}
+
+#[test]
+fn an_active_policy_comes_up_at_start_and_packets_cross() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+    let (mut sides, queue) = pair(Start::Active, &mut rng);
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    assert_eq!(sides[0].keyer.sessions().count(), 1, "{:?}", sides[0].log);
+    assert_eq!(sides[1].keyer.sessions().count(), 1, "{:?}", sides[1].log);
+    assert!(
+        sides[0].log.iter().any(|l| l.contains("up")),
+        "{:?}",
+        sides[0].log
+    );
+    assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
+    assert!(send(&mut sides, 1, 0, "10.2.0.7", "10.1.0.5").1);
+    // The flows hold clear text back: another network is not theirs.
+    assert!(!send(&mut sides, 0, 1, "10.1.0.5", "10.3.0.1").1);
+    assert_eq!(sides[0].keyer.drops, Drops::default());
+    assert_eq!(sides[1].keyer.drops, Drops::default());
+}
+
+#[test]
+fn an_on_demand_policy_comes_up_when_traffic_needs_it() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
+    let (mut sides, queue) = pair(Start::OnDemand, &mut rng);
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    assert_eq!(sides[0].keyer.sessions().count(), 0, "not before traffic");
+    let (acquires, arrived) = send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7");
+    assert!(
+        !arrived,
+        "the first packet waits for the SA (dropped, not clear)"
+    );
+    assert_eq!(acquires.len(), 1, "ipsecd asks for an SA");
+    let mut queue = Vec::new();
+    for m in &acquires {
+        let out = sides[0].keyer.handle(Event::PfKey(m), 0, &mut rng);
+        queue.extend(out.into_iter().map(|a| (0, a)));
+    }
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    assert_eq!(sides[0].keyer.sessions().count(), 1, "{:?}", sides[0].log);
+    assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
+}
+
+#[test]
+fn a_lost_request_is_sent_again_and_a_dead_peer_given_up() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+    let (mut sides, queue) = pair(Start::Active, &mut rng);
+    // The first IKE_SA_INIT request is lost.
+    let mut lost = 0;
+    pump(&mut sides, queue, 0, &mut rng, &mut |bytes| {
+        let first = Header::peek(bytes).is_ok_and(|h| {
+            h.exchange == ExchangeType::IKE_SA_INIT && !h.flags.contains(Flags::RESPONSE)
+        });
+        if first && lost == 0 {
+            lost += 1;
+            return true;
+        }
+        false
+    });
+    assert_eq!(sides[0].keyer.sessions().count(), 0);
+    let again = sides[0].keyer.handle(Event::Tick, 1, &mut rng);
+    assert_eq!(again.len(), 1, "sent again after a second");
+    let queue = again.into_iter().map(|a| (0, a)).collect();
+    pump(&mut sides, queue, 1, &mut rng, &mut |_| false);
+    assert_eq!(sides[0].keyer.sessions().count(), 1, "{:?}", sides[0].log);
+
+    // A peer that never answers: sent again after 1, 2, 4 and 8 seconds,
+    // and given up 16 seconds after the fifth.
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+    let (mut sides, queue) = pair(Start::Active, &mut rng);
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| true);
+    let mut sent_at = Vec::new();
+    let mut given_up = None;
+    for now in 1..=40 {
+        for a in sides[0].keyer.handle(Event::Tick, now, &mut rng) {
+            match a {
+                Action::Send { .. } => sent_at.push(now),
+                Action::Log(l) => {
+                    given_up.get_or_insert(now);
+                    sides[0].log.push(l);
+                }
+                Action::PfKey(_) => {}
+            }
+        }
+    }
+    assert_eq!(sent_at, [1, 3, 7, 15]);
+    assert_eq!(given_up, Some(31));
+    assert!(
+        sides[0].log.iter().any(|l| l.contains("no answer")),
+        "{:?}",
+        sides[0].log
+    );
+}
+
+#[test]
+fn a_shutdown_deletes_the_sas_on_both_ends() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let (mut sides, queue) = pair(Start::Active, &mut rng);
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    assert!(send(&mut sides, 1, 0, "10.2.0.7", "10.1.0.5").1);
+    let out = sides[0].keyer.shutdown(&mut rng);
+    let queue = out.into_iter().map(|a| (0, a)).collect();
+    pump(&mut sides, queue, 2, &mut rng, &mut |_| false);
+    assert_eq!(sides[0].keyer.sessions().count(), 0);
+    assert_eq!(sides[1].keyer.sessions().count(), 0, "{:?}", sides[1].log);
+    assert!(
+        sides[1].log.iter().any(|l| l.contains("deleted")),
+        "{:?}",
+        sides[1].log
+    );
+    // Neither engine has an SA left for the traffic: it is held back.
+    assert!(!send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
+    assert!(!send(&mut sides, 1, 0, "10.2.0.7", "10.1.0.5").1);
+}
+
+#[test]
+fn forged_and_stray_messages_are_dropped_and_counted() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(6);
+    let (mut sides, queue) = pair(Start::Active, &mut rng);
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    let b = &mut sides[1].keyer;
+    let (local, remote): (SocketAddr, SocketAddr) = (
+        "192.0.2.2:500".parse().unwrap(),
+        "192.0.2.1:500".parse().unwrap(),
+    );
+    let drops = |b: &mut Keyer, bytes: &[u8], rng: &mut dyn CryptoRngCore| {
+        let out = b.handle(
+            Event::Datagram {
+                local,
+                remote,
+                bytes,
+            },
+            0,
+            rng,
+        );
+        assert!(
+            !out.iter().any(|a| matches!(a, Action::Send { .. })),
+            "{out:?}"
+        );
+    };
+    drops(b, &[1, 2, 3], &mut rng);
+    assert_eq!(b.drops.malformed, 1);
+    // An established SA's SPIs with a garbled body.
+    let (spi_i, spi_r) = b.sessions().next().unwrap().1.spis();
+    let mut forged = Message {
+        header: Header {
+            spi_i,
+            spi_r,
+            next: crate::wire::PayloadType::NONE,
+            version: crate::wire::VERSION,
+            exchange: ExchangeType::INFORMATIONAL,
+            flags: Flags::INITIATOR,
+            message_id: 2,
+            length: 0,
+        },
+        payloads: vec![Payload::new(Body::Sk {
+            first: crate::wire::PayloadType::NONE,
+            data: vec![0; 64],
+        })],
+    }
+    .encode()
+    .unwrap();
+    drops(b, &forged, &mut rng);
+    assert_eq!(b.drops.unprotected, 1);
+    forged[0] ^= 1;
+    drops(b, &forged, &mut rng);
+    assert_eq!(b.drops.unknown_spi, 1);
+    assert_eq!(b.sessions().count(), 1, "the SA stands");
+}
