@@ -630,12 +630,12 @@ impl Keyer {
         let child_spi = sa.child_spi.unwrap_or_default();
         match initiator.receive(bytes, child_spi, rng) {
             Ok(Next::Send(request)) => {
-                // Past IKE_SA_INIT, with NAT traversal on both sides, the
-                // exchange goes on over port 4500.
+                // Past IKE_SA_INIT, with a NAT between the ends, the
+                // exchange goes on over port 4500 (RFC 7296 §2.23).
                 let mut path = sa.path;
                 let init =
                     Header::peek(&request).is_ok_and(|h| h.exchange == ExchangeType::IKE_SA_INIT);
-                if !init && initiator.nat().is_some() {
+                if !init && initiator.nat().is_some_and(|n| n.any()) {
                     path.local.set_port(NATT_PORT);
                     path.remote.set_port(NATT_PORT);
                     sa.path = path;

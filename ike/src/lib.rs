@@ -7,4 +7,5 @@ pub mod crypto;
 pub mod exchange;
 pub mod install;
 pub mod keyer;
+pub mod policy;
 pub mod wire;

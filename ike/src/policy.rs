@@ -1,0 +1,265 @@
+//! What an `ike` rule of `ipsec.conf` means to the key manager: IKEv2
+//! with the rule's addresses, algorithms, identities and key. Where the
+//! rule names no algorithm, a modern set is offered (AES-GCM and AES-CBC
+//! with SHA-2, Curve25519, P-256 and MODP-2048); where it names one IKEv2
+//! should no longer use (MODP-1024 and smaller, MD5) or one this daemon
+//! lacks, the rule is refused with the reason.
+
+use crate::exchange::handshake::Config;
+use crate::exchange::selectors::of_net;
+use crate::exchange::suite::{ChildOffer, Encr, IkeOffer};
+use crate::install::Lifetimes;
+use crate::keyer::{Policy, Start};
+use crate::wire::{DhGroup, EncrId, EsnId, IdType, Identification, IntegId, PrfId, ProtocolId};
+use ipsec_compiler::rule::{Ike, IkeAuth, IkeMode, Mode, SaType};
+use ipsec_compiler::xform::{Auth, Enc, Group};
+use std::net::IpAddr;
+use zeroize::Zeroizing;
+
+/// The offer when a rule names no cipher.
+const CIPHERS: [Encr; 3] = [
+    (EncrId::AES_GCM_16, Some(256)),
+    (EncrId::AES_GCM_16, Some(128)),
+    (EncrId::AES_CBC, Some(256)),
+];
+const GROUPS: [DhGroup; 3] = [DhGroup::CURVE25519, DhGroup::ECP_256, DhGroup::MODP_2048];
+const HASHES: [(PrfId, IntegId); 2] = [
+    (PrfId::HMAC_SHA2_256, IntegId::HMAC_SHA2_256_128),
+    (PrfId::HMAC_SHA2_512, IntegId::HMAC_SHA2_512_256),
+];
+
+fn cipher(enc: Enc) -> Result<Vec<Encr>, String> {
+    Ok(match enc {
+        Enc::Aes | Enc::Aes128 => vec![(EncrId::AES_CBC, Some(128))],
+        Enc::Aes192 => vec![(EncrId::AES_CBC, Some(192))],
+        Enc::Aes256 => vec![(EncrId::AES_CBC, Some(256))],
+        Enc::Aes128Gcm => vec![(EncrId::AES_GCM_16, Some(128))],
+        Enc::Aes192Gcm => vec![(EncrId::AES_GCM_16, Some(192))],
+        Enc::Aes256Gcm => vec![(EncrId::AES_GCM_16, Some(256))],
+        Enc::Chacha20Poly1305 => vec![(EncrId::CHACHA20_POLY1305, None)],
+        other => return Err(format!("iked does not offer {}", other.info().name)),
+    })
+}
+
+fn hash(auth: Auth) -> Result<(PrfId, IntegId), String> {
+    Ok(match auth {
+        Auth::HmacSha1 => (PrfId::HMAC_SHA1, IntegId::HMAC_SHA1_96),
+        Auth::HmacSha2_256 => (PrfId::HMAC_SHA2_256, IntegId::HMAC_SHA2_256_128),
+        Auth::HmacSha2_384 => (PrfId::HMAC_SHA2_384, IntegId::HMAC_SHA2_384_192),
+        Auth::HmacSha2_512 => (PrfId::HMAC_SHA2_512, IntegId::HMAC_SHA2_512_256),
+        other => return Err(format!("iked does not offer {}", other.info().name)),
+    })
+}
+
+fn group(g: Group) -> Result<DhGroup, String> {
+    Ok(match g {
+        Group::Modp2048 => DhGroup::MODP_2048,
+        Group::Modp3072 => DhGroup::MODP_3072,
+        Group::Modp4096 => DhGroup::MODP_4096,
+        Group::Ecp256 => DhGroup::ECP_256,
+        Group::Ecp384 => DhGroup::ECP_384,
+        Group::Modp768 | Group::Modp1024 | Group::Modp1536 => {
+            return Err("groups below MODP-2048 are too weak for iked".into());
+        }
+        _ => return Err("iked does not offer that group".into()),
+    })
+}
+
+fn identity(text: &str) -> Identification {
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return address_id(ip);
+    }
+    let id_type = if text.contains('@') {
+        IdType::RFC822_ADDR
+    } else {
+        IdType::FQDN
+    };
+    Identification {
+        id_type,
+        data: text.as_bytes().to_vec(),
+    }
+}
+
+fn address_id(ip: IpAddr) -> Identification {
+    match ip {
+        IpAddr::V4(a) => Identification {
+            id_type: IdType::IPV4_ADDR,
+            data: a.octets().to_vec(),
+        },
+        IpAddr::V6(a) => Identification {
+            id_type: IdType::IPV6_ADDR,
+            data: a.octets().to_vec(),
+        },
+    }
+}
+
+/// The policy for `rule`, named `name`. `local_for` gives this host's
+/// address toward a peer, for a rule that names no `local`.
+pub fn policy(
+    rule: &Ike,
+    name: String,
+    local_for: &dyn Fn(Option<IpAddr>) -> Option<IpAddr>,
+) -> Result<Policy, String> {
+    let start = match rule.mode {
+        IkeMode::Active => Start::Active,
+        IkeMode::Passive => Start::Passive,
+        IkeMode::Dynamic => Start::OnDemand,
+    };
+    let protocol = match rule.satype {
+        SaType::Esp => ProtocolId::ESP,
+        SaType::Ah => ProtocolId::AH,
+        _ => return Err("iked keys ESP and AH only".into()),
+    };
+    let peer = rule.peer.as_ref().map(|p| p.ip);
+    if peer.is_none() && start != Start::Passive {
+        return Err("an active or dynamic rule needs a peer".into());
+    }
+    let local = rule
+        .local
+        .as_ref()
+        .map(|l| l.ip)
+        .or_else(|| local_for(peer))
+        .ok_or("no local address toward the peer (give one with local)")?;
+    let IkeAuth::Psk(secret) = &rule.auth else {
+        return Err("public-key authentication is not in this version of iked: use psk".into());
+    };
+    let p1 = &rule.phase1.transforms;
+    let hashes = match p1.auth {
+        Some(a) => vec![hash(a)?],
+        None => HASHES.to_vec(),
+    };
+    let ike = IkeOffer {
+        encr: p1.enc.map_or(Ok(CIPHERS.to_vec()), cipher)?,
+        prf: hashes.iter().map(|h| h.0).collect(),
+        integ: hashes.iter().map(|h| h.1).collect(),
+        dh: p1
+            .group
+            .map_or(Ok(GROUPS.to_vec()), |g| group(g).map(|g| vec![g]))?,
+    };
+    let p2 = &rule.phase2.transforms;
+    let child = ChildOffer {
+        protocol,
+        encr: if protocol == ProtocolId::AH {
+            Vec::new()
+        } else {
+            p2.enc.map_or(Ok(CIPHERS.to_vec()), cipher)?
+        },
+        integ: match p2.auth {
+            Some(a) => vec![hash(a)?.1],
+            None => HASHES.iter().map(|h| h.1).collect(),
+        },
+        dh: match p2.group {
+            None | Some(Group::None) => Vec::new(),
+            Some(g) => vec![group(g)?],
+        },
+        esn: vec![EsnId::NO],
+    };
+    let lifetime = rule.phase2.lifetime.unwrap_or(0).max(0) as u64;
+    let config = Config {
+        ike,
+        child,
+        local_id: rule
+            .srcid
+            .as_ref()
+            .map_or_else(|| address_id(local), |id| identity(&id.id)),
+        remote_id: rule.dstid.as_ref().map(|id| identity(&id.id)),
+        psk: Zeroizing::new(secret.as_bytes().to_vec()),
+        ts_local: vec![of_net(rule.src.ip, rule.src.bits, rule.proto, rule.sport)],
+        ts_remote: vec![of_net(rule.dst.ip, rule.dst.bits, rule.proto, rule.dport)],
+        transport: rule.tmode == Mode::Transport,
+    };
+    Ok(Policy {
+        name,
+        start,
+        local,
+        peer,
+        config,
+        lifetimes: Lifetimes {
+            soft_seconds: lifetime * 9 / 10,
+            hard_seconds: lifetime,
+            ..Lifetimes::default()
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipsec_compiler::Fixed;
+    use ipsec_compiler::rule::RuleKind;
+
+    fn rules(conf: &str) -> Vec<Ike> {
+        let out = ipsec_compiler::compile_text("-", conf, &Fixed::standard(), &Default::default());
+        assert!(out.ok(), "{:?}", out.diagnostics);
+        out.rules
+            .into_iter()
+            .filter_map(|r| match r.kind {
+                RuleKind::Ike(ike) => Some(*ike),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn no_route(_: Option<IpAddr>) -> Option<IpAddr> {
+        None
+    }
+
+    #[test]
+    fn a_rule_becomes_a_policy_with_modern_defaults() {
+        let r = &rules(
+            "ike active esp from 10.1.0.0/24 to 10.2.0.0/24 local 192.0.2.1 peer 192.0.2.2 \
+             srcid a.example psk \"secret\"\n",
+        )[0];
+        let p = policy(r, "rule 1".into(), &no_route).unwrap();
+        assert_eq!(p.start, Start::Active);
+        assert_eq!(p.local, "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_eq!(p.peer, Some("192.0.2.2".parse().unwrap()));
+        assert_eq!(p.config.ike.dh, GROUPS);
+        assert_eq!(p.config.child.encr, CIPHERS);
+        assert_eq!(*p.config.psk, *b"secret");
+        assert_eq!(p.config.local_id, identity("a.example"));
+        assert_eq!(p.config.remote_id, None);
+        assert_eq!(
+            p.config.ts_local,
+            [of_net("10.1.0.0".parse().unwrap(), 24, 0, 0)]
+        );
+        assert!(!p.config.transport);
+    }
+
+    #[test]
+    fn named_algorithms_are_offered_alone_and_weak_ones_refused() {
+        let r = &rules(
+            "ike dynamic esp transport from 192.0.2.1 to 192.0.2.2 \
+             main auth hmac-sha2-384 enc aes-256 group ecp384 \
+             quick enc aes-128-gcm group modp3072 lifetime 600 psk \"k\"\n",
+        )[0];
+        let p = policy(r, "rule".into(), &|_| Some("192.0.2.1".parse().unwrap())).unwrap();
+        assert_eq!(p.start, Start::OnDemand);
+        assert_eq!(p.config.ike.encr, [(EncrId::AES_CBC, Some(256))]);
+        assert_eq!(p.config.ike.prf, [PrfId::HMAC_SHA2_384]);
+        assert_eq!(p.config.ike.dh, [DhGroup::ECP_384]);
+        assert_eq!(p.config.child.encr, [(EncrId::AES_GCM_16, Some(128))]);
+        assert_eq!(p.config.child.dh, [DhGroup::MODP_3072]);
+        assert!(p.config.transport);
+        assert_eq!(
+            (p.lifetimes.hard_seconds, p.lifetimes.soft_seconds),
+            (600, 540)
+        );
+        let weak = &rules("ike esp from 192.0.2.1 to 192.0.2.2 main group modp1024 psk \"k\"\n")[0];
+        let here = |_: Option<IpAddr>| Some("192.0.2.1".parse().unwrap());
+        let err = policy(weak, "rule".into(), &here).unwrap_err();
+        assert!(err.contains("too weak"), "{err}");
+        let rsa = &rules("ike esp from 192.0.2.1 to 192.0.2.2\n")[0];
+        assert!(
+            policy(rsa, "rule".into(), &here)
+                .unwrap_err()
+                .contains("psk")
+        );
+        assert!(
+            policy(rsa, "rule".into(), &no_route)
+                .unwrap_err()
+                .contains("local"),
+            "no route to the peer"
+        );
+    }
+}
