@@ -108,3 +108,107 @@ proptest! {
         prop_assert_eq!(print(&second), second);
     }
 }
+
+/// The rule with the names its addresses were written as left out.
+fn unnamed(kind: &ipsec_compiler::rule::RuleKind) -> ipsec_compiler::rule::RuleKind {
+    use ipsec_compiler::rule::RuleKind;
+    let mut kind = kind.clone();
+    if let RuleKind::Ike(ike) = &mut kind {
+        for a in [
+            Some(&mut ike.src),
+            Some(&mut ike.dst),
+            ike.local.as_mut(),
+            ike.peer.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            a.name.clear();
+            if let Some(nat) = &mut a.nat {
+                nat.name.clear();
+            }
+        }
+    }
+    kind
+}
+
+/// Every `ike` rule of the cases and examples, printed as the statement
+/// `ipsecctl` hands to `iked`, compiles back to the same rule.
+#[test]
+fn ike_rules_printed_as_statements_compile_back_the_same() {
+    use ipsec_compiler::rule::RuleKind;
+    use ipsec_compiler::{Fixed, compile_text, print::ike_statement};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for dir in ["tests/cases", "examples"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "conf") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let out = compile_text("case", &text, &Fixed::standard(), &Default::default());
+            if !out.ok() {
+                continue;
+            }
+            for rule in &out.rules {
+                let RuleKind::Ike(ike) = &rule.kind else {
+                    continue;
+                };
+                let Ok(statement) = ike_statement(ike, true) else {
+                    continue;
+                };
+                let back = compile_text(
+                    "statement",
+                    &statement,
+                    &Fixed::standard(),
+                    &Default::default(),
+                );
+                assert!(
+                    back.ok(),
+                    "{}: {statement}{:?}",
+                    path.display(),
+                    back.diagnostics
+                );
+                // Names (an interface's, a host's) are printed as addresses.
+                let kinds: Vec<RuleKind> = back.rules.iter().map(|r| unnamed(&r.kind)).collect();
+                assert_eq!(
+                    kinds,
+                    [unnamed(&rule.kind)],
+                    "{}: {statement}",
+                    path.display()
+                );
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen > 20, "only {seen} ike rules in the cases");
+}
+
+/// A key with quotes and backslashes survives the statement; one the
+/// language cannot hold is refused rather than sent changed.
+#[test]
+fn ike_statement_keys_survive_or_are_refused() {
+    use ipsec_compiler::rule::{IkeAuth, RuleKind};
+    use ipsec_compiler::{Fixed, compile_text, print::ike_statement};
+    let conf = "ike esp from 192.0.2.1 to 192.0.2.2 psk 'say \"a\\b\" twice'\n";
+    let out = compile_text("-", conf, &Fixed::standard(), &Default::default());
+    assert!(out.ok(), "{:?}", out.diagnostics);
+    let RuleKind::Ike(ike) = &out.rules[0].kind else {
+        panic!()
+    };
+    let statement = ike_statement(ike, true).unwrap();
+    let back = compile_text("-", &statement, &Fixed::standard(), &Default::default());
+    let RuleKind::Ike(again) = &back.rules[0].kind else {
+        panic!("{statement}")
+    };
+    let key = |i: &ipsec_compiler::rule::Ike| match &i.auth {
+        IkeAuth::Psk(k) => k.to_string(),
+        IkeAuth::Rsa => String::new(),
+    };
+    assert_eq!(key(again), "say \"a\\b\" twice");
+    assert!(!ike_statement(ike, false).unwrap().contains("psk"));
+    let mut bad = (**ike).clone();
+    bad.auth = IkeAuth::Psk(zeroize::Zeroizing::new("ends in \\".into()));
+    assert!(ike_statement(&bad, true).is_err());
+}

@@ -180,3 +180,126 @@ fn sa_text(out: &mut String, sa: &Sa, keys: bool) {
         let _ = write!(out, "{separator}enckey {}", key.hex());
     }
 }
+
+/// An `ike` rule as one `ipsec.conf` statement that compiles back to the
+/// same rule: how `ipsecctl` hands rules to `iked`. With `keys` false the
+/// pre-shared key is left out. `Err` when the key cannot be written as an
+/// `ipsec.conf` string (a newline in it, or a backslash the lexer would
+/// take for an escape).
+pub fn ike_statement(ike: &Ike, keys: bool) -> Result<String, String> {
+    let mut out = String::from("ike");
+    let mode = match ike.mode {
+        IkeMode::Active => "active",
+        IkeMode::Passive => "passive",
+        IkeMode::Dynamic => "dynamic",
+    };
+    let _ = write!(out, " {mode}");
+    match ike.iface {
+        Some(unit) => {
+            let _ = write!(out, " interface sec{unit}");
+        }
+        None => {
+            let _ = write!(out, " {} {}", ike.satype.as_str(), mode_str(ike.tmode));
+            if ike.proto != 0 {
+                let _ = write!(out, " proto {}", ike.proto);
+            }
+            let _ = write!(out, " from {}", net(&ike.src));
+            if let Some(nat) = &ike.src.nat {
+                let _ = write!(out, " ({})", net(nat));
+            }
+            if ike.sport != 0 {
+                let _ = write!(out, " port {}", ike.sport);
+            }
+            let _ = write!(out, " to {}", net(&ike.dst));
+            if ike.dport != 0 {
+                let _ = write!(out, " port {}", ike.dport);
+            }
+        }
+    }
+    if let Some(local) = &ike.local {
+        let _ = write!(out, " local {}", net(local));
+    }
+    // No peer is written `peer any`: left out, the compiler would take
+    // the destination for the peer.
+    match &ike.peer {
+        Some(peer) => {
+            let _ = write!(out, " peer {}", net(peer));
+        }
+        None => out.push_str(" peer any"),
+    }
+    for (phase, keyword) in [
+        (
+            &ike.phase1,
+            if ike.phase1.exchange == ExchangeMode::Aggressive {
+                "aggressive"
+            } else {
+                "main"
+            },
+        ),
+        (&ike.phase2, "quick"),
+    ] {
+        let t = &phase.transforms;
+        let mut words = String::new();
+        if let Some(auth) = t.auth {
+            let _ = write!(words, " auth {}", auth.info().name);
+        }
+        if let Some(enc) = t.enc {
+            let _ = write!(words, " enc {}", enc.info().name);
+        }
+        if let Some(comp) = t.comp {
+            let _ = write!(words, " comp {}", comp.name());
+        }
+        if let Some(group) = t.group {
+            let _ = write!(words, " group {}", group.info().name);
+        }
+        if let Some(seconds) = phase.lifetime {
+            let _ = write!(words, " lifetime {seconds}");
+        }
+        if !words.is_empty() || (keyword == "aggressive") {
+            let _ = write!(out, " {keyword}{words}");
+        }
+    }
+    for (keyword, id) in [("srcid", &ike.srcid), ("dstid", &ike.dstid)] {
+        if let Some(id) = id {
+            let _ = write!(out, " {keyword} {}", quoted(&id.id)?);
+        }
+    }
+    if let (IkeAuth::Psk(secret), true) = (&ike.auth, keys) {
+        let _ = write!(out, " psk {}", quoted(secret)?);
+    }
+    if let Some(tag) = &ike.tag {
+        let _ = write!(out, " tag {}", quoted(tag)?);
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+/// An address with its prefix when it is a network, numerically.
+fn net(a: &crate::addr::Address) -> String {
+    let max = crate::addr::max_bits(a.ip);
+    if a.network || a.bits < max {
+        let ip = match a.ip {
+            std::net::IpAddr::V4(v) => v.to_string(),
+            std::net::IpAddr::V6(v) => v.to_string(),
+        };
+        format!("{ip}/{}", a.bits.min(max))
+    } else {
+        a.ip.to_string()
+    }
+}
+
+/// A string as the lexer reads it back: in double quotes, with `"`
+/// escaped. A newline, or a backslash before a blank, a quote or the end,
+/// cannot be written.
+fn quoted(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let next = bytes.get(i + 1).copied();
+        if b == b'\n'
+            || (b == b'\\' && matches!(next, None | Some(b' ' | b'\t' | b'"' | b'\'' | b'\n')))
+        {
+            return Err("a string ipsec.conf cannot hold".into());
+        }
+    }
+    Ok(format!("\"{}\"", s.replace('"', "\\\"")))
+}
