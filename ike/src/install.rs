@@ -368,6 +368,22 @@ pub fn flows(
     Ok(out)
 }
 
+/// X_DELFLOW messages that remove what [`flows`] added for `spec`.
+pub fn delflows(
+    spec: &FlowSpec<'_>,
+    ends: Ends,
+    seq: u32,
+    pid: u32,
+) -> Result<Vec<Message>, Unsupported> {
+    let mut out = flows(spec, ends, seq, pid)?;
+    for m in &mut out {
+        m.header.msg_type = MsgType::X_DELFLOW;
+        m.extensions
+            .retain(|e| !matches!(e.ext_type, ExtType::ADDRESS_SRC | ExtType::ADDRESS_DST));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

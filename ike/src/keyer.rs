@@ -216,40 +216,77 @@ impl Keyer {
         })
     }
 
-    fn add(&mut self, policy: Policy, rng: &mut dyn CryptoRngCore, out: &mut Vec<Action>) {
-        let index = self.policies.len();
-        if let Some(peer) = policy.peer {
-            let ends = Ends {
-                local: policy.local,
-                remote: peer,
-            };
-            let c = &policy.config;
-            for (direction, from, to) in [
-                (FlowDirection::OUT, &c.ts_local, &c.ts_remote),
-                (FlowDirection::IN, &c.ts_remote, &c.ts_local),
-            ] {
-                for (f, t) in from.iter().flat_map(|f| to.iter().map(move |t| (f, t))) {
-                    let spec = FlowSpec {
-                        protocol: c.child.protocol,
-                        direction,
-                        flow_type: FlowType::REQUIRE,
-                        from: f,
-                        to: t,
-                    };
-                    let seq = self.next_seq();
-                    match install::flows(&spec, ends, seq, self.pid) {
-                        Ok(flows) => {
-                            self.pending.push((seq, Waiting::Nothing));
-                            out.extend(flows.iter().map(|m| Action::PfKey(m.encode())));
-                        }
-                        Err(e) => out.push(Action::Log(format!(
-                            "{}: its selectors make no flows: {e:?}",
-                            policy.name
-                        ))),
+    /// Adds a policy at `now`: its flows, and its IKE SA if it is active.
+    pub fn add_policy(
+        &mut self,
+        policy: Policy,
+        now: u64,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Vec<Action> {
+        self.now = now;
+        let mut out = Vec::new();
+        self.add(policy, rng, &mut out);
+        out
+    }
+
+    /// Removes every policy: each IKE SA ended (its peer told), its Child
+    /// SAs deleted, and the flows taken out.
+    pub fn flush(&mut self, rng: &mut dyn CryptoRngCore) -> Vec<Action> {
+        let mut out = self.shutdown(rng);
+        for p in std::mem::take(&mut self.policies) {
+            self.flows(&p, install::delflows, &mut out);
+        }
+        out
+    }
+
+    /// The flows of `policy`, added or removed by `make`.
+    fn flows(
+        &mut self,
+        policy: &Policy,
+        make: fn(
+            &FlowSpec<'_>,
+            Ends,
+            u32,
+            u32,
+        ) -> Result<Vec<pfkey::Message>, install::Unsupported>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(peer) = policy.peer else { return };
+        let ends = Ends {
+            local: policy.local,
+            remote: peer,
+        };
+        let c = &policy.config;
+        for (direction, from, to) in [
+            (FlowDirection::OUT, &c.ts_local, &c.ts_remote),
+            (FlowDirection::IN, &c.ts_remote, &c.ts_local),
+        ] {
+            for (f, t) in from.iter().flat_map(|f| to.iter().map(move |t| (f, t))) {
+                let spec = FlowSpec {
+                    protocol: c.child.protocol,
+                    direction,
+                    flow_type: FlowType::REQUIRE,
+                    from: f,
+                    to: t,
+                };
+                let seq = self.next_seq();
+                match make(&spec, ends, seq, self.pid) {
+                    Ok(flows) => {
+                        self.pending.push((seq, Waiting::Nothing));
+                        out.extend(flows.iter().map(|m| Action::PfKey(m.encode())));
                     }
+                    Err(e) => out.push(Action::Log(format!(
+                        "{}: its selectors make no flows: {e:?}",
+                        policy.name
+                    ))),
                 }
             }
         }
+    }
+
+    fn add(&mut self, policy: Policy, rng: &mut dyn CryptoRngCore, out: &mut Vec<Action>) {
+        let index = self.policies.len();
+        self.flows(&policy, install::flows, out);
         let active = policy.start == Start::Active && policy.peer.is_some();
         self.policies.push(policy);
         if active {

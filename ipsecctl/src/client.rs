@@ -101,6 +101,11 @@ impl Client {
         self.pid
     }
 
+    /// The socket, for a caller that polls it (a key manager).
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// The next sequence number for a message of ours.
     pub fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1);

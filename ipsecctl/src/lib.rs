@@ -3,7 +3,7 @@
 //! crate's [`main`].
 
 mod cli;
-mod client;
+pub mod client;
 mod explain;
 mod isakmpd;
 mod live;

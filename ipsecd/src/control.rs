@@ -68,6 +68,12 @@ impl Listener {
     /// is replaced; one that answers means another ipsecd is running;
     /// anything else at the path is left alone and refused.
     pub fn bind(path: &Path) -> io::Result<Listener> {
+        Listener::bind_for(path, "ipsecd")
+    }
+
+    /// [`Listener::bind`] for the daemon called `daemon`, as messages
+    /// name it.
+    pub fn bind_for(path: &Path, daemon: &str) -> io::Result<Listener> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             private_directory(dir)?;
         }
@@ -81,7 +87,7 @@ impl Listener {
             Ok(_) if connects(path) => {
                 return Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
-                    format!("another ipsecd is serving {}", path.display()),
+                    format!("another {daemon} is serving {}", path.display()),
                 ));
             }
             Ok(_) => std::fs::remove_file(path)?,

@@ -372,3 +372,42 @@ fn forged_and_stray_messages_are_dropped_and_counted() {
     assert_eq!(b.drops.unknown_spi, 1);
     assert_eq!(b.sessions().count(), 1, "the SA stands");
 }
+
+#[test]
+fn a_flush_takes_the_flows_out_too() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    let (mut sides, queue) = pair(Start::Active, &mut rng);
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    let out = sides[0].keyer.flush(&mut rng);
+    assert!(sides[0].keyer.policies().is_empty());
+    let queue = out.into_iter().map(|a| (0, a)).collect();
+    pump(&mut sides, queue, 2, &mut rng, &mut |_| false);
+    assert!(
+        !sides[0].log.iter().any(|l| l.contains("refused")),
+        "{:?}",
+        sides[0].log
+    );
+    // With no flow left, the traffic is A's own business again: it is
+    // neither held back nor protected.
+    let packet = {
+        let mut p = vec![
+            0x45, 0, 0, 28, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 1, 0, 5, 10, 2, 0, 7,
+        ];
+        let sum = p
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum::<u32>();
+        let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+        p[10..12].copy_from_slice(&sum.to_be_bytes());
+        p.extend_from_slice(&[0x9c, 0x40, 0x13, 0x89, 0, 8, 0, 0]);
+        p
+    };
+    let mut buf = PacketBuf::from_slice(&packet);
+    let verdict = sides[0]
+        .engine
+        .outbound(&mut buf, 3, &mut Events::default());
+    assert_eq!(verdict, Verdict::Wire);
+    // Routed on in the clear (one hop less to live), not protected.
+    assert_eq!(buf.as_slice()[9], 17, "not ESP");
+    assert_eq!(buf.as_slice()[12..], packet[12..]);
+}
