@@ -146,6 +146,11 @@ struct IkeSa {
     outstanding: Option<Outstanding>,
 }
 
+/// What makes a policy's flow messages: [`install::flows`] or
+/// [`install::delflows`].
+type FlowMaker =
+    fn(&FlowSpec<'_>, Ends, u32, u32) -> Result<Vec<pfkey::Message>, install::Unsupported>;
+
 /// A PF_KEY request whose reply something waits for.
 #[derive(Debug, Clone, Copy)]
 enum Waiting {
@@ -240,17 +245,7 @@ impl Keyer {
     }
 
     /// The flows of `policy`, added or removed by `make`.
-    fn flows(
-        &mut self,
-        policy: &Policy,
-        make: fn(
-            &FlowSpec<'_>,
-            Ends,
-            u32,
-            u32,
-        ) -> Result<Vec<pfkey::Message>, install::Unsupported>,
-        out: &mut Vec<Action>,
-    ) {
+    fn flows(&mut self, policy: &Policy, make: FlowMaker, out: &mut Vec<Action>) {
         let Some(peer) = policy.peer else { return };
         let ends = Ends {
             local: policy.local,
