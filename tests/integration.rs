@@ -12,6 +12,7 @@ mod failclosed;
 mod filter;
 mod hostile;
 mod ike_interop;
+mod iked;
 mod interop;
 mod natt;
 mod netem;

@@ -893,26 +893,56 @@ impl Keyer {
     pub fn shutdown(&mut self, rng: &mut dyn CryptoRngCore) -> Vec<Action> {
         let mut out = Vec::new();
         for at in 0..self.sas.len() {
-            let path = self.sas[at].path;
-            if let State::Up(session) = &mut self.sas[at].state {
-                let delete = Payload::new(Body::Delete(Delete {
-                    protocol: ProtocolId::IKE,
-                    spi_size: 0,
-                    spis: Vec::new(),
-                }));
-                if let Ok((_, bytes)) = session.request(ExchangeType::INFORMATIONAL, &[delete], rng)
-                {
-                    out.push(Action::Send {
-                        local: path.local,
-                        remote: path.remote,
-                        bytes,
-                    });
-                }
-                self.remove_children(at, &mut out);
-            }
+            self.end(at, rng, &mut out);
         }
         self.sas.clear();
         out
+    }
+
+    /// Removes the policy named `name`: its IKE SAs end, its flows go.
+    /// `None` when there is no such policy.
+    pub fn remove_policy(
+        &mut self,
+        name: &str,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Option<Vec<Action>> {
+        let index = self.policies.iter().position(|p| p.name == name)?;
+        let mut out = Vec::new();
+        for at in 0..self.sas.len() {
+            if self.sas[at].policy == index {
+                self.end(at, rng, &mut out);
+            }
+        }
+        self.sas.retain(|sa| sa.policy != index);
+        for sa in &mut self.sas {
+            if sa.policy > index {
+                sa.policy -= 1;
+            }
+        }
+        let policy = self.policies.remove(index);
+        self.flows(&policy, install::delflows, &mut out);
+        Some(out)
+    }
+
+    /// Tells the peer of an established IKE SA that it ends, and deletes
+    /// its Child SAs; the caller forgets it.
+    fn end(&mut self, at: usize, rng: &mut dyn CryptoRngCore, out: &mut Vec<Action>) {
+        let path = self.sas[at].path;
+        if let State::Up(session) = &mut self.sas[at].state {
+            let delete = Payload::new(Body::Delete(Delete {
+                protocol: ProtocolId::IKE,
+                spi_size: 0,
+                spis: Vec::new(),
+            }));
+            if let Ok((_, bytes)) = session.request(ExchangeType::INFORMATIONAL, &[delete], rng) {
+                out.push(Action::Send {
+                    local: path.local,
+                    remote: path.remote,
+                    bytes,
+                });
+            }
+            self.remove_children(at, out);
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 mod cli;
 pub mod client;
 mod explain;
+mod iked;
 mod isakmpd;
 mod live;
 mod sync;
@@ -55,7 +56,8 @@ const HELP: &str = "  -c            collapse flows into lists when showing them 
   -d            delete the rules of the file instead of adding them
   -F            flush all flows and SAs from ipsecd
   -f file       load rules from file (- for standard input)
-  -i fifo       isakmpd's FIFO for ike rules (default /var/run/isakmpd.fifo)
+  -i fifo       where ike rules go: isakmpd's FIFO, or iked's socket
+                (default /var/run/isakmpd.fifo)
   -k            show keys (with -v, and with -s sa)
   -m            print PF_KEY messages from ipsecd until interrupted
   -n            parse and check only: change nothing
@@ -89,6 +91,13 @@ fn run(args: &Args) -> bool {
     };
     if args.flush && !args.noaction {
         ok &= connected("flush", &mut client) && client.as_mut().is_some_and(live::flush);
+        // iked's rules go too (isakmpd has no such command).
+        if iked::is_socket(&args.fifo)
+            && let Err(why) = iked::request(&args.fifo, "flush", "")
+        {
+            eprintln!("ipsecctl: failed to flush iked's rules: {why}");
+            ok = false;
+        }
     }
     if let Some(file) = &args.file {
         ok &= load(args, file, &mut client);
@@ -314,9 +323,13 @@ fn synchronize(args: &Args, out: &Output, client: &mut Option<client::Client>) -
     let host_name = ipsec_compiler::Resolver::host_name(&resolver);
     for rule in &out.rules {
         if let RuleKind::Ike(ike) = &rule.kind {
-            let sent = ipsec_compiler::ike::add_script(ike, &host_name, Secret::Show)
-                .map_err(|(_, message)| message)
-                .and_then(|text| isakmpd::send(&args.fifo, &text));
+            let sent = if iked::is_socket(&args.fifo) {
+                iked::send(&args.fifo, ike, false)
+            } else {
+                ipsec_compiler::ike::add_script(ike, &host_name, Secret::Show)
+                    .map_err(|(_, message)| message)
+                    .and_then(|text| isakmpd::send(&args.fifo, &text))
+            };
             if let Err(why) = sent {
                 eprintln!(
                     "ipsecctl: failed to add rule {} (line {}): {why}",
@@ -390,6 +403,9 @@ fn commit(args: &Args, out: &Output, client: &mut Option<client::Client>) -> boo
     let mut seq = None;
     for (done, rule) in out.rules.iter().enumerate() {
         let sent = match &rule.kind {
+            RuleKind::Ike(ike) if iked::is_socket(&args.fifo) => {
+                iked::send(&args.fifo, ike, args.delete)
+            }
             RuleKind::Ike(ike) => {
                 let script = if args.delete {
                     Ok(ipsec_compiler::ike::delete_script(ike))

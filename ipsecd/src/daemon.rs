@@ -33,7 +33,7 @@ fn entropy() -> [u8; 32] {
 }
 
 /// Leaves the terminal: the parent exits once the socket is there.
-fn daemonize() -> std::io::Result<()> {
+pub fn daemonize() -> std::io::Result<()> {
     // SAFETY: fork in a single-threaded process.
     match unsafe { libc::fork() } {
         -1 => return Err(std::io::Error::last_os_error()),

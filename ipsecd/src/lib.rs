@@ -25,4 +25,4 @@ pub mod saved;
 pub mod signals;
 pub mod tun;
 
-pub use daemon::main;
+pub use daemon::{daemonize, main};

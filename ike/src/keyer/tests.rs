@@ -411,3 +411,28 @@ fn a_flush_takes_the_flows_out_too() {
     assert_eq!(buf.as_slice()[9], 17, "not ESP");
     assert_eq!(buf.as_slice()[12..], packet[12..]);
 }
+
+#[test]
+fn a_policy_removed_ends_its_sa_and_leaves_the_others() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(8);
+    let (mut sides, queue) = pair(Start::Active, &mut rng);
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    let name = sides[0].keyer.policies()[0].name.clone();
+    assert!(
+        sides[0]
+            .keyer
+            .remove_policy("no such policy", &mut rng)
+            .is_none()
+    );
+    let out = sides[0].keyer.remove_policy(&name, &mut rng).unwrap();
+    let queue = out.into_iter().map(|a| (0, a)).collect();
+    pump(&mut sides, queue, 1, &mut rng, &mut |_| false);
+    assert!(sides[0].keyer.policies().is_empty());
+    assert_eq!(sides[0].keyer.sessions().count(), 0);
+    assert_eq!(sides[1].keyer.sessions().count(), 0, "the peer was told");
+    assert_eq!(
+        sides[1].keyer.policies().len(),
+        1,
+        "the peer keeps its policy"
+    );
+}

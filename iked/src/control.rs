@@ -1,0 +1,91 @@
+//! The control socket's protocol: `ipsecctl -i` sends one request per
+//! message, a verb on the first line and, for `add` and `delete`, `ike`
+//! statements of `ipsec.conf` after it; `iked` answers `ok`, or `error:`
+//! and why, or for `show` the IKE SAs a line each.
+
+use ipsec_compiler::rule::RuleKind;
+use ipsec_compiler::{Fixed, compile_text, print::ike_statement};
+use ipsec_ike::keyer::Policy;
+use std::net::IpAddr;
+
+/// One request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Statements whose rules become policies.
+    Add(String),
+    /// Statements whose policies go.
+    Delete(String),
+    /// Every policy goes.
+    Flush,
+    /// The IKE SAs.
+    Show,
+}
+
+/// Reads a request.
+pub fn parse(bytes: &[u8]) -> Result<Request, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not text".to_owned())?;
+    let (verb, rest) = text.split_once('\n').unwrap_or((text, ""));
+    match verb.trim() {
+        "add" => Ok(Request::Add(rest.to_owned())),
+        "delete" => Ok(Request::Delete(rest.to_owned())),
+        "flush" => Ok(Request::Flush),
+        "show" => Ok(Request::Show),
+        other => Err(format!("unknown request {other:?}")),
+    }
+}
+
+/// The policies `text`'s `ike` statements make; each is named by its
+/// statement without the key, which is also how `delete` finds it.
+/// `local_for` gives this host's address toward a peer.
+pub fn policies(
+    text: &str,
+    local_for: &dyn Fn(Option<IpAddr>) -> Option<IpAddr>,
+) -> Result<Vec<Policy>, String> {
+    let out = compile_text("ipsecctl", text, &Fixed::standard(), &Default::default());
+    if !out.ok() {
+        let why: Vec<&str> = out.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        return Err(why.join("; "));
+    }
+    let mut policies = Vec::new();
+    for rule in &out.rules {
+        let RuleKind::Ike(ike) = &rule.kind else {
+            return Err("only ike rules go to iked".into());
+        };
+        let name = ike_statement(ike, false)?.trim_end().to_owned();
+        let policy = ipsec_ike::policy::policy(ike, name.clone(), local_for)
+            .map_err(|why| format!("{name}: {why}"))?;
+        policies.push(policy);
+    }
+    Ok(policies)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_their_rules() {
+        assert_eq!(parse(b"flush"), Ok(Request::Flush));
+        assert_eq!(parse(b"show\n"), Ok(Request::Show));
+        assert_eq!(
+            parse(b"add\nike esp from 10.0.0.1 to 10.0.0.2\n"),
+            Ok(Request::Add("ike esp from 10.0.0.1 to 10.0.0.2\n".into()))
+        );
+        assert!(parse(b"frob").is_err());
+        let here = |_: Option<IpAddr>| Some("192.0.2.1".parse().unwrap());
+        let p = policies(
+            "ike esp from 10.1.0.0/16 to 10.2.0.0/16 peer 192.0.2.2 psk \"k\"\n",
+            &here,
+        )
+        .unwrap();
+        assert_eq!(p.len(), 1);
+        assert!(!p[0].name.contains("psk"), "{}", p[0].name);
+        assert!(
+            p[0].name
+                .starts_with("ike active esp tunnel from 10.1.0.0/16")
+        );
+        let flows = policies("flow esp from 10.0.0.1 to 10.0.0.2 peer 192.0.2.2\n", &here);
+        assert!(flows.unwrap_err().contains("only ike"));
+        assert!(policies("ike frob\n", &here).is_err());
+    }
+}

@@ -1,0 +1,155 @@
+//! `iked` end to end: two gateways, each running `ipsecd` and `iked` in a
+//! namespace of its own; `ipsecctl -i` hands each its `ike` rule, one
+//! active and one passive, with a shared key. The tunnel comes up by
+//! itself, ping and TCP cross, `ipsecctl -s` shows the SAs iked keyed,
+//! and removing the rule on one side (`ipsecctl -d`) ends the SAs on both.
+//!
+//! ```text
+//! [a] 10.1.0.1 (lo) 192.0.2.1 wa ==== wb 192.0.2.2 10.2.0.1 (lo) [b]
+//! ```
+
+use crate::datapath::{Lab, text};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "a key for iked and iked";
+
+/// Starts iked beside the ipsecd at `ipsecd`; returns its socket.
+fn iked(lab: &mut Lab, ns: &str, ipsecd: &std::path::Path) -> PathBuf {
+    let socket = lab.dir.join(format!("{ns}-iked.sock"));
+    lab.spawn(
+        "iked",
+        ns,
+        &[
+            env!("CARGO_BIN_EXE_iked"),
+            "-dv",
+            "-s",
+            socket.to_str().unwrap(),
+            "-S",
+            ipsecd.to_str().unwrap(),
+        ],
+        &format!("{ns}-iked.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "iked in {ns} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    socket
+}
+
+/// Runs `ipsecctl` in `ns` against both daemons.
+fn ipsecctl(
+    lab: &Lab,
+    ns: &str,
+    ipsecd: &std::path::Path,
+    iked: &std::path::Path,
+    args: &[&str],
+) -> String {
+    let mut all = vec![
+        env!("CARGO_BIN_EXE_ipsecctl"),
+        "-S",
+        ipsecd.to_str().unwrap(),
+        "-i",
+        iked.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    text(&lab.exec(ns, &all).stdout)
+}
+
+/// Waits until `ipsecctl -s sa` in `ns` lists `n` SAs.
+fn wait_for_sas(
+    lab: &Lab,
+    ns: &str,
+    ipsecd: &std::path::Path,
+    iked: &std::path::Path,
+    n: usize,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sas = ipsecctl(lab, ns, ipsecd, iked, &["-s", "sa"]);
+        if sas.lines().count() == n {
+            return sas;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{ns}: {n} SAs awaited, have:\n{sas}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn two_ikeds_key_a_tunnel_and_take_it_down() {
+    const TEST: &str = "two_ikeds_key_a_tunnel_and_take_it_down";
+    let Some(mut lab) = Lab::new(TEST) else {
+        return;
+    };
+    let a = lab.namespace("a");
+    let b = lab.namespace("b");
+    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
+    lab.exec(&a, &["ip", "addr", "add", "10.1.0.1/32", "dev", "lo"]);
+    lab.exec(&b, &["ip", "addr", "add", "10.2.0.1/32", "dev", "lo"]);
+    let (da, db) = (lab.daemon(&a), lab.daemon(&b));
+    let (ia, ib) = (iked(&mut lab, &a, &da), iked(&mut lab, &b, &db));
+    let conf_a = lab.config_file(
+        "a.conf",
+        &format!(
+            "ike active esp from 10.1.0.1 to 10.2.0.1 local 192.0.2.1 peer 192.0.2.2 \
+             srcid a.example dstid b.example psk \"{KEY}\"\n"
+        ),
+    );
+    let conf_b = lab.config_file(
+        "b.conf",
+        &format!(
+            "ike passive esp from 10.2.0.1 to 10.1.0.1 local 192.0.2.2 peer 192.0.2.1 \
+             srcid b.example dstid a.example psk \"{KEY}\"\n"
+        ),
+    );
+    let (dump, file) = lab.capture(&a, "wa");
+    let started = Instant::now();
+    ipsecctl(&lab, &b, &db, &ib, &["-f", conf_b.to_str().unwrap()]);
+    ipsecctl(&lab, &a, &da, &ia, &["-f", conf_a.to_str().unwrap()]);
+    let sas = wait_for_sas(&lab, &a, &da, &ia, 2);
+    eprintln!(
+        "{TEST}: tunnel up {} ms after the rules went in",
+        started.elapsed().as_millis()
+    );
+    assert!(
+        sas.contains("esp tunnel from 192.0.2.1 to 192.0.2.2"),
+        "{sas}"
+    );
+    assert!(
+        sas.contains("enc aes-256-gcm"),
+        "the default offer's first: {sas}"
+    );
+    wait_for_sas(&lab, &b, &db, &ib, 2);
+
+    lab.ping(&a, "10.1.0.1", "10.2.0.1");
+    lab.transfer(&a, &b, "10.1.0.1", "10.2.0.1");
+    lab.stop(dump);
+    assert!(lab.count(&file, "esp") > 100, "too little ESP");
+    assert_eq!(lab.count(&file, "icmp or tcp"), 0, "clear text on the wire");
+    // IKE_SA_INIT and IKE_AUTH, a request and a response each.
+    assert_eq!(
+        lab.count(&file, "udp port 500"),
+        4,
+        "the exchanges on the wire"
+    );
+
+    // The rule goes on A: A tells B, and both delete their SAs.
+    ipsecctl(&lab, &a, &da, &ia, &["-d", "-f", conf_a.to_str().unwrap()]);
+    wait_for_sas(&lab, &a, &da, &ia, 0);
+    wait_for_sas(&lab, &b, &db, &ib, 0);
+    let log_b = lab.log(&format!("{b}-iked.log"));
+    assert!(log_b.contains("deleted the IKE SA"), "{log_b}");
+    // A's flows went with its rule; B's stay, holding its traffic back.
+    let flows_a = ipsecctl(&lab, &a, &da, &ia, &["-s", "flow"]);
+    assert!(flows_a.trim().is_empty(), "{flows_a}");
+    let flows_b = ipsecctl(&lab, &b, &db, &ib, &["-s", "flow"]);
+    assert_eq!(flows_b.lines().count(), 2, "{flows_b}");
+    // -F takes iked's rules too.
+    ipsecctl(&lab, &b, &db, &ib, &["-F"]);
+    let flows_b = ipsecctl(&lab, &b, &db, &ib, &["-s", "flow"]);
+    assert!(flows_b.trim().is_empty(), "{flows_b}");
+}
