@@ -11,7 +11,7 @@ use crate::exchange::suite::{ChildOffer, Encr, IkeOffer};
 use crate::install::Lifetimes;
 use crate::keyer::{Policy, Start};
 use crate::wire::{DhGroup, EncrId, EsnId, IdType, Identification, IntegId, PrfId, ProtocolId};
-use ipsec_compiler::rule::{Ike, IkeAuth, IkeMode, Mode, SaType};
+use ipsec_compiler::rule::{ExchangeMode, Ike, IkeAuth, IkeMode, Mode, SaType};
 use ipsec_compiler::xform::{Auth, Enc, Group};
 use std::net::IpAddr;
 use zeroize::Zeroizing;
@@ -110,6 +110,22 @@ pub fn policy(
         SaType::Ah => ProtocolId::AH,
         _ => return Err("iked keys ESP and AH only".into()),
     };
+    // What only IKEv1 (isakmpd) or the kernel's extras mean.
+    if rule.phase1.exchange == ExchangeMode::Aggressive {
+        return Err("aggressive mode is IKEv1's; iked speaks IKEv2 (write main)".into());
+    }
+    if rule.phase2.transforms.comp.is_some() {
+        return Err("IPComp is not negotiated by this version of iked".into());
+    }
+    if rule.tag.is_some() {
+        return Err("tag is not in this version of iked".into());
+    }
+    if rule.iface.is_some() {
+        return Err("sec(4) interfaces are not in this version of iked".into());
+    }
+    if rule.src.nat.is_some() {
+        return Err("a NAT'd source address is not in this version of iked".into());
+    }
     let peer = rule.peer.as_ref().map(|p| p.ip);
     if peer.is_none() && start != Start::Passive {
         return Err("an active or dynamic rule needs a peer".into());
@@ -249,6 +265,9 @@ mod tests {
         let here = |_: Option<IpAddr>| Some("192.0.2.1".parse().unwrap());
         let err = policy(weak, "rule".into(), &here).unwrap_err();
         assert!(err.contains("too weak"), "{err}");
+        let aggressive = &rules("ike esp from 192.0.2.1 to 192.0.2.2 aggressive psk \"k\"\n")[0];
+        let err = policy(aggressive, "rule".into(), &here).unwrap_err();
+        assert!(err.contains("IKEv1"), "{err}");
         let rsa = &rules("ike esp from 192.0.2.1 to 192.0.2.2\n")[0];
         assert!(
             policy(rsa, "rule".into(), &here)
