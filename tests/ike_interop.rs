@@ -20,6 +20,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHARON: &str = "/usr/lib/ipsec/charon";
+/// The test's traffic, were it in the clear (an ICMP error about IKE
+/// is not).
+const CLEAR: &str = "tcp or icmp[icmptype] == icmp-echo or icmp[icmptype] == icmp-echoreply";
 const KEY: &str = "a key for the interoperability test";
 
 fn charon_or_skip(test: &str) -> bool {
@@ -35,6 +38,12 @@ fn charon_or_skip(test: &str) -> bool {
 /// Starts charon in `ns` as the responder for 192.0.2.1, with `ike` and
 /// `esp` proposals in its own syntax; returns its vici socket's URI.
 fn charon(lab: &mut Lab, ns: &str, ike: &str, esp: &str) -> String {
+    charon_with(lab, ns, ike, esp, "none")
+}
+
+/// [`charon`], with the Child SA's `start_action` (`start`: charon
+/// initiates as soon as its configuration is loaded).
+fn charon_with(lab: &mut Lab, ns: &str, ike: &str, esp: &str, start: &str) -> String {
     let dir = lab.dir.join("charon");
     std::fs::create_dir_all(dir.join("run")).unwrap();
     let vici = format!("unix://{}", dir.join("charon.vici").display());
@@ -60,7 +69,7 @@ fn charon(lab: &mut Lab, ns: &str, ike: &str, esp: &str) -> String {
              local {{ auth = psk\n id = 192.0.2.2 }}\n\
              remote {{ auth = psk\n id = 192.0.2.1 }}\n\
              children {{ net {{ mode = tunnel\n local_ts = 10.2.0.1/32\n remote_ts = 10.1.0.1/32\n\
-             esp_proposals = {esp} }} }} }} }}\n\
+             esp_proposals = {esp}\n start_action = {start} }} }} }} }}\n\
              secrets {{ ike-probe {{ id-a = 192.0.2.1\n id-b = 192.0.2.2\n secret = \"{KEY}\" }} }}\n"
         ),
     );
@@ -220,4 +229,66 @@ fn strongswan_takes_ecp384_with_an_aes256_gcm_child() {
         "aes256gcm16",
         ("aes256-ecp384", "aes256gcm"),
     );
+}
+
+/// `iked` beside `ipsecd` in `a`, charon in `b`: the tunnel comes up
+/// whoever starts it (charon fakes a NAT, so IKE_AUTH and ESP go over
+/// port 4500, IKE relayed by `ipsecd` to `iked`), and ping and TCP cross.
+fn iked_and_charon(test: &str, we_start: bool) {
+    let Some(mut lab) = Lab::new(test) else {
+        return;
+    };
+    if !charon_or_skip(test) {
+        return;
+    }
+    let a = lab.namespace("a");
+    let b = lab.namespace("b");
+    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
+    lab.exec(&a, &["ip", "addr", "add", "10.1.0.1/32", "dev", "lo"]);
+    lab.exec(&b, &["ip", "addr", "add", "10.2.0.1/32", "dev", "lo"]);
+    let ipsecd = lab.daemon(&a);
+    let iked = crate::iked::iked(&mut lab, &a, &ipsecd);
+    let mode = if we_start { "active" } else { "passive" };
+    let conf = lab.config_file(
+        "a.conf",
+        &format!(
+            "ike {mode} esp from 10.1.0.1 to 10.2.0.1 local 192.0.2.1 peer 192.0.2.2 \
+             psk \"{KEY}\"\n"
+        ),
+    );
+    let (dump, file) = lab.capture(&a, "wa");
+    crate::iked::ipsecctl(&lab, &a, &ipsecd, &iked, &["-f", conf.to_str().unwrap()]);
+    let start = if we_start { "none" } else { "start" };
+    let vici = charon_with(
+        &mut lab,
+        &b,
+        "aes256gcm16-prfsha256-x25519",
+        "aes128gcm16",
+        start,
+    );
+    // An active rule that found no charon yet tries again within seconds.
+    let sas = crate::iked::wait_for_sas(&lab, &a, &ipsecd, &iked, 2);
+    assert!(sas.contains("enc aes-128-gcm"), "{sas}");
+    lab.ping(&a, "10.1.0.1", "10.2.0.1");
+    lab.transfer(&a, &b, "10.1.0.1", "10.2.0.1");
+    lab.stop(dump);
+    let theirs = text(
+        &lab.exec(&b, &["swanctl", "--list-sas", "--uri", &vici])
+            .stdout,
+    );
+    assert!(theirs.contains("TUNNEL-in-UDP"), "{theirs}");
+    assert!(lab.count(&file, "udp port 4500") > 100, "ESP in UDP");
+    assert_eq!(lab.count(&file, CLEAR), 0, "clear text on the wire");
+    let log = lab.log(&format!("{a}-iked.log"));
+    assert!(log.contains("up, Child SA"), "{log}");
+}
+
+#[test]
+fn iked_starts_a_tunnel_with_strongswan() {
+    iked_and_charon("iked_starts_a_tunnel_with_strongswan", true);
+}
+
+#[test]
+fn strongswan_starts_a_tunnel_with_iked() {
+    iked_and_charon("strongswan_starts_a_tunnel_with_iked", false);
 }

@@ -11,7 +11,7 @@ use pfkey::{
     Address, AuthAlg, Body, EncAlg, ExtType, FlowDirection, FlowType, Header, Key, Lifetime,
     Message, MsgType, Protocol, Sa, SaState, SaType, SockAddr, SpiRange, UdpEncap, sa_flags,
 };
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The smallest SPI asked for: below 256 is reserved (RFC 4303).
 const MIN_SPI: u32 = 0x100;
@@ -382,6 +382,49 @@ pub fn delflows(
             .retain(|e| !matches!(e.ext_type, ExtType::ADDRESS_SRC | ExtType::ADDRESS_DST));
     }
     Ok(out)
+}
+
+/// An `X_DATAGRAM` asking `ipsecd` to send `message` from its NAT
+/// traversal port at `local` to `remote`.
+pub fn datagram(
+    local: SocketAddr,
+    remote: SocketAddr,
+    message: &[u8],
+    seq: u32,
+    pid: u32,
+) -> Message {
+    let mut m = Message::new(Header::new(MsgType::X_DATAGRAM, SaType::UNSPEC, seq, pid));
+    let at = |a: SocketAddr| {
+        Body::Address(Address {
+            reserved: 0,
+            addr: SockAddr::ip(a.ip(), a.port()),
+        })
+    };
+    push(&mut m, ExtType::X_SRC_FLOW, at(local));
+    push(&mut m, ExtType::X_DST_FLOW, at(remote));
+    push(
+        &mut m,
+        ExtType::X_DATA,
+        Body::Data(pfkey::Data::new(message)),
+    );
+    m
+}
+
+/// What an `X_DATAGRAM` from `ipsecd` brings: who sent it, to which of
+/// this host's addresses and ports, and the IKE message.
+pub fn relayed(m: &Message) -> Option<(SocketAddr, SocketAddr, Vec<u8>)> {
+    let end = |t| match m.get(t) {
+        Some(Body::Address(a)) => Some(SocketAddr::new(a.addr.addr()?, a.addr.port())),
+        _ => None,
+    };
+    let Some(Body::Data(d)) = m.get(ExtType::X_DATA) else {
+        return None;
+    };
+    Some((
+        end(ExtType::X_SRC_FLOW)?,
+        end(ExtType::X_DST_FLOW)?,
+        d.bytes()?.to_vec(),
+    ))
 }
 
 #[cfg(test)]

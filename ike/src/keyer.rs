@@ -30,6 +30,8 @@ pub const NATT_PORT: u16 = 4500;
 const RETRY: u64 = 1;
 /// Transmissions of one request before the SA is given up.
 const TRIES: u32 = 5;
+/// Seconds before an active policy whose IKE SA failed tries again.
+const RETRY_POLICY: u64 = 5;
 
 /// When a policy's IKE SA is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +110,9 @@ enum State {
         responder: Option<Box<Responder>>,
         init_response: Vec<u8>,
         /// An IKE_AUTH request that came before the SPI was reserved.
-        early: Option<Vec<u8>>,
+        /// With the addresses it came between (it may have come over
+        /// port 4500).
+        early: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
     },
     Up(Box<Session>),
 }
@@ -167,6 +171,9 @@ pub struct Keyer {
     seq: u32,
     now: u64,
     policies: Vec<Policy>,
+    /// When to try each active policy's IKE SA again after a failure (0:
+    /// not waiting), by policy.
+    retry: Vec<u64>,
     sas: Vec<IkeSa>,
     pending: Vec<(u32, Waiting)>,
     pub drops: Drops,
@@ -187,6 +194,7 @@ impl Keyer {
             seq: 0,
             now,
             policies: Vec::new(),
+            retry: Vec::new(),
             sas: Vec::new(),
             pending: Vec::new(),
             drops: Drops::default(),
@@ -238,6 +246,7 @@ impl Keyer {
     /// SAs deleted, and the flows taken out.
     pub fn flush(&mut self, rng: &mut dyn CryptoRngCore) -> Vec<Action> {
         let mut out = self.shutdown(rng);
+        self.retry.clear();
         for p in std::mem::take(&mut self.policies) {
             self.flows(&p, install::delflows, &mut out);
         }
@@ -284,6 +293,7 @@ impl Keyer {
         self.flows(&policy, install::flows, out);
         let active = policy.start == Start::Active && policy.peer.is_some();
         self.policies.push(policy);
+        self.retry.push(0);
         if active {
             self.initiate(index, rng, out);
         }
@@ -356,7 +366,22 @@ impl Keyer {
                 bytes,
             } => self.datagram(local, remote, bytes, rng, &mut out),
             Event::PfKey(bytes) => self.pfkey(bytes, rng, &mut out),
-            Event::Tick => self.tick(&mut out),
+            Event::Tick => self.tick(rng, &mut out),
+        }
+        // Port 4500 is ipsecd's: IKE for it goes through ipsecd.
+        for action in &mut out {
+            if let Action::Send {
+                local,
+                remote,
+                bytes,
+            } = action
+                && local.port() == NATT_PORT
+            {
+                let seq = self.next_seq();
+                *action = Action::PfKey(
+                    install::datagram(*local, *remote, bytes, seq, self.pid).encode(),
+                );
+            }
         }
         out
     }
@@ -368,6 +393,12 @@ impl Keyer {
         let h = m.header;
         if h.msg_type == MsgType::ACQUIRE {
             return self.acquire(&m, rng, out);
+        }
+        if h.msg_type == MsgType::X_DATAGRAM {
+            if let Some((from, to, message)) = install::relayed(&m) {
+                self.datagram(to, from, &message, rng, out);
+            }
+            return;
         }
         if h.pid != self.pid {
             return;
@@ -432,8 +463,7 @@ impl Keyer {
                 }
             }
             State::Responding { early, .. } => {
-                if let Some(request) = early.take() {
-                    let (local, remote) = (self.sas[at].path.local, self.sas[at].path.remote);
+                if let Some((local, remote, request)) = early.take() {
                     self.responder_auth(at, local, remote, &request, rng, out);
                 }
             }
@@ -463,19 +493,51 @@ impl Keyer {
         });
     }
 
+    /// Gives an IKE SA that did not come up up: logged, its reserved SPI
+    /// released, and its policy tried again later if it is active.
     fn give_up(&mut self, spi: u64, why: &str, out: &mut Vec<Action>) {
-        if let Some(at) = self.sas.iter().position(|sa| sa.spi == spi) {
-            let sa = self.sas.swap_remove(at);
-            out.push(Action::Log(format!(
-                "{}: IKE SA with {} failed: {why}",
-                self.policies[sa.policy].name,
-                sa.path.remote.ip()
-            )));
+        let Some(at) = self.sas.iter().position(|sa| sa.spi == spi) else {
+            return;
+        };
+        let sa = self.sas.swap_remove(at);
+        let policy = &self.policies[sa.policy];
+        let (active, protocol) = (policy.start == Start::Active, policy.config.child.protocol);
+        out.push(Action::Log(format!(
+            "{}: IKE SA with {} failed: {why}",
+            policy.name,
+            sa.path.remote.ip()
+        )));
+        if let (Some(child_spi), false) = (sa.child_spi, matches!(sa.state, State::Up(_))) {
+            let satype = match protocol {
+                ProtocolId::AH => SaType::AH,
+                _ => SaType::ESP,
+            };
+            let seq = self.next_seq();
+            let m = delete_message(
+                satype,
+                child_spi,
+                sa.path.remote.ip(),
+                sa.path.local.ip(),
+                seq,
+                self.pid,
+            );
+            self.pending.push((seq, Waiting::Nothing));
+            out.push(Action::PfKey(m.encode()));
+        }
+        if active {
+            self.retry[sa.policy] = self.now + RETRY_POLICY;
         }
     }
 
-    fn tick(&mut self, out: &mut Vec<Action>) {
+    fn tick(&mut self, rng: &mut dyn CryptoRngCore, out: &mut Vec<Action>) {
         let now = self.now;
+        for index in 0..self.policies.len() {
+            let due = self.retry[index];
+            if due != 0 && now >= due {
+                self.retry[index] = 0;
+                self.initiate(index, rng, out);
+            }
+        }
         let mut lost = Vec::new();
         for sa in &mut self.sas {
             let Some(o) = &mut sa.outstanding else {
@@ -638,7 +700,7 @@ impl Keyer {
             {
                 if sa.child_spi.is_none() {
                     // Answered once GETSPI is.
-                    *early = Some(bytes.to_vec());
+                    *early = Some((local, remote, bytes.to_vec()));
                 } else {
                     self.responder_auth(at, local, remote, bytes, rng, out);
                 }
@@ -869,21 +931,7 @@ impl Keyer {
             (child.spi_out, path.local.ip(), path.remote.ip()),
         ] {
             let seq = self.next_seq();
-            let mut m =
-                pfkey::Message::new(pfkey::Header::new(MsgType::DELETE, satype, seq, self.pid));
-            let addr = |ip| {
-                pfkey::Body::Address(pfkey::Address {
-                    reserved: 0,
-                    addr: pfkey::SockAddr::ip(ip, 0),
-                })
-            };
-            let sa = pfkey::Sa {
-                spi,
-                ..pfkey::Sa::default()
-            };
-            let _ = m.push(pfkey::ExtType::SA, pfkey::Body::Sa(sa));
-            let _ = m.push(pfkey::ExtType::ADDRESS_SRC, addr(src));
-            let _ = m.push(pfkey::ExtType::ADDRESS_DST, addr(dst));
+            let m = delete_message(satype, spi, src, dst, seq, self.pid);
             self.pending.push((seq, Waiting::Nothing));
             out.push(Action::PfKey(m.encode()));
         }
@@ -920,6 +968,7 @@ impl Keyer {
             }
         }
         let policy = self.policies.remove(index);
+        self.retry.remove(index);
         self.flows(&policy, install::delflows, &mut out);
         Some(out)
     }
@@ -944,6 +993,32 @@ impl Keyer {
             self.remove_children(at, out);
         }
     }
+}
+
+/// SADB_DELETE for the SA `spi` from `src` to `dst`.
+fn delete_message(
+    satype: SaType,
+    spi: u32,
+    src: IpAddr,
+    dst: IpAddr,
+    seq: u32,
+    pid: u32,
+) -> pfkey::Message {
+    let mut m = pfkey::Message::new(pfkey::Header::new(MsgType::DELETE, satype, seq, pid));
+    let addr = |ip| {
+        pfkey::Body::Address(pfkey::Address {
+            reserved: 0,
+            addr: pfkey::SockAddr::ip(ip, 0),
+        })
+    };
+    let sa = pfkey::Sa {
+        spi,
+        ..pfkey::Sa::default()
+    };
+    let _ = m.push(pfkey::ExtType::SA, pfkey::Body::Sa(sa));
+    let _ = m.push(pfkey::ExtType::ADDRESS_SRC, addr(src));
+    let _ = m.push(pfkey::ExtType::ADDRESS_DST, addr(dst));
+    m
 }
 
 /// A message's encoding, for tests and logs.

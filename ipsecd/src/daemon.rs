@@ -314,6 +314,7 @@ fn serve(
             }
         }
         let messages_in = !out.is_empty();
+        dataplane.send_relayed(engine);
         for pfd in &fds[first_data..] {
             if pfd.revents != 0 {
                 out.extend(dataplane.ready(pfd.fd, engine, now()));

@@ -217,12 +217,27 @@ impl Dataplane {
                 }
             }
         }
+        // IKE on the NAT traversal port is the key managers'.
+        for (from, to, message) in self.peers.take_ike() {
+            let deliveries = engine.relay_in(from, to, &message);
+            self.events.messages.extend(deliveries);
+        }
         // What arrived together goes to the host in as few runs as it can.
         let tun = &self.tun;
         self.coalescer
             .flush(|header, packet| to_host(tun, header, packet));
         self.capture_taps();
         std::mem::take(&mut self.events.messages)
+    }
+
+    /// Sends the IKE the key managers asked to send on the NAT traversal
+    /// port, as packets from that port.
+    pub fn send_relayed(&mut self, engine: &mut Engine) {
+        for packet in engine.take_relayed() {
+            if let Err(e) = self.peers.send(&packet) {
+                log::debug(format_args!("IKE for a key manager: {e}"));
+            }
+        }
     }
 
     /// One read from the enc interface (`n` bytes in the buffer): with

@@ -96,6 +96,11 @@ numbers! {
         /// This runtime's own, beyond OpenBSD's `SADB_MAX`: the filter
         /// rules of `ipsecd -p`, one message per rule, with its counters.
         X_FILTERDUMP = 17, "x_filterdump";
+        /// This runtime's own: an IKE message on the NAT traversal port,
+        /// from `ipsecd` to key managers as it arrived, or from a key
+        /// manager for `ipsecd` to send (RFC 3948's non-ESP marker is
+        /// `ipsecd`'s to add and take off).
+        X_DATAGRAM = 18, "x_datagram";
     }
 }
 
@@ -185,6 +190,8 @@ numbers! {
         /// This runtime's own, beyond `SADB_EXT_MAX`: one filter rule of
         /// `ipsecd -p`, in an `X_FILTERDUMP` record.
         X_FILTER_RULE = 41, "filter_rule";
+        /// This runtime's own: the payload of an `X_DATAGRAM`.
+        X_DATA = 42, "data";
     }
 }
 
@@ -405,7 +412,7 @@ mod tests {
         assert_eq!(SaType::X_IPCOMP.to_string(), "ipcomp");
         assert_eq!(EncAlg(200).to_string(), "200");
         assert!(MsgType::KNOWN.windows(2).all(|w| w[0] < w[1]));
-        // OpenBSD's 1..=MAX, then this runtime's one.
-        assert_eq!(ExtType::KNOWN.len(), ExtType::MAX as usize + 1);
+        // OpenBSD's 1..=MAX, then this runtime's two.
+        assert_eq!(ExtType::KNOWN.len(), ExtType::MAX as usize + 2);
     }
 }

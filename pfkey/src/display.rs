@@ -245,6 +245,9 @@ pub fn extension_text(msg: &Message, ext: &Extension, show_keys: bool) -> String
                 name_or_unknown(FlowDirection(i.direction).name())
             );
         }
+        Body::Data(d) => {
+            let _ = write!(out, "{} bytes", d.len);
+        }
         Body::FilterRule(r) => {
             let _ = write!(out, "@{} line {}: {}", r.number, r.line, r.text());
         }

@@ -367,6 +367,39 @@ impl FilterRule {
     }
 }
 
+/// `X_DATA`, this runtime's own: bytes, with their length.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Data {
+    /// The length in bytes; the data is padded to whole 8-byte units.
+    pub len: u32,
+    /// The bytes with their padding, as on the wire.
+    padded: Vec<u8>,
+}
+
+impl Data {
+    /// `bytes`, padded.
+    pub fn new(bytes: &[u8]) -> Data {
+        let mut padded = bytes.to_vec();
+        padded.resize(pad_up(bytes.len()), 0);
+        Data {
+            len: bytes.len() as u32,
+            padded,
+        }
+    }
+
+    /// The bytes, without the padding; `None` when the length says more
+    /// than there is.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        self.padded.get(..usize::try_from(self.len).ok()?)
+    }
+}
+
+impl fmt::Debug for Data {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Data({} bytes)", self.len)
+    }
+}
+
 /// The body of an extension; which one is decided by its type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
@@ -430,6 +463,8 @@ pub enum Body {
     Iface(Iface),
     /// `X_FILTER_RULE`.
     FilterRule(FilterRule),
+    /// `X_DATA`.
+    Data(Data),
     /// An extension type this crate does not know (or an obsolete one):
     /// the bytes after its length and type, kept as they are.
     Raw(Vec<u8>),
@@ -458,6 +493,7 @@ enum Layout {
     Replay,
     Iface,
     FilterRule,
+    Data,
     Raw,
 }
 
@@ -495,6 +531,7 @@ fn layout(t: ExtType) -> Layout {
         ExtType::X_REPLAY => Layout::Replay,
         ExtType::X_IFACE => Layout::Iface,
         ExtType::X_FILTER_RULE => Layout::FilterRule,
+        ExtType::X_DATA => Layout::Data,
         _ => Layout::Raw,
     }
 }
@@ -522,6 +559,7 @@ impl Body {
             Body::Replay { .. } => Layout::Replay,
             Body::Iface(_) => Layout::Iface,
             Body::FilterRule(_) => Layout::FilterRule,
+            Body::Data(_) => Layout::Data,
             Body::Raw(_) => Layout::Raw,
         }
     }
@@ -657,6 +695,10 @@ impl Extension {
                 w.u32(i.unit);
                 w.u8(i.direction);
                 w.bytes(&i.reserved);
+            }
+            Body::Data(d) => {
+                w.u32(d.len);
+                w.bytes(&d.padded);
             }
             Body::FilterRule(f) => {
                 w.u32(f.number);
@@ -857,6 +899,10 @@ impl Extension {
                     reserved,
                 })
             }
+            Layout::Data => Body::Data(Data {
+                len: r.u32()?,
+                padded: r.bytes(r.remaining())?.to_vec(),
+            }),
             Layout::FilterRule => Body::FilterRule(FilterRule {
                 number: r.u32()?,
                 line: r.u32()?,

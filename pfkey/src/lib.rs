@@ -22,7 +22,7 @@ pub mod validate;
 pub use consts::*;
 pub use display::Monitor;
 pub use ext::{
-    Address, Alg, Body, Comb, Counter, Extension, FilterRule, Identity, Iface, Key, Lifetime,
+    Address, Alg, Body, Comb, Counter, Data, Extension, FilterRule, Identity, Iface, Key, Lifetime,
     Proposal, Protocol, Sa,
 };
 pub use ext::{Sensitivity, SpiRange, Supported, Tag, UdpEncap};

@@ -380,6 +380,57 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_endian = "little")]
+    fn a_relayed_datagram_carries_its_ends_and_bytes() {
+        let at = |a: [u8; 4], port| {
+            Body::Address(Address {
+                reserved: 0,
+                addr: SockAddr::V4 {
+                    addr: a.into(),
+                    port,
+                },
+            })
+        };
+        let mut m = Message::new(Header::new(MsgType::X_DATAGRAM, SaType::UNSPEC, 3, 9));
+        m.push(ExtType::X_SRC_FLOW, at([192, 0, 2, 1], 4500))
+            .unwrap();
+        m.push(ExtType::X_DST_FLOW, at([192, 0, 2, 2], 4500))
+            .unwrap();
+        m.push(
+            ExtType::X_DATA,
+            Body::Data(crate::ext::Data::new(b"an IKE message")),
+        )
+        .unwrap();
+        let bytes = m.encode();
+        assert_eq!(bytes.len() % 8, 0);
+        let back = Message::decode(&bytes).unwrap();
+        let Some(Body::Data(d)) = back.get(ExtType::X_DATA) else {
+            panic!()
+        };
+        assert_eq!(d.bytes(), Some(&b"an IKE message"[..]));
+        assert_eq!(crate::validate::check_request(&back, 9), Ok(()));
+        // Ports are at home in the flow extensions; the data is needed.
+        let mut bare = Message::new(back.header);
+        bare.push(ExtType::X_SRC_FLOW, at([192, 0, 2, 1], 4500))
+            .unwrap();
+        bare.push(ExtType::X_DST_FLOW, at([192, 0, 2, 2], 4500))
+            .unwrap();
+        assert_eq!(
+            crate::validate::check_request(&bare, 9),
+            Err(crate::validate::Errno::EINVAL)
+        );
+        // A length beyond the bytes is refused.
+        let mut long = bytes.clone();
+        let at_len = long.len() - 20;
+        long[at_len] = 200;
+        let odd = Message::decode(&long).unwrap();
+        assert_eq!(
+            crate::validate::check_request(&odd, 9),
+            Err(crate::validate::Errno::EINVAL)
+        );
+    }
+
+    #[test]
     fn malformed_frames_are_refused() {
         assert_eq!(Message::decode(&[]), Err(crate::DecodeError::Truncated));
         let mut bytes = hex(ADD_V6);

@@ -136,6 +136,7 @@ const SA_OPTIONS: ExtSet =
 const SA_DST: ExtSet = ExtSet::of(&[E::SA, E::ADDRESS_DST]);
 const GROUP: ExtSet = ExtSet::of(&[E::SA, E::X_SA2, E::X_DST2, E::ADDRESS_DST, E::X_SATYPE2]);
 const RDOMAIN: ExtSet = ExtSet::of(&[E::X_RDOMAIN]);
+const DATAGRAM: ExtSet = ExtSet::of(&[E::X_SRC_FLOW, E::X_DST_FLOW, E::X_DATA]);
 const SUPPORTED: ExtSet =
     ExtSet::of(&[E::SUPPORTED_AUTH, E::SUPPORTED_ENCRYPT, E::X_SUPPORTED_COMP]);
 
@@ -228,6 +229,9 @@ pub fn rules(msg_type: MsgType, dir: Direction) -> (ExtSet, ExtSet) {
         // The filter rules of ipsecd -p, each with its counters; also an
         // ipsecd extension.
         (MsgType::X_FILTERDUMP, ToKernel) => (ExtSet::EMPTY, ExtSet::EMPTY),
+        // An IKE datagram relayed on the NAT traversal port: its addresses
+        // and ports, and its bytes.
+        (MsgType::X_DATAGRAM, _) => (DATAGRAM, DATAGRAM),
         (MsgType::X_FILTERDUMP, FromKernel) => (
             ExtSet::of(&[E::X_FILTER_RULE, E::X_COUNTER]),
             ExtSet::of(&[E::X_FILTER_RULE]),
@@ -251,7 +255,7 @@ pub fn parse_request(bytes: &[u8], pid: u32) -> Result<Message, Errno> {
 /// the sender's. Every failure is `EINVAL`, as in OpenBSD.
 pub fn check_request(msg: &Message, pid: u32) -> Result<(), Errno> {
     let h = &msg.header;
-    let in_range = (1..=MsgType::X_FILTERDUMP.0).contains(&h.msg_type.0);
+    let in_range = (1..=MsgType::X_DATAGRAM.0).contains(&h.msg_type.0);
     // OpenBSD does not look at the version; RFC 2367 asks for PF_KEY_V2.
     if h.version != PF_KEY_V2 || h.reserved != 0 || !in_range || h.pid != pid || h.errno != 0 {
         return Err(Errno::EINVAL);
@@ -260,7 +264,9 @@ pub fn check_request(msg: &Message, pid: u32) -> Result<(), Errno> {
     let mut seen = ExtSet::EMPTY;
     for ext in &msg.extensions {
         let t = ext.ext_type;
-        if t.0 == 0 || t.0 > ExtType::MAX || !allowed.contains(t) || seen.contains(t) {
+        // The allowed sets name OpenBSD's types, and this runtime's own
+        // only for its own messages.
+        if t.0 == 0 || !allowed.contains(t) || seen.contains(t) {
             return Err(Errno::EINVAL);
         }
         seen = seen.with(ExtSet::of(&[t]));
@@ -333,6 +339,7 @@ fn check_body(t: ExtType, body: &Body, satype: SaType) -> Result<(), Errno> {
         }
         Body::SpiRange(r) => r.min <= r.max,
         Body::Tag(tag) => tag.name().len() < 64,
+        Body::Data(d) => d.bytes().is_some(),
         Body::Raw(_) => false,
         _ => true,
     };
@@ -427,7 +434,7 @@ mod tests {
         m.header.errno = 1;
         assert_eq!(check_request(&m, PID), Err(Errno::EINVAL));
         let mut m = add();
-        m.header.msg_type = MsgType(18);
+        m.header.msg_type = MsgType(19);
         assert_eq!(check_request(&m, PID), Err(Errno::EINVAL));
         let mut m = add();
         m.header.reserved = 1;

@@ -172,6 +172,9 @@ fn extension() -> impl Strategy<Value = Extension> {
                 .prop_map(|name| Body::Tag(Tag::new(&name)))
                 .boxed(),
             ExtType::X_TAP => any::<u32>().prop_map(|unit| Body::Tap { unit }).boxed(),
+            ExtType::X_DATA => prop::collection::vec(any::<u8>(), 0..40)
+                .prop_map(|bytes| Body::Data(Data::new(&bytes)))
+                .boxed(),
             ExtType::X_FILTER_RULE => (any::<(u32, u32)>(), "[ -~]{0,80}")
                 .prop_map(|((number, line), text)| {
                     Body::FilterRule(FilterRule::new(number, line, &text))

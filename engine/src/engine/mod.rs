@@ -15,6 +15,7 @@ pub mod datapath;
 pub mod filtered;
 mod flows;
 mod persist;
+pub mod relay;
 mod sas;
 mod steering;
 
@@ -139,6 +140,9 @@ pub struct Engine {
     /// rule): IPv6 flows are refused with `EOPNOTSUPP` rather than
     /// accepted and left unenforced.
     pub refuse_ipv6_flows: bool,
+    /// Packets carrying IKE a key manager asked to send on the NAT
+    /// traversal port ([`Engine::take_relayed`]).
+    relayed: Vec<Vec<u8>>,
 }
 
 /// xorshift64*: SPIs only need to be spread out, not secret.
@@ -196,6 +200,7 @@ impl Engine {
             spd_flushes: 0,
             limits: Limits::default(),
             refuse_ipv6_flows: false,
+            relayed: Vec::new(),
         }
     }
 
@@ -288,6 +293,7 @@ impl Engine {
             MsgType::X_ASKPOLICY => self.askpolicy(msg),
             MsgType::X_SPDDUMP => self.spddump(from, msg),
             MsgType::X_FILTERDUMP => self.filterdump(from, msg),
+            MsgType::X_DATAGRAM => self.relay_out(msg),
             _ => Err(Errno::EINVAL),
         }
     }

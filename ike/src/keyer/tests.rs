@@ -276,6 +276,7 @@ fn a_lost_request_is_sent_again_and_a_dead_peer_given_up() {
     pump(&mut sides, queue, 0, &mut rng, &mut |_| true);
     let mut sent_at = Vec::new();
     let mut given_up = None;
+    let mut getspi_at = Vec::new();
     for now in 1..=40 {
         for a in sides[0].keyer.handle(Event::Tick, now, &mut rng) {
             match a {
@@ -284,12 +285,19 @@ fn a_lost_request_is_sent_again_and_a_dead_peer_given_up() {
                     given_up.get_or_insert(now);
                     sides[0].log.push(l);
                 }
-                Action::PfKey(_) => {}
+                Action::PfKey(bytes) => {
+                    let m = pfkey::Message::decode(&bytes).unwrap();
+                    if m.header.msg_type == MsgType::GETSPI {
+                        getspi_at.push(now);
+                    }
+                }
             }
         }
     }
     assert_eq!(sent_at, [1, 3, 7, 15]);
     assert_eq!(given_up, Some(31));
+    // The policy is active: it tries again five seconds later.
+    assert_eq!(getspi_at, [36]);
     assert!(
         sides[0].log.iter().any(|l| l.contains("no answer")),
         "{:?}",
@@ -435,4 +443,87 @@ fn a_policy_removed_ends_its_sa_and_leaves_the_others() {
         1,
         "the peer keeps its policy"
     );
+}
+
+/// Regression: an IKE_AUTH request that came over port 4500 before the
+/// responder's SPI was reserved was answered, once it was, from port 500
+/// (and the Child SA sent ESP to the wrong port).
+#[test]
+fn an_early_auth_request_is_answered_where_it_came() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+    let (mut sides, mut queue) = pair(Start::Active, &mut rng);
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    let mut answer = None;
+    let mut rounds = 0;
+    while let Some((from, action)) = (!queue.is_empty()).then(|| queue.remove(0)) {
+        rounds += 1;
+        assert!(rounds < 500);
+        match action {
+            Action::Send {
+                local,
+                remote,
+                bytes,
+            } => {
+                let h = Header::peek(&bytes).unwrap();
+                let to = 1 - from;
+                let (mut at, mut by) = (remote, local);
+                if h.exchange == ExchangeType::IKE_AUTH && from == 0 {
+                    // As if A had moved to port 4500 past a NAT.
+                    at.set_port(NATT_PORT);
+                    by.set_port(NATT_PORT);
+                }
+                let out = sides[to].keyer.handle(
+                    Event::Datagram {
+                        local: at,
+                        remote: by,
+                        bytes: &bytes,
+                    },
+                    0,
+                    &mut rng,
+                );
+                if h.exchange == ExchangeType::IKE_AUTH && from == 0 {
+                    assert!(out.is_empty(), "kept until the SPI is there: {out:?}");
+                    // Now the held GETSPI goes to B's engine.
+                    for bytes in held.drain(..) {
+                        for d in sides[1].engine.handle(CLIENT, sides[1].pid, &bytes, 0) {
+                            if d.to == CLIENT {
+                                let out =
+                                    sides[1].keyer.handle(Event::PfKey(&d.bytes), 0, &mut rng);
+                                answer = out.iter().find_map(|a| match a {
+                                    Action::PfKey(b) => pfkey::Message::decode(b)
+                                        .ok()
+                                        .filter(|m| m.header.msg_type == MsgType::X_DATAGRAM),
+                                    _ => None,
+                                });
+                            }
+                        }
+                    }
+                    break;
+                }
+                queue.extend(out.into_iter().map(|a| (to, a)));
+            }
+            Action::PfKey(bytes) => {
+                let getspi = pfkey::Message::decode(&bytes)
+                    .is_ok_and(|m| m.header.msg_type == MsgType::GETSPI);
+                if from == 1 && getspi {
+                    held.push(bytes);
+                    continue;
+                }
+                let s = &mut sides[from];
+                for d in s.engine.handle(CLIENT, s.pid, &bytes, 0) {
+                    if d.to == CLIENT {
+                        let out = s.keyer.handle(Event::PfKey(&d.bytes), 0, &mut rng);
+                        queue.extend(out.into_iter().map(|a| (from, a)));
+                    }
+                }
+            }
+            Action::Log(_) => {}
+        }
+    }
+    let answer = answer.expect("B answered through ipsecd's port 4500");
+    let (from, to, message) = install::relayed(&answer).unwrap();
+    assert_eq!((from.port(), to.port()), (NATT_PORT, NATT_PORT));
+    let h = Header::peek(&message).unwrap();
+    assert_eq!(h.exchange, ExchangeType::IKE_AUTH);
+    assert!(h.flags.contains(Flags::RESPONSE));
 }

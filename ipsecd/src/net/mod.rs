@@ -45,6 +45,7 @@ pub use receive::Inbox;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use socket::{open6, socket, udp4};
@@ -115,6 +116,9 @@ pub struct Peers {
     send6: Option<OwnedFd>,
     keepalives: Cell<u64>,
     non_esp: Cell<u64>,
+    /// IKE that came on the NAT traversal port, for the key managers:
+    /// (sender, receiver, message after the marker).
+    ike: RefCell<Vec<(SocketAddr, SocketAddr, Vec<u8>)>>,
     /// Datagrams too long to be an IP packet once a header is put in
     /// front: no ESP could be in them.
     too_long: Cell<u64>,
@@ -174,6 +178,7 @@ impl Peers {
             received: RefCell::default(),
             keepalives: Cell::new(0),
             non_esp: Cell::new(0),
+            ike: RefCell::new(Vec::new()),
         })
     }
 
@@ -195,8 +200,15 @@ impl Peers {
         self.keepalives.get()
     }
 
-    /// Datagrams with the non-ESP marker (IKE, RFC 3948 §2.2) received and
-    /// dropped: there is no IKE daemon here to take them.
+    /// The IKE messages that came on the NAT traversal port since the
+    /// last call.
+    pub fn take_ike(&self) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
+        std::mem::take(&mut self.ike.borrow_mut())
+    }
+
+    /// Datagrams with the non-ESP marker (IKE, RFC 3948 §2.2) received:
+    /// handed to the key managers (`X_DATAGRAM`), or dropped when too
+    /// many wait.
     pub fn non_esp(&self) -> u64 {
         self.non_esp.get()
     }

@@ -221,6 +221,33 @@ impl Peers {
         Some((buf, arrival))
     }
 
+    /// Keeps an IKE message that came to the NAT traversal port for the
+    /// key managers, with who sent it and to which address; a few
+    /// hundred at most wait, the rest are only counted.
+    fn keep_ike(&self, d: &Datagram, message: &[u8]) {
+        let found = &d.ancillary;
+        let (from, to) = match d.sender {
+            Sender::V4(addr, port) => (
+                std::net::SocketAddr::from((addr, port)),
+                found.dst4.map(std::net::IpAddr::from),
+            ),
+            Sender::V6(addr, port) => (
+                std::net::SocketAddr::from((addr, port)),
+                found.dst6.map(std::net::IpAddr::from),
+            ),
+            Sender::Unknown => return,
+        };
+        let Some(to) = to else { return };
+        let mut waiting = self.ike.borrow_mut();
+        if waiting.len() < MAX_IKE_WAITING {
+            waiting.push((
+                from,
+                std::net::SocketAddr::new(to, self.udp_port),
+                message.to_vec(),
+            ));
+        }
+    }
+
     /// Makes one datagram, its payload in `bytes` behind the headroom, a
     /// whole IP packet by writing the header in front; or counts it and
     /// leaves it out (`None`). Returns the sender's UDP port for ESP in
@@ -232,8 +259,9 @@ impl Peers {
                 self.keepalives.set(self.keepalives.get() + 1);
                 return Ok(None);
             }
-            if payload.starts_with(&[0; 4]) {
+            if let Some(ike) = payload.strip_prefix(&[0; 4][..]) {
                 self.non_esp.set(self.non_esp.get() + 1);
+                self.keep_ike(d, ike);
                 return Ok(None);
             }
         }
@@ -348,3 +376,6 @@ fn too_long() -> io::Error {
         "datagram too long for an IP packet",
     )
 }
+
+/// IKE messages kept for the key managers between two rounds, at most.
+const MAX_IKE_WAITING: usize = 256;
