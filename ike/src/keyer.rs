@@ -13,7 +13,7 @@
 //! apart; 16 seconds after the fifth, the SA is given up.
 
 use crate::exchange::handshake::{
-    Answer, Config, Established, Failure, Initiator, Next, Path, Responder,
+    Answer, ChildSa, Config, Established, Failure, Initiator, Next, Path, Responder,
 };
 use crate::exchange::session::{Incoming, Session};
 use crate::install::{self, Ends, FlowSpec, Lifetimes};
@@ -148,6 +148,10 @@ struct IkeSa {
     child_spi: Option<u32>,
     state: State,
     outstanding: Option<Outstanding>,
+    /// A rekey of the Child SA under way.
+    rekey: Option<rekeying::Step>,
+    /// Child SAs a rekey replaced, until the peer deletes them.
+    old: Vec<ChildSa>,
 }
 
 /// What makes a policy's flow messages: [`install::flows`] or
@@ -325,6 +329,8 @@ impl Keyer {
             child_spi: None,
             state: State::Reserving,
             outstanding: None,
+            rekey: None,
+            old: Vec::new(),
         });
         self.reserve(spi, protocol, ends, out);
     }
@@ -394,6 +400,9 @@ impl Keyer {
         if h.msg_type == MsgType::ACQUIRE {
             return self.acquire(&m, rng, out);
         }
+        if h.msg_type == MsgType::EXPIRE {
+            return self.expired(&m, out);
+        }
         if h.msg_type == MsgType::X_DATAGRAM {
             if let Some((from, to, message)) = install::relayed(&m) {
                 self.datagram(to, from, &message, rng, out);
@@ -448,7 +457,9 @@ impl Keyer {
         let Some(at) = self.sas.iter().position(|sa| sa.spi == spi) else {
             return;
         };
-        self.sas[at].child_spi = Some(child_spi);
+        if !matches!(self.sas[at].state, State::Up(_)) {
+            self.sas[at].child_spi = Some(child_spi);
+        }
         let policy = self.sas[at].policy;
         match &mut self.sas[at].state {
             State::Reserving => {
@@ -467,6 +478,7 @@ impl Keyer {
                     self.responder_auth(at, local, remote, &request, rng, out);
                 }
             }
+            State::Up(_) => self.rekey_spi(at, child_spi, rng, out),
             _ => {}
         }
     }
@@ -645,6 +657,8 @@ impl Keyer {
                         early: None,
                     },
                     outstanding: None,
+                    rekey: None,
+                    old: Vec::new(),
                 });
                 let ends = Ends {
                     local: local.ip(),
@@ -801,31 +815,13 @@ impl Keyer {
 
     /// Both ends are authenticated: the Child SA goes into `ipsecd`.
     fn established(&mut self, at: usize, established: Established, out: &mut Vec<Action>) {
-        let (name, lifetimes) = {
-            let p = &self.policies[self.sas[at].policy];
-            (p.name.clone(), p.lifetimes)
-        };
+        let policy = self.sas[at].policy;
         let path = self.sas[at].path;
-        let ends = Ends {
-            local: path.local.ip(),
-            remote: path.remote.ip(),
-        };
-        let udp = established
-            .nat
-            .filter(|n| n.any())
-            .map(|_| path.remote.port());
-        let seq = self.next_seq();
-        match install::sa_messages(&established.child, ends, lifetimes, udp, seq, self.pid) {
-            Ok(messages) => {
-                self.pending.push((seq, Waiting::Nothing));
-                out.extend(messages.iter().map(|m| Action::PfKey(m.encode())));
-            }
-            Err(e) => out.push(Action::Log(format!(
-                "{name}: the Child SA cannot be installed: {e:?}"
-            ))),
-        }
+        let nat = established.nat.is_some_and(|n| n.any());
+        self.install_child(policy, &established.child, path, nat, out);
         out.push(Action::Log(format!(
-            "{name}: IKE SA with {} up, Child SA {:#010x} in, {:#010x} out",
+            "{}: IKE SA with {} up, Child SA {:#010x} in, {:#010x} out",
+            self.policies[policy].name,
             path.remote.ip(),
             established.child.spi_in,
             established.child.spi_out
@@ -833,102 +829,62 @@ impl Keyer {
         self.sas[at].state = State::Up(Box::new(Session::new(established)));
     }
 
-    /// A message of an established SA: liveness checks and deletes are
-    /// answered; a delete of the IKE SA ends it.
-    fn session(
+    /// Keys a Child SA in `ipsecd`: UPDATE for the inbound SA reserved
+    /// with GETSPI, ADD for the outbound one, in UDP when there is a NAT.
+    fn install_child(
         &mut self,
-        at: usize,
-        local: SocketAddr,
-        remote: SocketAddr,
-        bytes: &[u8],
-        rng: &mut dyn CryptoRngCore,
+        policy: usize,
+        child: &ChildSa,
+        path: Path,
+        nat: bool,
         out: &mut Vec<Action>,
     ) {
-        let State::Up(session) = &mut self.sas[at].state else {
-            return;
+        let lifetimes = self.policies[policy].lifetimes;
+        let ends = Ends {
+            local: path.local.ip(),
+            remote: path.remote.ip(),
         };
-        match session.receive(bytes) {
-            Ok(Incoming::Repeat(again)) => out.push(Action::Send {
-                local,
-                remote,
-                bytes: again,
-            }),
-            Ok(Incoming::Request(h, payloads)) => {
-                let deletes_ike = payloads
-                    .iter()
-                    .any(|p| matches!(&p.body, Body::Delete(d) if d.protocol == ProtocolId::IKE));
-                let mut answer = Vec::new();
-                let mut gone = Vec::new();
-                for p in &payloads {
-                    if let Body::Delete(d) = &p.body
-                        && d.protocol != ProtocolId::IKE
-                    {
-                        // Our inbound SPIs for the peer's outbound ones.
-                        if d.spis
-                            .iter()
-                            .any(|s| s.as_slice() == session.sa.child.spi_out.to_be_bytes())
-                        {
-                            gone.push(session.sa.child.spi_in);
-                            answer.push(Payload::new(Body::Delete(Delete {
-                                protocol: d.protocol,
-                                spi_size: 4,
-                                spis: vec![session.sa.child.spi_in.to_be_bytes().to_vec()],
-                            })));
-                        }
-                    }
-                }
-                if h.exchange != ExchangeType::INFORMATIONAL {
-                    // Rekeying and more Child SAs are not in this version.
-                    answer = vec![Payload::new(Body::Notify(crate::wire::Notify::new(
-                        crate::wire::NotifyType::NO_ADDITIONAL_SAS,
-                        Vec::new(),
-                    )))];
-                }
-                if let Ok(response) = session.respond(&h, &answer, rng) {
-                    out.push(Action::Send {
-                        local,
-                        remote,
-                        bytes: response,
-                    });
-                }
-                if deletes_ike || !gone.is_empty() {
-                    self.remove_children(at, out);
-                }
-                if deletes_ike {
-                    let spi = self.sas[at].spi;
-                    let name = self.policies[self.sas[at].policy].name.clone();
-                    self.sas.retain(|sa| sa.spi != spi);
-                    out.push(Action::Log(format!(
-                        "{name}: the peer {} deleted the IKE SA",
-                        remote.ip()
-                    )));
-                }
+        let udp = nat.then_some(path.remote.port());
+        let seq = self.next_seq();
+        match install::sa_messages(child, ends, lifetimes, udp, seq, self.pid) {
+            Ok(messages) => {
+                self.pending.push((seq, Waiting::Nothing));
+                out.extend(messages.iter().map(|m| Action::PfKey(m.encode())));
             }
-            Ok(Incoming::Response(..)) => {
-                self.sas[at].outstanding = None;
-            }
-            Err(Failure::Unprotected(_)) => self.drops.unprotected += 1,
-            Err(_) => self.drops.malformed += 1,
+            Err(e) => out.push(Action::Log(format!(
+                "{}: the Child SA cannot be installed: {e:?}",
+                self.policies[policy].name
+            ))),
         }
     }
 
-    /// Deletes the SA's Child SAs from `ipsecd`.
+    /// Deletes the SA's current Child SA from `ipsecd`.
     fn remove_children(&mut self, at: usize, out: &mut Vec<Action>) {
         let State::Up(session) = &self.sas[at].state else {
             return;
         };
         let child = &session.sa.child;
+        let (protocol, spi_in, spi_out) = (child.suite.protocol, child.spi_in, child.spi_out);
         let path = self.sas[at].path;
-        let Ok(satype) = (match child.suite.protocol {
-            ProtocolId::ESP => Ok(SaType::ESP),
-            ProtocolId::AH => Ok(SaType::AH),
-            _ => Err(()),
-        }) else {
-            return;
+        self.delete_sas(protocol, spi_in, spi_out, path, out);
+    }
+
+    /// Deletes a Child SA's two SAs from `ipsecd`.
+    fn delete_sas(
+        &mut self,
+        protocol: ProtocolId,
+        spi_in: u32,
+        spi_out: u32,
+        path: Path,
+        out: &mut Vec<Action>,
+    ) {
+        let satype = match protocol {
+            ProtocolId::AH => SaType::AH,
+            _ => SaType::ESP,
         };
         for (spi, src, dst) in [
-            (child.spi_in, path.remote.ip(), path.local.ip()),
-            (child.spi_out, path.local.ip(), path.remote.ip()),
+            (spi_in, path.remote.ip(), path.local.ip()),
+            (spi_out, path.local.ip(), path.remote.ip()),
         ] {
             let seq = self.next_seq();
             let m = delete_message(satype, spi, src, dst, seq, self.pid);
@@ -1037,6 +993,9 @@ pub fn describe(bytes: &[u8]) -> String {
         Err(e) => format!("undecodable: {e}"),
     }
 }
+
+mod rekeying;
+mod session;
 
 #[cfg(test)]
 mod tests;

@@ -491,8 +491,15 @@ impl Initiator {
         else {
             unreachable!("checked above")
         };
-        let (out_keys, in_keys) =
-            child_keys(&child_suite, &sent.keys.d, &self.ni, &sent.nr, suite, true);
+        let (out_keys, in_keys) = child_keys(
+            &child_suite,
+            &sent.keys.d,
+            None,
+            &self.ni,
+            &sent.nr,
+            suite,
+            true,
+        );
         Ok(Next::Established(Box::new(Established {
             spi_i: self.spi_i,
             spi_r: sent.spi_r,
@@ -518,18 +525,21 @@ impl Initiator {
 }
 
 /// The Child SA's keys (RFC 7296 §2.17): the initiator's outbound SA's
-/// first, each cipher key before its integrity key. Returns this end's
-/// (outbound, inbound).
-fn child_keys(
+/// first, each cipher key before its integrity key; `shared` is a new
+/// Diffie-Hellman secret (perfect forward secrecy), `ni` and `nr` the
+/// nonces of the exchange that made it. Returns this end's (outbound,
+/// inbound).
+pub fn child_keys(
     suite: &ChildSuite,
     sk_d: &[u8],
+    shared: Option<&[u8]>,
     ni: &[u8],
     nr: &[u8],
     ike: IkeSuite,
     initiator: bool,
 ) -> ((Secret, Secret), (Secret, Secret)) {
     let (e, a) = child_key_lengths(suite);
-    let keymat = child_keymat(ike.prf, sk_d, None, ni, nr, 2 * (e + a));
+    let keymat = child_keymat(ike.prf, sk_d, shared, ni, nr, 2 * (e + a));
     let part = |from: usize, n: usize| Zeroizing::new(keymat[from..from + n].to_vec());
     let i_to_r = (part(0, e), part(e, a));
     let r_to_i = (part(e + a, e), part(2 * e + a, a));
@@ -864,6 +874,7 @@ impl Responder {
         let (out_keys, in_keys) = child_keys(
             &child_suite,
             &self.keys.d,
+            None,
             &self.ni,
             &self.nr,
             self.suite,

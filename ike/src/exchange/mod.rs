@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod handshake;
 pub mod nat;
+pub mod rekey;
 pub mod selectors;
 pub mod session;
 pub mod suite;

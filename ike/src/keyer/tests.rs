@@ -527,3 +527,74 @@ fn an_early_auth_request_is_answered_where_it_came() {
     assert_eq!(h.exchange, ExchangeType::IKE_AUTH);
     assert!(h.flags.contains(Flags::RESPONSE));
 }
+
+/// ipsecd's soft expiry of an SA, as it tells registered key managers.
+fn soft_expire(spi: u32, src: IpAddr, dst: IpAddr) -> Vec<u8> {
+    let mut m = pfkey::Message::new(pfkey::Header::new(MsgType::EXPIRE, SaType::ESP, 0, 0));
+    let addr = |ip| {
+        pfkey::Body::Address(pfkey::Address {
+            reserved: 0,
+            addr: pfkey::SockAddr::ip(ip, 0),
+        })
+    };
+    let sa = pfkey::Sa {
+        spi,
+        ..pfkey::Sa::default()
+    };
+    m.push(pfkey::ExtType::SA, pfkey::Body::Sa(sa)).unwrap();
+    m.push(
+        pfkey::ExtType::LIFETIME_SOFT,
+        pfkey::Body::Lifetime(pfkey::Lifetime::default()),
+    )
+    .unwrap();
+    m.push(pfkey::ExtType::ADDRESS_SRC, addr(src)).unwrap();
+    m.push(pfkey::ExtType::ADDRESS_DST, addr(dst)).unwrap();
+    m.encode()
+}
+
+fn child_spis(side: &Side) -> (u32, u32) {
+    let (_, s) = side.keyer.sessions().next().expect("an IKE SA");
+    (s.sa.child.spi_in, s.sa.child.spi_out)
+}
+
+#[test]
+fn a_soft_expiry_rekeys_the_child_sa_on_either_side() {
+    for (expiring, label) in [(0usize, "the initiator"), (1, "the responder")] {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(10 + expiring as u64);
+        let (mut sides, queue) = pair(Start::Active, &mut rng);
+        pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+        let before = (child_spis(&sides[0]), child_spis(&sides[1]));
+        assert_eq!(sides[0].engine.sad.len(), 2);
+        let (_, spi_out) = child_spis(&sides[expiring]);
+        let me = sides[expiring].addr;
+        let peer = sides[1 - expiring].addr;
+        let expire = soft_expire(spi_out, me, peer);
+        let out = sides[expiring]
+            .keyer
+            .handle(Event::PfKey(&expire), 5, &mut rng);
+        let queue = out.into_iter().map(|a| (expiring, a)).collect();
+        pump(&mut sides, queue, 5, &mut rng, &mut |_| false);
+        let after = (child_spis(&sides[0]), child_spis(&sides[1]));
+        assert_ne!(after.0, before.0, "{label}: A's Child SA is new");
+        assert_eq!(
+            after.0.0, after.1.1,
+            "{label}: A receives on what B sends with"
+        );
+        assert_eq!(after.0.1, after.1.0, "{label}: and the other way");
+        for s in &sides {
+            assert!(
+                s.log.iter().any(|l| l.contains("rekeyed")),
+                "{label}: {:?}",
+                s.log
+            );
+            assert_eq!(
+                s.engine.sad.len(),
+                2,
+                "{label}: the old SAs are gone: {:?}",
+                s.log
+            );
+        }
+        assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1, "{label}");
+        assert!(send(&mut sides, 1, 0, "10.2.0.7", "10.1.0.5").1, "{label}");
+    }
+}

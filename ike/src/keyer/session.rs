@@ -1,0 +1,141 @@
+//! The messages of an established IKE SA: the peer's requests (liveness
+//! checks, deletes, rekeys of the Child SA) and the responses to this
+//! end's.
+
+use super::*;
+
+impl Keyer {
+    /// A message for the established SA at `at`.
+    pub(super) fn session(
+        &mut self,
+        at: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+        rng: &mut dyn CryptoRngCore,
+        out: &mut Vec<Action>,
+    ) {
+        let State::Up(session) = &mut self.sas[at].state else {
+            return;
+        };
+        match session.receive(bytes) {
+            Ok(Incoming::Repeat(again)) => out.push(Action::Send {
+                local,
+                remote,
+                bytes: again,
+            }),
+            Ok(Incoming::Request(h, payloads)) => {
+                self.peer_request(at, local, remote, h, payloads, rng, out)
+            }
+            Ok(Incoming::Response(h, payloads)) => {
+                let answered = self.sas[at]
+                    .outstanding
+                    .as_ref()
+                    .and_then(|o| Header::peek(&o.bytes).ok())
+                    .is_some_and(|o| o.message_id == h.message_id);
+                if answered {
+                    self.sas[at].outstanding = None;
+                    self.rekey_response(at, h.message_id, &payloads, rng, out);
+                }
+            }
+            Err(Failure::Unprotected(_)) => self.drops.unprotected += 1,
+            Err(_) => self.drops.malformed += 1,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn peer_request(
+        &mut self,
+        at: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        h: Header,
+        payloads: Vec<Payload>,
+        rng: &mut dyn CryptoRngCore,
+        out: &mut Vec<Action>,
+    ) {
+        if h.exchange == ExchangeType::CREATE_CHILD_SA {
+            return self.peer_rekey(at, local, remote, h, payloads, rng, out);
+        }
+        let State::Up(session) = &self.sas[at].state else {
+            return;
+        };
+        let current = (session.sa.child.spi_in, session.sa.child.spi_out);
+        let mut answer = Vec::new();
+        let mut gone_old = Vec::new();
+        let mut gone_current = false;
+        let mut deletes_ike = false;
+        if h.exchange == ExchangeType::INFORMATIONAL {
+            for p in &payloads {
+                let Body::Delete(d) = &p.body else { continue };
+                if d.protocol == ProtocolId::IKE {
+                    deletes_ike = true;
+                    continue;
+                }
+                // The peer names its inbound SPIs: this end's outbound.
+                for spi in &d.spis {
+                    let Ok(spi) = <[u8; 4]>::try_from(spi.as_slice()).map(u32::from_be_bytes)
+                    else {
+                        continue;
+                    };
+                    let mine = if let Some(old) = self.sas[at].old.iter().find(|c| c.spi_out == spi)
+                    {
+                        gone_old.push(old.spi_out);
+                        Some(old.spi_in)
+                    } else if spi == current.1 {
+                        gone_current = true;
+                        Some(current.0)
+                    } else {
+                        None
+                    };
+                    if let Some(mine) = mine {
+                        answer.push(Payload::new(Body::Delete(Delete {
+                            protocol: d.protocol,
+                            spi_size: 4,
+                            spis: vec![mine.to_be_bytes().to_vec()],
+                        })));
+                    }
+                }
+            }
+        } else {
+            // More Child SAs than the first are not in this version.
+            answer.push(Payload::new(Body::Notify(crate::wire::Notify::new(
+                crate::wire::NotifyType::NO_ADDITIONAL_SAS,
+                Vec::new(),
+            ))));
+        }
+        let State::Up(session) = &mut self.sas[at].state else {
+            return;
+        };
+        if let Ok(response) = session.respond(&h, &answer, rng) {
+            out.push(Action::Send {
+                local,
+                remote,
+                bytes: response,
+            });
+        }
+        let path = self.sas[at].path;
+        for spi_out in gone_old {
+            if let Some(i) = self.sas[at].old.iter().position(|c| c.spi_out == spi_out) {
+                let old = self.sas[at].old.remove(i);
+                self.delete_sas(old.suite.protocol, old.spi_in, old.spi_out, path, out);
+            }
+        }
+        if deletes_ike || gone_current {
+            self.remove_children(at, out);
+        }
+        if deletes_ike {
+            let olds = std::mem::take(&mut self.sas[at].old);
+            for old in olds {
+                self.delete_sas(old.suite.protocol, old.spi_in, old.spi_out, path, out);
+            }
+            let spi = self.sas[at].spi;
+            let name = self.policies[self.sas[at].policy].name.clone();
+            self.sas.retain(|sa| sa.spi != spi);
+            out.push(Action::Log(format!(
+                "{name}: the peer {} deleted the IKE SA",
+                remote.ip()
+            )));
+        }
+    }
+}
