@@ -156,3 +156,97 @@ fn two_ikeds_key_a_tunnel_and_take_it_down() {
     let flows_b = ipsecctl(&lab, &b, &db, &ib, &["-s", "flow"]);
     assert!(flows_b.trim().is_empty(), "{flows_b}");
 }
+
+/// A gateway: its namespace, `ipsecd`'s socket and `iked`'s.
+type Gateway = (String, PathBuf, PathBuf);
+
+/// Two gateways with `ipsecd` and `iked`, each loaded with its rule;
+/// `extra` goes into both rules (a `quick` block, say). Returns the lab
+/// and, for A then B, the namespace and the two sockets.
+fn two_gateways(test: &str, extra: &str) -> Option<(Lab, [Gateway; 2])> {
+    let mut lab = Lab::new(test)?;
+    let a = lab.namespace("a");
+    let b = lab.namespace("b");
+    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
+    lab.exec(&a, &["ip", "addr", "add", "10.1.0.1/32", "dev", "lo"]);
+    lab.exec(&b, &["ip", "addr", "add", "10.2.0.1/32", "dev", "lo"]);
+    let (da, db) = (lab.daemon(&a), lab.daemon(&b));
+    let (ia, ib) = (iked(&mut lab, &a, &da), iked(&mut lab, &b, &db));
+    for (ns, me, peer, mine, theirs, mode, d, i) in [
+        (
+            &b,
+            "192.0.2.2",
+            "192.0.2.1",
+            "10.2.0.1",
+            "10.1.0.1",
+            "passive",
+            &db,
+            &ib,
+        ),
+        (
+            &a,
+            "192.0.2.1",
+            "192.0.2.2",
+            "10.1.0.1",
+            "10.2.0.1",
+            "active",
+            &da,
+            &ia,
+        ),
+    ] {
+        let conf = lab.config_file(
+            &format!("{ns}.conf"),
+            &format!(
+                "ike {mode} esp from {mine} to {theirs} local {me} peer {peer} {extra} psk \"{KEY}\"\n"
+            ),
+        );
+        ipsecctl(&lab, ns, d, i, &["-f", conf.to_str().unwrap()]);
+    }
+    Some((lab, [(a, da, ia), (b, db, ib)]))
+}
+
+#[test]
+fn a_child_sa_is_rekeyed_under_a_tcp_transfer() {
+    const TEST: &str = "a_child_sa_is_rekeyed_under_a_tcp_transfer";
+    let Some((mut lab, [(a, da, ia), (b, db, ib)])) = two_gateways(TEST, "quick lifetime 8") else {
+        return;
+    };
+    let first = wait_for_sas(&lab, &a, &da, &ia, 2);
+    wait_for_sas(&lab, &b, &db, &ib, 2);
+    // TCP for 14 seconds: the SAs' soft lifetime (6 or 7 s) and their
+    // hard one (8 s) fall inside it.
+    lab.spawn(
+        "iperf3 server",
+        &b,
+        &["iperf3", "-s", "-1", "-B", "10.2.0.1"],
+        &format!("{b}-iperf3.log"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let out = lab.try_exec(
+        &a,
+        &[
+            "iperf3",
+            "-c",
+            "10.2.0.1",
+            "-B",
+            "10.1.0.1",
+            "-t",
+            "14",
+            "--connect-timeout",
+            "2000",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "the transfer broke: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    for (ns, d, i) in [(&a, &da, &ia), (&b, &db, &ib)] {
+        let log = lab.log(&format!("{ns}-iked.log"));
+        assert!(log.contains("rekeyed"), "{ns}: {log}");
+        // The old SAs went: two remain, new ones.
+        let sas = wait_for_sas(&lab, ns, d, i, 2);
+        assert_ne!(sas, first, "{ns}: the same SAs after the rekey");
+    }
+}

@@ -152,6 +152,8 @@ struct IkeSa {
     rekey: Option<rekeying::Step>,
     /// Child SAs a rekey replaced, until the peer deletes them.
     old: Vec<ChildSa>,
+    /// When to try a rekey again that the peer put off (0: none).
+    rekey_again: u64,
 }
 
 /// What makes a policy's flow messages: [`install::flows`] or
@@ -331,6 +333,7 @@ impl Keyer {
             outstanding: None,
             rekey: None,
             old: Vec::new(),
+            rekey_again: 0,
         });
         self.reserve(spi, protocol, ends, out);
     }
@@ -543,6 +546,13 @@ impl Keyer {
 
     fn tick(&mut self, rng: &mut dyn CryptoRngCore, out: &mut Vec<Action>) {
         let now = self.now;
+        for at in 0..self.sas.len() {
+            let sa = &mut self.sas[at];
+            if sa.rekey_again != 0 && now >= sa.rekey_again && sa.rekey.is_none() {
+                sa.rekey_again = 0;
+                self.start_rekey(at, out);
+            }
+        }
         for index in 0..self.policies.len() {
             let due = self.retry[index];
             if due != 0 && now >= due {
@@ -659,6 +669,7 @@ impl Keyer {
                     outstanding: None,
                     rekey: None,
                     old: Vec::new(),
+                    rekey_again: 0,
                 });
                 let ends = Ends {
                     local: local.ip(),
@@ -839,7 +850,15 @@ impl Keyer {
         nat: bool,
         out: &mut Vec<Action>,
     ) {
-        let lifetimes = self.policies[policy].lifetimes;
+        let mut lifetimes = self.policies[policy].lifetimes;
+        // The warning comes between 80% and 90% of the lifetime, at a
+        // point the random SPI picks: the two ends, each warned by its
+        // own SAs, seldom rekey at once.
+        let hard = lifetimes.hard_seconds;
+        if hard > 0 {
+            let spread = (hard / 10).max(1).min(hard - 1);
+            lifetimes.soft_seconds = hard - spread - u64::from(child.spi_in) % (spread + 1);
+        }
         let ends = Ends {
             local: path.local.ip(),
             remote: path.remote.ip(),

@@ -191,7 +191,8 @@ pub fn policy(
         peer,
         config,
         lifetimes: Lifetimes {
-            soft_seconds: lifetime * 9 / 10,
+            // The warning is the key manager's to place (see keyer).
+            soft_seconds: 0,
             hard_seconds: lifetime,
             ..Lifetimes::default()
         },
@@ -257,10 +258,7 @@ mod tests {
         assert_eq!(p.config.child.encr, [(EncrId::AES_GCM_16, Some(128))]);
         assert_eq!(p.config.child.dh, [DhGroup::MODP_3072]);
         assert!(p.config.transport);
-        assert_eq!(
-            (p.lifetimes.hard_seconds, p.lifetimes.soft_seconds),
-            (600, 540)
-        );
+        assert_eq!(p.lifetimes.hard_seconds, 600);
         let weak = &rules("ike esp from 192.0.2.1 to 192.0.2.2 main group modp1024 psk \"k\"\n")[0];
         let here = |_: Option<IpAddr>| Some("192.0.2.1".parse().unwrap());
         let err = policy(weak, "rule".into(), &here).unwrap_err();

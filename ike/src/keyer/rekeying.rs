@@ -43,7 +43,13 @@ impl Keyer {
             )));
             return;
         }
-        if self.sas[at].rekey.is_some() {
+        self.start_rekey(at, out);
+    }
+
+    /// Starts this end's rekey of the SA at `at`'s Child SA, unless one is
+    /// under way.
+    pub(super) fn start_rekey(&mut self, at: usize, out: &mut Vec<Action>) {
+        if self.sas[at].rekey.is_some() || !matches!(self.sas[at].state, State::Up(_)) {
             return;
         }
         self.sas[at].rekey = Some(Step::Reserving(None));
@@ -165,8 +171,10 @@ impl Keyer {
                         bytes,
                     });
                 }
-                if let Some(child) = child {
-                    self.replace_child(at, policy, child, path, nat, out);
+                match child {
+                    Some(child) => self.replace_child(at, policy, child, path, nat, out),
+                    // Refused: the SPI reserved for it goes back.
+                    None => self.release(config.child.protocol, spi_in, path, out),
                 }
             }
         }
@@ -212,7 +220,15 @@ impl Keyer {
                     return;
                 };
                 let nat = session.sa.nat.is_some_and(|n| n.any());
-                match rekey::complete(pending, &config, &session.sa, &session.sa.child, payloads) {
+                let reserved = pending.spi_in;
+                let protocol = config.child.protocol;
+                let outcome =
+                    rekey::complete(pending, &config, &session.sa, &session.sa.child, payloads);
+                if outcome.is_err() {
+                    // The SPI reserved for the new SA goes back.
+                    self.release(protocol, reserved, path, out);
+                }
+                match outcome {
                     Ok(child) => {
                         self.replace_child(at, policy, child, path, nat, out);
                         // This end replaced the SA: it deletes the old one.
@@ -234,6 +250,13 @@ impl Keyer {
                             self.send_request(at, path.local, path.remote, bytes, out);
                         }
                     }
+                    Err(Failure::Refused(crate::wire::NotifyType::TEMPORARY_FAILURE)) => {
+                        // The peer is rekeying too: try again in a
+                        // moment, one to three seconds as this SA's SPI
+                        // says, so that the two ends part.
+                        let wait = 1 + self.sas[at].spi % 3;
+                        self.sas[at].rekey_again = self.now + wait;
+                    }
                     Err(why) => out.push(Action::Log(format!(
                         "{}: the peer refused the rekey: {why:?}",
                         self.policies[policy].name
@@ -246,5 +269,24 @@ impl Keyer {
             }
             other => self.sas[at].rekey = other,
         }
+    }
+
+    /// Gives back an SPI reserved with GETSPI and never keyed.
+    fn release(&mut self, protocol: ProtocolId, spi: u32, path: Path, out: &mut Vec<Action>) {
+        let satype = match protocol {
+            ProtocolId::AH => SaType::AH,
+            _ => SaType::ESP,
+        };
+        let seq = self.next_seq();
+        let m = delete_message(
+            satype,
+            spi,
+            path.remote.ip(),
+            path.local.ip(),
+            seq,
+            self.pid,
+        );
+        self.pending.push((seq, Waiting::Nothing));
+        out.push(Action::PfKey(m.encode()));
     }
 }

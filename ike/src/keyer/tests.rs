@@ -598,3 +598,37 @@ fn a_soft_expiry_rekeys_the_child_sa_on_either_side() {
         assert!(send(&mut sides, 1, 0, "10.2.0.7", "10.1.0.5").1, "{label}");
     }
 }
+
+/// Both ends warned at once: one rekey is put off and tried again, and
+/// no SPI reserved for the loser is left behind (regression: its larval
+/// SA stayed in ipsecd).
+#[test]
+fn simultaneous_rekeys_settle_without_leftovers() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(21);
+    let (mut sides, queue) = pair(Start::Active, &mut rng);
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    let mut queue = Vec::new();
+    for i in [0, 1] {
+        let (_, spi_out) = child_spis(&sides[i]);
+        let expire = soft_expire(spi_out, sides[i].addr, sides[1 - i].addr);
+        let out = sides[i].keyer.handle(Event::PfKey(&expire), 5, &mut rng);
+        queue.extend(out.into_iter().map(|a| (i, a)));
+    }
+    pump(&mut sides, queue, 5, &mut rng, &mut |_| false);
+    // Whoever was put off tries again within three seconds.
+    for now in 6..=9 {
+        let mut queue = Vec::new();
+        for i in [0, 1] {
+            let out = sides[i].keyer.handle(Event::Tick, now, &mut rng);
+            queue.extend(out.into_iter().map(|a| (i, a)));
+        }
+        pump(&mut sides, queue, now, &mut rng, &mut |_| false);
+    }
+    let (a, b) = (child_spis(&sides[0]), child_spis(&sides[1]));
+    assert_eq!((a.0, a.1), (b.1, b.0));
+    for s in &sides {
+        assert!(s.log.iter().any(|l| l.contains("rekeyed")), "{:?}", s.log);
+        assert_eq!(s.engine.sad.len(), 2, "{:?}", s.log);
+    }
+    assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
+}
