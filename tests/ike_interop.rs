@@ -38,12 +38,13 @@ fn charon_or_skip(test: &str) -> bool {
 /// Starts charon in `ns` as the responder for 192.0.2.1, with `ike` and
 /// `esp` proposals in its own syntax; returns its vici socket's URI.
 fn charon(lab: &mut Lab, ns: &str, ike: &str, esp: &str) -> String {
-    charon_with(lab, ns, ike, esp, "none")
+    charon_with(lab, ns, ike, esp, "start_action = none")
 }
 
-/// [`charon`], with the Child SA's `start_action` (`start`: charon
-/// initiates as soon as its configuration is loaded).
-fn charon_with(lab: &mut Lab, ns: &str, ike: &str, esp: &str, start: &str) -> String {
+/// [`charon`], with more settings for the Child SA (`start_action =
+/// start`: charon initiates as soon as its configuration is loaded;
+/// `rekey_time`: when it rekeys).
+fn charon_with(lab: &mut Lab, ns: &str, ike: &str, esp: &str, child: &str) -> String {
     let dir = lab.dir.join("charon");
     std::fs::create_dir_all(dir.join("run")).unwrap();
     let vici = format!("unix://{}", dir.join("charon.vici").display());
@@ -69,7 +70,7 @@ fn charon_with(lab: &mut Lab, ns: &str, ike: &str, esp: &str, start: &str) -> St
              local {{ auth = psk\n id = 192.0.2.2 }}\n\
              remote {{ auth = psk\n id = 192.0.2.1 }}\n\
              children {{ net {{ mode = tunnel\n local_ts = 10.2.0.1/32\n remote_ts = 10.1.0.1/32\n\
-             esp_proposals = {esp}\n start_action = {start} }} }} }} }}\n\
+             esp_proposals = {esp}\n {child} }} }} }} }}\n\
              secrets {{ ike-probe {{ id-a = 192.0.2.1\n id-b = 192.0.2.2\n secret = \"{KEY}\" }} }}\n"
         ),
     );
@@ -231,10 +232,19 @@ fn strongswan_takes_ecp384_with_an_aes256_gcm_child() {
     );
 }
 
+/// Who starts the tunnel, and who rekeys its Child SA.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Us,
+    Them,
+}
+
 /// `iked` beside `ipsecd` in `a`, charon in `b`: the tunnel comes up
 /// whoever starts it (charon fakes a NAT, so IKE_AUTH and ESP go over
-/// port 4500, IKE relayed by `ipsecd` to `iked`), and ping and TCP cross.
-fn iked_and_charon(test: &str, we_start: bool) {
+/// port 4500, IKE relayed by `ipsecd` to `iked`), and ping and TCP cross;
+/// with `rekey`, that side rekeys the Child SA within seconds, and the
+/// traffic still crosses afterwards.
+fn iked_and_charon(test: &str, starts: Who, rekey: Option<Who>) {
     let Some(mut lab) = Lab::new(test) else {
         return;
     };
@@ -248,28 +258,65 @@ fn iked_and_charon(test: &str, we_start: bool) {
     lab.exec(&b, &["ip", "addr", "add", "10.2.0.1/32", "dev", "lo"]);
     let ipsecd = lab.daemon(&a);
     let iked = crate::iked::iked(&mut lab, &a, &ipsecd);
-    let mode = if we_start { "active" } else { "passive" };
+    let mode = if starts == Who::Us {
+        "active"
+    } else {
+        "passive"
+    };
+    let lifetime = if rekey == Some(Who::Us) {
+        "quick lifetime 8 "
+    } else {
+        ""
+    };
     let conf = lab.config_file(
         "a.conf",
         &format!(
             "ike {mode} esp from 10.1.0.1 to 10.2.0.1 local 192.0.2.1 peer 192.0.2.2 \
-             psk \"{KEY}\"\n"
+             {lifetime}psk \"{KEY}\"\n"
         ),
     );
     let (dump, file) = lab.capture(&a, "wa");
     crate::iked::ipsecctl(&lab, &a, &ipsecd, &iked, &["-f", conf.to_str().unwrap()]);
-    let start = if we_start { "none" } else { "start" };
+    let mut child = String::from(if starts == Who::Us {
+        "start_action = none"
+    } else {
+        "start_action = start"
+    });
+    if rekey == Some(Who::Them) {
+        child.push_str("\n rekey_time = 4s\n life_time = 60s\n rand_time = 0s");
+    }
     let vici = charon_with(
         &mut lab,
         &b,
         "aes256gcm16-prfsha256-x25519",
         "aes128gcm16",
-        start,
+        &child,
     );
     // An active rule that found no charon yet tries again within seconds.
     let sas = crate::iked::wait_for_sas(&lab, &a, &ipsecd, &iked, 2);
     assert!(sas.contains("enc aes-128-gcm"), "{sas}");
     lab.ping(&a, "10.1.0.1", "10.2.0.1");
+    if rekey.is_some() {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !lab.log(&format!("{a}-iked.log")).contains("rekeyed") {
+            assert!(std::time::Instant::now() < deadline, "no rekey");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let log = lab.log("charon/charon.log");
+        let (theirs, ours) = if rekey == Some(Who::Them) {
+            (
+                "generating CREATE_CHILD_SA request",
+                "parsed CREATE_CHILD_SA response",
+            )
+        } else {
+            (
+                "parsed CREATE_CHILD_SA request",
+                "generating CREATE_CHILD_SA response",
+            )
+        };
+        assert!(log.contains(theirs) && log.contains(ours), "{log}");
+        crate::iked::wait_for_sas(&lab, &a, &ipsecd, &iked, 2);
+    }
     lab.transfer(&a, &b, "10.1.0.1", "10.2.0.1");
     lab.stop(dump);
     let theirs = text(
@@ -279,16 +326,32 @@ fn iked_and_charon(test: &str, we_start: bool) {
     assert!(theirs.contains("TUNNEL-in-UDP"), "{theirs}");
     assert!(lab.count(&file, "udp port 4500") > 100, "ESP in UDP");
     assert_eq!(lab.count(&file, CLEAR), 0, "clear text on the wire");
-    let log = lab.log(&format!("{a}-iked.log"));
-    assert!(log.contains("up, Child SA"), "{log}");
 }
 
 #[test]
 fn iked_starts_a_tunnel_with_strongswan() {
-    iked_and_charon("iked_starts_a_tunnel_with_strongswan", true);
+    iked_and_charon("iked_starts_a_tunnel_with_strongswan", Who::Us, None);
 }
 
 #[test]
 fn strongswan_starts_a_tunnel_with_iked() {
-    iked_and_charon("strongswan_starts_a_tunnel_with_iked", false);
+    iked_and_charon("strongswan_starts_a_tunnel_with_iked", Who::Them, None);
+}
+
+#[test]
+fn iked_rekeys_a_child_sa_with_strongswan() {
+    iked_and_charon(
+        "iked_rekeys_a_child_sa_with_strongswan",
+        Who::Us,
+        Some(Who::Us),
+    );
+}
+
+#[test]
+fn strongswan_rekeys_a_child_sa_with_iked() {
+    iked_and_charon(
+        "strongswan_rekeys_a_child_sa_with_iked",
+        Who::Us,
+        Some(Who::Them),
+    );
 }

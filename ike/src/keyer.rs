@@ -154,6 +154,8 @@ struct IkeSa {
     old: Vec<ChildSa>,
     /// When to try a rekey again that the peer put off (0: none).
     rekey_again: u64,
+    /// The peer deleted the current Child SA, and no other replaced it.
+    child_gone: bool,
 }
 
 /// What makes a policy's flow messages: [`install::flows`] or
@@ -334,6 +336,7 @@ impl Keyer {
             rekey: None,
             old: Vec::new(),
             rekey_again: 0,
+            child_gone: false,
         });
         self.reserve(spi, protocol, ends, out);
     }
@@ -670,6 +673,7 @@ impl Keyer {
                     rekey: None,
                     old: Vec::new(),
                     rekey_again: 0,
+                    child_gone: false,
                 });
                 let ends = Ends {
                     local: local.ip(),

@@ -1,8 +1,8 @@
-//! An authenticated IKE SA's messages (RFC 7296 §2.1–2.2): each end's
-//! requests carry message IDs counting up from 2 (after IKE_SA_INIT and
-//! IKE_AUTH), every message is sealed with the sender's keys, a request
-//! the peer repeats gets the same response again, and anything out of
-//! its window is dropped.
+//! An authenticated IKE SA's messages (RFC 7296 §2.1–2.2): each end
+//! numbers its own requests (the original initiator from 2, after
+//! IKE_SA_INIT and IKE_AUTH; the original responder from 0), every message
+//! is sealed with the sender's keys, a request the peer repeats gets the
+//! same response again, and anything out of its window is dropped.
 
 use super::handshake::{Established, Failure};
 use crate::wire::{ExchangeType, Flags, Header, Payload, PayloadType, VERSION};
@@ -32,12 +32,15 @@ pub enum Incoming {
 }
 
 impl Session {
-    /// The session after IKE_AUTH (message ID 1 used by each side).
+    /// The session after IKE_AUTH. Each end counts its own requests: the
+    /// original initiator's IKE_SA_INIT and IKE_AUTH were 0 and 1, the
+    /// original responder has sent none yet.
     pub fn new(sa: Established) -> Session {
+        let (next_request, peer_next) = if sa.initiator { (2, 0) } else { (0, 2) };
         Session {
             sa,
-            next_request: 2,
-            peer_next: 2,
+            next_request,
+            peer_next,
             last_response: None,
         }
     }
@@ -165,7 +168,7 @@ impl Session {
             if head.message_id != self.peer_next {
                 return Err(Failure::Malformed("a request out of the window"));
             }
-        } else if head.message_id >= self.next_request || head.message_id < 2 {
+        } else if head.message_id >= self.next_request {
             return Err(Failure::Malformed("a response to no request"));
         }
         let (e, a) = self.receive_keys();

@@ -4,7 +4,8 @@
 //! old one with an INFORMATIONAL exchange, and removes it from `ipsecd`
 //! when the peer has answered. A peer's rekey request is answered once
 //! GETSPI has reserved this end's new SPI; the old SAs stay until the
-//! peer deletes them.
+//! peer deletes them. A peer that deleted the Child SA may ask for a new
+//! one in its place, which is answered the same way.
 
 use super::*;
 use crate::exchange::rekey::{self, Pending};
@@ -82,6 +83,7 @@ impl Keyer {
         out: &mut Vec<Action>,
     ) {
         let busy = self.sas[at].rekey.is_some();
+        let gone = self.sas[at].child_gone;
         let State::Up(session) = &mut self.sas[at].state else {
             return;
         };
@@ -91,6 +93,8 @@ impl Keyer {
             // Both ends rekeying at once: this end's goes on.
             Some(spi) if spi == current => Some(crate::wire::NotifyType::TEMPORARY_FAILURE),
             Some(_) => Some(crate::wire::NotifyType::CHILD_SA_NOT_FOUND),
+            // A new Child SA in place of one the peer deleted.
+            None if gone && !busy => None,
             None => Some(crate::wire::NotifyType::NO_ADDITIONAL_SAS),
         };
         if let Some(kind) = refuse {
@@ -196,9 +200,13 @@ impl Keyer {
             "{}: Child SA rekeyed, {:#010x} in, {:#010x} out",
             self.policies[policy].name, child.spi_in, child.spi_out
         )));
+        let gone = std::mem::replace(&mut self.sas[at].child_gone, false);
         if let State::Up(session) = &mut self.sas[at].state {
             let old = std::mem::replace(&mut session.sa.child, child);
-            self.sas[at].old.push(old);
+            // A deleted Child SA's SAs are gone already.
+            if !gone {
+                self.sas[at].old.push(old);
+            }
         }
     }
 

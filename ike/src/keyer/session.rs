@@ -123,6 +123,7 @@ impl Keyer {
         }
         if deletes_ike || gone_current {
             self.remove_children(at, out);
+            self.sas[at].child_gone = true;
         }
         if deletes_ike {
             let olds = std::mem::take(&mut self.sas[at].old);

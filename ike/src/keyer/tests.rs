@@ -632,3 +632,33 @@ fn simultaneous_rekeys_settle_without_leftovers() {
     }
     assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
 }
+
+/// Regression: each end numbers its own requests (RFC 7296 §2.2); the
+/// original responder's first is 0, not 2 (strongSwan's went
+/// unanswered).
+#[test]
+fn each_end_numbers_its_own_requests() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(31);
+    let (mut sides, queue) = pair(Start::Active, &mut rng);
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    let first_id = |out: &[Action]| {
+        out.iter().find_map(|a| match a {
+            Action::Send { bytes, .. } => Header::peek(bytes).ok().map(|h| h.message_id),
+            _ => None,
+        })
+    };
+    let out = sides[1].keyer.shutdown(&mut rng);
+    assert_eq!(first_id(&out), Some(0), "the responder's first request");
+    let queue = out.into_iter().map(|a| (1, a)).collect();
+    pump(&mut sides, queue, 1, &mut rng, &mut |_| false);
+    assert!(
+        sides[0].log.iter().any(|l| l.contains("deleted")),
+        "{:?}",
+        sides[0].log
+    );
+    // And the initiator's first after IKE_AUTH is 2.
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(32);
+    let (mut sides, queue) = pair(Start::Active, &mut rng);
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    assert_eq!(first_id(&sides[0].keyer.shutdown(&mut rng)), Some(2));
+}
