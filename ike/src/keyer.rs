@@ -32,6 +32,9 @@ const RETRY: u64 = 1;
 const TRIES: u32 = 5;
 /// Seconds before an active policy whose IKE SA failed tries again.
 const RETRY_POLICY: u64 = 5;
+/// Seconds without a word from the peer of an established IKE SA before
+/// an empty INFORMATIONAL asks whether it is still there.
+pub const LIVENESS: u64 = 60;
 
 /// When a policy's IKE SA is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +159,8 @@ struct IkeSa {
     rekey_again: u64,
     /// The peer deleted the current Child SA, and no other replaced it.
     child_gone: bool,
+    /// When the peer was last heard from (a message that opened).
+    heard: u64,
 }
 
 /// What makes a policy's flow messages: [`install::flows`] or
@@ -337,6 +342,7 @@ impl Keyer {
             old: Vec::new(),
             rekey_again: 0,
             child_gone: false,
+            heard: 0,
         });
         self.reserve(spi, protocol, ends, out);
     }
@@ -517,14 +523,31 @@ impl Keyer {
         let Some(at) = self.sas.iter().position(|sa| sa.spi == spi) else {
             return;
         };
+        let was_up = matches!(self.sas[at].state, State::Up(_));
+        if was_up {
+            // A dead peer: its Child SAs go, the flows stay.
+            self.remove_children(at, out);
+            let path = self.sas[at].path;
+            for old in std::mem::take(&mut self.sas[at].old) {
+                self.delete_sas(old.suite.protocol, old.spi_in, old.spi_out, path, out);
+            }
+        }
         let sa = self.sas.swap_remove(at);
         let policy = &self.policies[sa.policy];
         let (active, protocol) = (policy.start == Start::Active, policy.config.child.protocol);
-        out.push(Action::Log(format!(
-            "{}: IKE SA with {} failed: {why}",
-            policy.name,
-            sa.path.remote.ip()
-        )));
+        out.push(Action::Log(if was_up {
+            format!(
+                "{}: the peer {} stopped answering ({why}): its IKE SA and Child SAs are removed",
+                policy.name,
+                sa.path.remote.ip()
+            )
+        } else {
+            format!(
+                "{}: IKE SA with {} failed: {why}",
+                policy.name,
+                sa.path.remote.ip()
+            )
+        }));
         if let (Some(child_spi), false) = (sa.child_spi, matches!(sa.state, State::Up(_))) {
             let satype = match protocol {
                 ProtocolId::AH => SaType::AH,
@@ -555,6 +578,7 @@ impl Keyer {
                 sa.rekey_again = 0;
                 self.start_rekey(at, out);
             }
+            self.check_liveness(at, rng, out);
         }
         for index in 0..self.policies.len() {
             let due = self.retry[index];
@@ -674,6 +698,7 @@ impl Keyer {
                     old: Vec::new(),
                     rekey_again: 0,
                     child_gone: false,
+                    heard: 0,
                 });
                 let ends = Ends {
                     local: local.ip(),
@@ -842,6 +867,7 @@ impl Keyer {
             established.child.spi_out
         )));
         self.sas[at].state = State::Up(Box::new(Session::new(established)));
+        self.sas[at].heard = self.now;
     }
 
     /// Keys a Child SA in `ipsecd`: UPDATE for the inbound SA reserved

@@ -18,7 +18,11 @@ impl Keyer {
         let State::Up(session) = &mut self.sas[at].state else {
             return;
         };
-        match session.receive(bytes) {
+        let received = session.receive(bytes);
+        if received.is_ok() {
+            self.sas[at].heard = self.now;
+        }
+        match received {
             Ok(Incoming::Repeat(again)) => out.push(Action::Send {
                 local,
                 remote,
@@ -137,6 +141,30 @@ impl Keyer {
                 "{name}: the peer {} deleted the IKE SA",
                 remote.ip()
             )));
+        }
+    }
+
+    /// An established SA whose peer has been silent for [`LIVENESS`]
+    /// seconds, with no request of this end's waiting, gets an empty
+    /// INFORMATIONAL request; one left unanswered through its
+    /// retransmissions gives the SA up as dead.
+    pub(super) fn check_liveness(
+        &mut self,
+        at: usize,
+        rng: &mut dyn CryptoRngCore,
+        out: &mut Vec<Action>,
+    ) {
+        let now = self.now;
+        let sa = &mut self.sas[at];
+        if sa.outstanding.is_some() || sa.rekey.is_some() || now < sa.heard + LIVENESS {
+            return;
+        }
+        let path = sa.path;
+        let State::Up(session) = &mut sa.state else {
+            return;
+        };
+        if let Ok((_, bytes)) = session.request(ExchangeType::INFORMATIONAL, &[], rng) {
+            self.send_request(at, path.local, path.remote, bytes, out);
         }
     }
 }

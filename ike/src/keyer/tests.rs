@@ -662,3 +662,36 @@ fn each_end_numbers_its_own_requests() {
     pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
     assert_eq!(first_id(&sides[0].keyer.shutdown(&mut rng)), Some(2));
 }
+
+#[test]
+fn a_silent_peer_is_asked_and_a_dead_one_removed() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(42);
+    let (mut sides, queue) = pair(Start::Active, &mut rng);
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    let sides = &mut sides;
+    // A live peer answers the liveness check, and nothing changes.
+    let out = sides[0].keyer.handle(Event::Tick, LIVENESS, &mut rng);
+    let asked = out.iter().any(|a| matches!(a, Action::Send { .. }));
+    assert!(asked, "an empty INFORMATIONAL after {LIVENESS} s: {out:?}");
+    let queue = out.into_iter().map(|a| (0, a)).collect();
+    pump(sides, queue, LIVENESS, &mut rng, &mut |_| false);
+    assert_eq!(sides[0].keyer.sessions().count(), 1);
+    let quiet = sides[0].keyer.handle(Event::Tick, LIVENESS + 1, &mut rng);
+    assert!(quiet.is_empty(), "answered: no more checks for a while");
+    // A dead one: the check goes unanswered through its retransmissions
+    // (sent at 121, then 122, 124, 128 and 136; given up at 152, before
+    // the active policy tries again at 157).
+    let start = 2 * LIVENESS + 1;
+    for now in start..start + 35 {
+        let out = sides[0].keyer.handle(Event::Tick, now, &mut rng);
+        let queue = out.into_iter().map(|a| (0, a)).collect();
+        pump(sides, queue, now, &mut rng, &mut |_| true);
+    }
+    assert_eq!(sides[0].keyer.sessions().count(), 0);
+    assert!(
+        sides[0].log.iter().any(|l| l.contains("stopped answering")),
+        "{:?}",
+        sides[0].log
+    );
+    assert_eq!(sides[0].engine.sad.len(), 0, "its Child SAs are gone");
+}
