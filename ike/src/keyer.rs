@@ -32,6 +32,12 @@ const RETRY: u64 = 1;
 const TRIES: u32 = 5;
 /// Seconds before an active policy whose IKE SA failed tries again.
 const RETRY_POLICY: u64 = 5;
+/// Half-open SAs (IKE_SA_INIT answered, no IKE_AUTH yet) past which a
+/// request must bring a cookie, past which requests are dropped, and how
+/// long one lives.
+pub const HALF_OPEN_COOKIES: usize = 32;
+pub const MAX_HALF_OPEN: usize = 1024;
+pub const HALF_OPEN_LIFETIME: u64 = 30;
 /// Seconds without a word from the peer of an established IKE SA before
 /// an empty INFORMATIONAL asks whether it is still there.
 pub const LIVENESS: u64 = 60;
@@ -54,8 +60,7 @@ pub struct Policy {
     pub name: String,
     pub start: Start,
     pub local: IpAddr,
-    /// `None`: any peer, for a passive policy.
-    pub peer: Option<IpAddr>,
+    pub peer: IpAddr,
     pub config: Config,
     pub lifetimes: Lifetimes,
 }
@@ -101,6 +106,13 @@ pub struct Drops {
     pub unknown_spi: u64,
     /// An IKE_SA_INIT from a peer no policy names.
     pub no_policy: u64,
+    /// IKE_SA_INIT requests answered with a cookie challenge, under a
+    /// flood, instead of with state.
+    pub cookies_asked: u64,
+    /// IKE_SA_INIT requests dropped: too many half-open SAs even so.
+    pub half_open_full: u64,
+    /// Half-open SAs forgotten: no IKE_AUTH came in time.
+    pub half_open_expired: u64,
 }
 
 #[derive(Debug)]
@@ -161,6 +173,8 @@ struct IkeSa {
     child_gone: bool,
     /// When the peer was last heard from (a message that opened).
     heard: u64,
+    /// When the SA was made.
+    created: u64,
 }
 
 /// What makes a policy's flow messages: [`install::flows`] or
@@ -187,6 +201,7 @@ pub struct Keyer {
     /// When to try each active policy's IKE SA again after a failure (0:
     /// not waiting), by policy.
     retry: Vec<u64>,
+    cookies: crate::exchange::cookie::Cookies,
     sas: Vec<IkeSa>,
     pending: Vec<(u32, Waiting)>,
     pub drops: Drops,
@@ -202,12 +217,15 @@ impl Keyer {
         now: u64,
         rng: &mut dyn CryptoRngCore,
     ) -> (Keyer, Vec<Action>) {
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut secret);
         let mut k = Keyer {
             pid,
             seq: 0,
             now,
             policies: Vec::new(),
             retry: Vec::new(),
+            cookies: crate::exchange::cookie::Cookies::new(secret),
             sas: Vec::new(),
             pending: Vec::new(),
             drops: Drops::default(),
@@ -268,7 +286,7 @@ impl Keyer {
 
     /// The flows of `policy`, added or removed by `make`.
     fn flows(&mut self, policy: &Policy, make: FlowMaker, out: &mut Vec<Action>) {
-        let Some(peer) = policy.peer else { return };
+        let peer = policy.peer;
         let ends = Ends {
             local: policy.local,
             remote: peer,
@@ -304,7 +322,7 @@ impl Keyer {
     fn add(&mut self, policy: Policy, rng: &mut dyn CryptoRngCore, out: &mut Vec<Action>) {
         let index = self.policies.len();
         self.flows(&policy, install::flows, out);
-        let active = policy.start == Start::Active && policy.peer.is_some();
+        let active = policy.start == Start::Active;
         self.policies.push(policy);
         self.retry.push(0);
         if active {
@@ -315,7 +333,7 @@ impl Keyer {
     /// Starts an IKE SA for policy `index`: first the Child SA's SPI.
     fn initiate(&mut self, index: usize, rng: &mut dyn CryptoRngCore, out: &mut Vec<Action>) {
         let p = &self.policies[index];
-        let Some(peer) = p.peer else { return };
+        let peer = p.peer;
         let busy = self.sas.iter().any(|sa| sa.policy == index);
         if busy {
             return;
@@ -343,6 +361,7 @@ impl Keyer {
             rekey_again: 0,
             child_gone: false,
             heard: 0,
+            created: self.now,
         });
         self.reserve(spi, protocol, ends, out);
     }
@@ -453,7 +472,7 @@ impl Keyer {
         let found = self
             .policies
             .iter()
-            .position(|p| p.peer == Some(peer) && p.start != Start::Passive);
+            .position(|p| p.peer == peer && p.start != Start::Passive);
         if let Some(index) = found {
             self.initiate(index, rng, out);
         }
@@ -517,7 +536,34 @@ impl Keyer {
         });
     }
 
-    /// Gives an IKE SA that did not come up up: logged, its reserved SPI
+    /// Forgets a half-open SA quietly (a flood's leftovers are not worth
+    /// a log line each), giving back its reserved SPI.
+    fn forget_half_open(&mut self, spi: u64, out: &mut Vec<Action>) {
+        let Some(at) = self.sas.iter().position(|sa| sa.spi == spi) else {
+            return;
+        };
+        let sa = self.sas.swap_remove(at);
+        if let Some(child_spi) = sa.child_spi {
+            let protocol = self.policies[sa.policy].config.child.protocol;
+            let satype = match protocol {
+                ProtocolId::AH => SaType::AH,
+                _ => SaType::ESP,
+            };
+            let seq = self.next_seq();
+            let m = delete_message(
+                satype,
+                child_spi,
+                sa.path.remote.ip(),
+                sa.path.local.ip(),
+                seq,
+                self.pid,
+            );
+            self.pending.push((seq, Waiting::Nothing));
+            out.push(Action::PfKey(m.encode()));
+        }
+    }
+
+    /// Gives up an IKE SA that did not come up: logged, its reserved SPI
     /// released, and its policy tried again later if it is active.
     fn give_up(&mut self, spi: u64, why: &str, out: &mut Vec<Action>) {
         let Some(at) = self.sas.iter().position(|sa| sa.spi == spi) else {
@@ -579,6 +625,20 @@ impl Keyer {
                 self.start_rekey(at, out);
             }
             self.check_liveness(at, rng, out);
+        }
+        // Half-open SAs that never went on.
+        let stale: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|sa| {
+                matches!(sa.state, State::Responding { .. })
+                    && now >= sa.created + HALF_OPEN_LIFETIME
+            })
+            .map(|sa| sa.spi)
+            .collect();
+        for spi in stale {
+            self.drops.half_open_expired += 1;
+            self.forget_half_open(spi, out);
         }
         for index in 0..self.policies.len() {
             let due = self.retry[index];
@@ -665,11 +725,38 @@ impl Keyer {
         let found = self
             .policies
             .iter()
-            .position(|p| p.local == local.ip() && p.peer.is_none_or(|peer| peer == remote.ip()));
+            .position(|p| p.local == local.ip() && p.peer == remote.ip());
         let Some(index) = found else {
             self.drops.no_policy += 1;
             return;
         };
+        // Under a flood, state only for who shows it gets our answers.
+        let half_open = self
+            .sas
+            .iter()
+            .filter(|sa| matches!(sa.state, State::Responding { .. }))
+            .count();
+        if half_open >= MAX_HALF_OPEN {
+            self.drops.half_open_full += 1;
+            return;
+        }
+        if half_open >= HALF_OPEN_COOKIES {
+            let Ok(m) = Message::decode(bytes) else {
+                self.drops.malformed += 1;
+                return;
+            };
+            if !self.cookies.carries(&m, remote) {
+                self.drops.cookies_asked += 1;
+                if let Some(challenge) = self.cookies.challenge(&m, remote) {
+                    out.push(Action::Send {
+                        local,
+                        remote,
+                        bytes: challenge,
+                    });
+                }
+                return;
+            }
+        }
         let spi = self.fresh_spi(rng);
         let path = Path { local, remote };
         let config = self.policies[index].config.clone();
@@ -699,6 +786,7 @@ impl Keyer {
                     rekey_again: 0,
                     child_gone: false,
                     heard: 0,
+                    created: self.now,
                 });
                 let ends = Ends {
                     local: local.ip(),

@@ -98,7 +98,7 @@ fn address_id(ip: IpAddr) -> Identification {
 pub fn policy(
     rule: &Ike,
     name: String,
-    local_for: &dyn Fn(Option<IpAddr>) -> Option<IpAddr>,
+    local_for: &dyn Fn(IpAddr) -> Option<IpAddr>,
 ) -> Result<Policy, String> {
     let start = match rule.mode {
         IkeMode::Active => Start::Active,
@@ -126,10 +126,14 @@ pub fn policy(
     if rule.src.nat.is_some() {
         return Err("a NAT'd source address is not in this version of iked".into());
     }
-    let peer = rule.peer.as_ref().map(|p| p.ip);
-    if peer.is_none() && start != Start::Passive {
-        return Err("an active or dynamic rule needs a peer".into());
-    }
+    // OpenBSD's passive rule without one answers any peer; this version
+    // installs its flows when the rule loads, so it needs to know whom.
+    let Some(peer) = rule.peer.as_ref().map(|p| p.ip) else {
+        return Err(
+            "this version of iked needs a peer in every rule (answering any peer is not in it)"
+                .into(),
+        );
+    };
     let local = rule
         .local
         .as_ref()
@@ -217,7 +221,7 @@ mod tests {
             .collect()
     }
 
-    fn no_route(_: Option<IpAddr>) -> Option<IpAddr> {
+    fn no_route(_: IpAddr) -> Option<IpAddr> {
         None
     }
 
@@ -230,7 +234,7 @@ mod tests {
         let p = policy(r, "rule 1".into(), &no_route).unwrap();
         assert_eq!(p.start, Start::Active);
         assert_eq!(p.local, "192.0.2.1".parse::<IpAddr>().unwrap());
-        assert_eq!(p.peer, Some("192.0.2.2".parse().unwrap()));
+        assert_eq!(p.peer, "192.0.2.2".parse::<IpAddr>().unwrap());
         assert_eq!(p.config.ike.dh, GROUPS);
         assert_eq!(p.config.child.encr, CIPHERS);
         assert_eq!(*p.config.psk, *b"secret");
@@ -260,12 +264,15 @@ mod tests {
         assert!(p.config.transport);
         assert_eq!(p.lifetimes.hard_seconds, 600);
         let weak = &rules("ike esp from 192.0.2.1 to 192.0.2.2 main group modp1024 psk \"k\"\n")[0];
-        let here = |_: Option<IpAddr>| Some("192.0.2.1".parse().unwrap());
+        let here = |_: IpAddr| Some("192.0.2.1".parse().unwrap());
         let err = policy(weak, "rule".into(), &here).unwrap_err();
         assert!(err.contains("too weak"), "{err}");
         let aggressive = &rules("ike esp from 192.0.2.1 to 192.0.2.2 aggressive psk \"k\"\n")[0];
         let err = policy(aggressive, "rule".into(), &here).unwrap_err();
         assert!(err.contains("IKEv1"), "{err}");
+        let anyone = &rules("ike passive esp from 10.1.0.0/16 to 10.2.0.0/16 psk \"k\"\n")[0];
+        let err = policy(anyone, "rule".into(), &here).unwrap_err();
+        assert!(err.contains("needs a peer"), "{err}");
         let rsa = &rules("ike esp from 192.0.2.1 to 192.0.2.2\n")[0];
         assert!(
             policy(rsa, "rule".into(), &here)

@@ -39,7 +39,7 @@ pub fn parse(bytes: &[u8]) -> Result<Request, String> {
 /// `local_for` gives this host's address toward a peer.
 pub fn policies(
     text: &str,
-    local_for: &dyn Fn(Option<IpAddr>) -> Option<IpAddr>,
+    local_for: &dyn Fn(IpAddr) -> Option<IpAddr>,
 ) -> Result<Vec<Policy>, String> {
     let out = compile_text("ipsecctl", text, &Fixed::standard(), &Default::default());
     if !out.ok() {
@@ -72,7 +72,7 @@ mod tests {
             Ok(Request::Add("ike esp from 10.0.0.1 to 10.0.0.2\n".into()))
         );
         assert!(parse(b"frob").is_err());
-        let here = |_: Option<IpAddr>| Some("192.0.2.1".parse().unwrap());
+        let here = |_: IpAddr| Some("192.0.2.1".parse().unwrap());
         let p = policies(
             "ike esp from 10.1.0.0/16 to 10.2.0.0/16 peer 192.0.2.2 psk \"k\"\n",
             &here,

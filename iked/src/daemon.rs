@@ -116,7 +116,7 @@ fn serve(request: &[u8], keyer: &mut Keyer, shell: &mut Shell) -> String {
                     policy.name,
                     sa.spi_i,
                     sa.spi_r,
-                    policy.peer.map_or("any".into(), |p| p.to_string()),
+                    policy.peer,
                     sa.suite.protection.cipher,
                     sa.suite.prf,
                     sa.suite.group,
@@ -124,6 +124,18 @@ fn serve(request: &[u8], keyer: &mut Keyer, shell: &mut Shell) -> String {
                     sa.child.spi_out
                 ));
             }
+            let d = keyer.drops;
+            out.push_str(&format!(
+                "dropped: {} malformed, {} unopened, {} for unknown SPIs, {} from no rule's peer; \
+                 under a flood: {} asked for a cookie, {} refused, {} half-open SAs expired\n",
+                d.malformed,
+                d.unprotected,
+                d.unknown_spi,
+                d.no_policy,
+                d.cookies_asked,
+                d.half_open_full,
+                d.half_open_expired
+            ));
             out
         }
     }

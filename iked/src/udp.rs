@@ -65,8 +65,7 @@ impl Sockets {
 
 /// This host's address toward `peer`, as the routing table has it: the
 /// source a connected UDP socket is given.
-pub fn local_toward(peer: Option<IpAddr>) -> Option<IpAddr> {
-    let peer = peer?;
+pub fn local_toward(peer: IpAddr) -> Option<IpAddr> {
     let any: IpAddr = if peer.is_ipv4() {
         std::net::Ipv4Addr::UNSPECIFIED.into()
     } else {

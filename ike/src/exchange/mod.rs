@@ -4,6 +4,7 @@
 //! authenticated SA's messages (`session`).
 
 pub mod auth;
+pub mod cookie;
 pub mod handshake;
 pub mod nat;
 pub mod rekey;

@@ -36,7 +36,7 @@ fn policy(me: &str, peer: &str, mine: &str, theirs: &str, start: Start) -> Polic
         name: format!("ike {me}"),
         start,
         local: me.parse().unwrap(),
-        peer: Some(peer.parse().unwrap()),
+        peer: peer.parse().unwrap(),
         config: Config {
             ike: IkeOffer {
                 encr: vec![(EncrId::AES_GCM_16, Some(256))],
@@ -694,4 +694,121 @@ fn a_silent_peer_is_asked_and_a_dead_one_removed() {
         sides[0].log
     );
     assert_eq!(sides[0].engine.sad.len(), 0, "its Child SAs are gone");
+}
+
+#[test]
+fn a_flood_of_ike_sa_init_gets_cookies_and_leaves_state_bounded() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(51);
+    let mut queue = Vec::new();
+    let a = side(
+        100,
+        policy(
+            "192.0.2.1",
+            "192.0.2.2",
+            "10.1.0.0/16",
+            "10.2.0.0/16",
+            Start::Active,
+        ),
+        &mut rng,
+        &mut Vec::new(),
+        0,
+    );
+    let b = side(
+        200,
+        policy(
+            "192.0.2.2",
+            "192.0.2.1",
+            "10.2.0.0/16",
+            "10.1.0.0/16",
+            Start::Passive,
+        ),
+        &mut rng,
+        &mut queue,
+        1,
+    );
+    let mut sides = [a, b];
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    // A thousand IKE_SA_INIT requests under the peer's address, forged.
+    let b_addr = SocketAddr::new(sides[1].addr, IKE_PORT);
+    let from = SocketAddr::new("192.0.2.1".parse().unwrap(), IKE_PORT);
+    let mut challenged = 0;
+    for n in 0..1000u32 {
+        let config = policy(
+            "192.0.2.1",
+            "192.0.2.2",
+            "10.1.0.0/16",
+            "10.2.0.0/16",
+            Start::Active,
+        )
+        .config;
+        let path = Path {
+            local: from,
+            remote: b_addr,
+        };
+        let (_, request) = Initiator::start(config, path, u64::from(n) + 1, &mut rng).unwrap();
+        let out = sides[1].keyer.handle(
+            Event::Datagram {
+                local: b_addr,
+                remote: from,
+                bytes: &request,
+            },
+            0,
+            &mut rng,
+        );
+        let cookie = out.iter().any(|a| match a {
+            Action::Send { bytes, .. } => Message::decode(bytes).is_ok_and(|m| {
+                m.notifications(crate::wire::NotifyType::COOKIE)
+                    .next()
+                    .is_some()
+            }),
+            _ => false,
+        });
+        challenged += usize::from(cookie);
+    }
+    assert_eq!(challenged, 1000 - HALF_OPEN_COOKIES);
+    assert_eq!(
+        sides[1].keyer.drops.cookies_asked,
+        (1000 - HALF_OPEN_COOKIES) as u64
+    );
+    assert_eq!(
+        sides[1].keyer.sas.len(),
+        HALF_OPEN_COOKIES,
+        "state stays bounded"
+    );
+    // The real initiator returns the cookie and gets through.
+    let (mut fresh, queue) = {
+        let mut queue = Vec::new();
+        let (keyer, actions) = Keyer::new(
+            100,
+            vec![policy(
+                "192.0.2.1",
+                "192.0.2.2",
+                "10.1.0.0/16",
+                "10.2.0.0/16",
+                Start::Active,
+            )],
+            0,
+            &mut rng,
+        );
+        queue.extend(actions.into_iter().map(|a| (0, a)));
+        (keyer, queue)
+    };
+    std::mem::swap(&mut sides[0].keyer, &mut fresh);
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    assert_eq!(sides[0].keyer.sessions().count(), 1, "{:?}", sides[0].log);
+    assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
+    // The flood's half-open SAs go after their time, SPIs given back.
+    let out = sides[1]
+        .keyer
+        .handle(Event::Tick, HALF_OPEN_LIFETIME, &mut rng);
+    let queue = out.into_iter().map(|a| (1, a)).collect();
+    pump(&mut sides, queue, HALF_OPEN_LIFETIME, &mut rng, &mut |_| {
+        false
+    });
+    assert_eq!(
+        sides[1].keyer.drops.half_open_expired,
+        HALF_OPEN_COOKIES as u64
+    );
+    assert_eq!(sides[1].keyer.sas.len(), 1);
+    assert_eq!(sides[1].engine.sad.len(), 2, "only the real Child SA's");
 }
