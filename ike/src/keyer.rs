@@ -911,8 +911,27 @@ impl Keyer {
             return;
         };
         let child_spi = sa.child_spi.unwrap_or_default();
-        match r.auth(bytes, child_spi, rng) {
-            Ok(Answer::Go(response, established)) => {
+        // Any rule for this peer may be the one the initiator means (each
+        // has its selectors, maybe its identity and key): the one
+        // IKE_SA_INIT was answered for first, then the others in order
+        // whose Child SA the reserved SPI suits.
+        let first = &self.policies[sa.policy];
+        let candidates: Vec<usize> = std::iter::once(sa.policy)
+            .chain((0..self.policies.len()).filter(|&i| {
+                let p = &self.policies[i];
+                i != sa.policy
+                    && p.local == first.local
+                    && p.peer == first.peer
+                    && p.config.child.protocol == first.config.child.protocol
+            }))
+            .collect();
+        let configs: Vec<&Config> = candidates
+            .iter()
+            .map(|&i| &self.policies[i].config)
+            .collect();
+        match r.auth_among(bytes, child_spi, &configs, rng) {
+            Ok(Answer::Go(response, (chosen, established))) => {
+                sa.policy = candidates[chosen];
                 // The initiator may have moved to port 4500.
                 sa.path = Path { local, remote };
                 out.push(Action::Send {

@@ -746,6 +746,24 @@ impl Responder {
         child_spi: u32,
         rng: &mut dyn CryptoRngCore,
     ) -> Result<Answer<Established>, Failure> {
+        let answer = self.auth_among(bytes, child_spi, &[&self.config], rng)?;
+        Ok(match answer {
+            Answer::Go(response, (_, established)) => Answer::Go(response, established),
+            Answer::Refuse(response, why) => Answer::Refuse(response, why),
+        })
+    }
+
+    /// As [`Responder::auth`], for the first of `configs` (rules for the
+    /// same peer: its identity and key, its traffic selectors) the
+    /// request fits; the answer says which. When none fits, the reason
+    /// is the first config's that proved the peer, else authentication.
+    pub fn auth_among(
+        &self,
+        bytes: &[u8],
+        child_spi: u32,
+        configs: &[&Config],
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Answer<(usize, Established)>, Failure> {
         let head = Header::peek(bytes).map_err(|_| Failure::Malformed("header"))?;
         if head.exchange != ExchangeType::IKE_AUTH
             || head.message_id != 1
@@ -760,18 +778,24 @@ impl Responder {
             .protection
             .open(bytes, &self.keys.ei, &self.keys.ai)
             .map_err(Failure::Unprotected)?;
-        match self.authenticate(&inner, child_spi) {
-            Ok((payloads, established)) => {
-                let response = self.seal_response(&payloads, rng)?;
-                Ok(Answer::Go(response, established))
-            }
-            Err(failure) => {
-                let kind = failure.notify().unwrap_or(NotifyType::INVALID_SYNTAX);
-                let note = vec![Payload::new(Body::Notify(Notify::new(kind, Vec::new())))];
-                let response = self.seal_response(&note, rng)?;
-                Ok(Answer::Refuse(response, failure))
+        let mut first_failure = None;
+        for (at, config) in configs.iter().enumerate() {
+            match self.authenticate(&inner, child_spi, config) {
+                Ok((payloads, established)) => {
+                    let response = self.seal_response(&payloads, rng)?;
+                    return Ok(Answer::Go(response, (at, established)));
+                }
+                Err(Failure::Authentication) => {}
+                Err(failure) => {
+                    first_failure.get_or_insert(failure);
+                }
             }
         }
+        let failure = first_failure.unwrap_or(Failure::Authentication);
+        let kind = failure.notify().unwrap_or(NotifyType::INVALID_SYNTAX);
+        let note = vec![Payload::new(Body::Notify(Notify::new(kind, Vec::new())))];
+        let response = self.seal_response(&note, rng)?;
+        Ok(Answer::Refuse(response, failure))
     }
 
     fn seal_response(
@@ -801,6 +825,7 @@ impl Responder {
         &self,
         inner: &[Payload],
         child_spi: u32,
+        config: &Config,
     ) -> Result<(Vec<Payload>, Established), Failure> {
         let mut idi = None;
         let mut auth_data = None;
@@ -825,15 +850,15 @@ impl Responder {
         let prf = self.suite.prf;
         let octets = auth::signed_octets(prf, &self.request, &self.nr, &self.keys.pi, &idi);
         let proven = method == AuthMethod::SHARED_KEY_MIC
-            && auth::psk_matches(prf, &self.config.psk, &octets, &auth_data);
-        let expected = self.config.remote_id.as_ref().is_none_or(|id| *id == idi);
+            && auth::psk_matches(prf, &config.psk, &octets, &auth_data);
+        let expected = config.remote_id.as_ref().is_none_or(|id| *id == idi);
         if !proven || !expected {
             return Err(Failure::Authentication);
         }
         let (Some(sa), Some(tsi), Some(tsr)) = (sa, tsi, tsr) else {
             return Err(Failure::Malformed("IKE_AUTH request lacks SA, TSi or TSr"));
         };
-        if transport != self.config.transport {
+        if transport != config.transport {
             return Err(Failure::NoProposal);
         }
         let (answer, child_suite, spi_out) = self
@@ -842,8 +867,8 @@ impl Responder {
             .choose(&sa, child_spi)
             .ok_or(Failure::NoProposal)?;
         // TSi is the initiator's side, this end's remote.
-        let tsi = selectors::narrow(&tsi, &self.config.ts_remote);
-        let tsr = selectors::narrow(&tsr, &self.config.ts_local);
+        let tsi = selectors::narrow(&tsi, &config.ts_remote);
+        let tsr = selectors::narrow(&tsr, &config.ts_local);
         if tsi.is_empty() || tsr.is_empty() {
             return Err(Failure::Selectors);
         }
@@ -852,11 +877,11 @@ impl Responder {
             &self.response,
             &self.ni,
             &self.keys.pr,
-            &self.config.local_id,
+            &config.local_id,
         );
-        let my_auth = auth::psk(prf, &self.config.psk, &octets_r);
+        let my_auth = auth::psk(prf, &config.psk, &octets_r);
         let mut payloads = vec![
-            Payload::new(Body::IdR(self.config.local_id.clone())),
+            Payload::new(Body::IdR(config.local_id.clone())),
             Payload::new(Body::Auth {
                 method: AuthMethod::SHARED_KEY_MIC,
                 data: my_auth.to_vec(),

@@ -69,10 +69,21 @@ fn side(
     queue: &mut Vec<(usize, Action)>,
     index: usize,
 ) -> Side {
+    side_with(pid, vec![p], rng, queue, index)
+}
+
+/// A side with several policies (the first's local address is its own).
+fn side_with(
+    pid: u32,
+    policies: Vec<Policy>,
+    rng: &mut dyn CryptoRngCore,
+    queue: &mut Vec<(usize, Action)>,
+    index: usize,
+) -> Side {
     let mut engine = Engine::new([pid as u8; 32]);
     engine.connect(CLIENT);
-    let addr = p.local;
-    let (keyer, actions) = Keyer::new(pid, vec![p], 0, rng);
+    let addr = policies[0].local;
+    let (keyer, actions) = Keyer::new(pid, policies, 0, rng);
     queue.extend(actions.into_iter().map(|a| (index, a)));
     Side {
         addr,
@@ -811,4 +822,54 @@ fn a_flood_of_ike_sa_init_gets_cookies_and_leaves_state_bounded() {
     );
     assert_eq!(sides[1].keyer.sas.len(), 1);
     assert_eq!(sides[1].engine.sad.len(), 2, "only the real Child SA's");
+}
+
+#[test]
+fn the_responder_finds_which_of_its_rules_for_a_peer_the_initiator_means() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(52);
+    let mut queue = Vec::new();
+    let nets = [
+        ("10.1.0.0/16", "10.2.0.0/16"),
+        ("10.3.0.0/16", "10.4.0.0/16"),
+    ];
+    let mine = |start, me, peer, swap: bool| -> Vec<Policy> {
+        nets.iter()
+            .map(|&(x, y)| {
+                let (l, r) = if swap { (y, x) } else { (x, y) };
+                let mut p = policy(me, peer, l, r, start);
+                p.name = format!("{l} {r}");
+                p
+            })
+            .collect()
+    };
+    let a = side_with(
+        100,
+        mine(Start::Active, "192.0.2.1", "192.0.2.2", false),
+        &mut rng,
+        &mut queue,
+        0,
+    );
+    // B lists its rules the other way round: the second IKE SA's
+    // IKE_SA_INIT is answered for the first rule, its IKE_AUTH is not.
+    let mut rules_b = mine(Start::Passive, "192.0.2.2", "192.0.2.1", true);
+    rules_b.reverse();
+    let b = side_with(200, rules_b, &mut rng, &mut queue, 1);
+    let mut sides = [a, b];
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    assert_eq!(sides[0].keyer.sessions().count(), 2, "{:?}", sides[0].log);
+    assert_eq!(sides[1].keyer.sessions().count(), 2, "{:?}", sides[1].log);
+    let mut names: Vec<&str> = sides[1]
+        .keyer
+        .sessions()
+        .map(|(p, _)| p.name.as_str())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["10.2.0.0/16 10.1.0.0/16", "10.4.0.0/16 10.3.0.0/16"]
+    );
+    assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
+    assert!(send(&mut sides, 0, 1, "10.3.0.5", "10.4.0.7").1);
+    assert!(send(&mut sides, 1, 0, "10.4.0.7", "10.3.0.5").1);
+    assert_eq!(sides[1].keyer.drops, Drops::default());
 }
