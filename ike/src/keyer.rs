@@ -202,6 +202,7 @@ pub struct Keyer {
     /// not waiting), by policy.
     retry: Vec<u64>,
     cookies: crate::exchange::cookie::Cookies,
+    failures: failures::FailureLog,
     sas: Vec<IkeSa>,
     pending: Vec<(u32, Waiting)>,
     pub drops: Drops,
@@ -217,15 +218,16 @@ impl Keyer {
         now: u64,
         rng: &mut dyn CryptoRngCore,
     ) -> (Keyer, Vec<Action>) {
-        let mut secret = [0u8; 32];
-        rng.fill_bytes(&mut secret);
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut *secret);
         let mut k = Keyer {
             pid,
             seq: 0,
             now,
             policies: Vec::new(),
             retry: Vec::new(),
-            cookies: crate::exchange::cookie::Cookies::new(secret),
+            cookies: crate::exchange::cookie::Cookies::new(*secret),
+            failures: failures::FailureLog::default(),
             sas: Vec::new(),
             pending: Vec::new(),
             drops: Drops::default(),
@@ -501,7 +503,7 @@ impl Keyer {
                         self.sas[at].state = State::Initiating(Box::new(initiator));
                         self.send_request(at, path.local, path.remote, request, out);
                     }
-                    Err(e) => self.give_up(spi, &format!("{e:?}"), out),
+                    Err(e) => self.give_up(spi, &e.to_string(), out),
                 }
             }
             State::Responding { early, .. } => {
@@ -581,19 +583,16 @@ impl Keyer {
         let sa = self.sas.swap_remove(at);
         let policy = &self.policies[sa.policy];
         let (active, protocol) = (policy.start == Start::Active, policy.config.child.protocol);
-        out.push(Action::Log(if was_up {
-            format!(
-                "{}: the peer {} stopped answering ({why}): its IKE SA and Child SAs are removed",
-                policy.name,
-                sa.path.remote.ip()
-            )
+        let peer = sa.path.remote.ip();
+        if was_up {
+            out.push(Action::Log(format!(
+                "{}: the peer {peer} stopped answering ({why}): its IKE SA and Child SAs are removed",
+                policy.name
+            )));
         } else {
-            format!(
-                "{}: IKE SA with {} failed: {why}",
-                policy.name,
-                sa.path.remote.ip()
-            )
-        }));
+            let what = format!("{}: IKE SA with {peer} failed: {why}", policy.name);
+            out.extend(self.failures.line(peer, self.now, what).map(Action::Log));
+        }
         if let (Some(child_spi), false) = (sa.child_spi, matches!(sa.state, State::Up(_))) {
             let satype = match protocol {
                 ProtocolId::AH => SaType::AH,
@@ -800,11 +799,16 @@ impl Keyer {
                     remote,
                     bytes: response,
                 });
-                out.push(Action::Log(format!(
-                    "{}: refused IKE_SA_INIT from {}: {why:?}",
+                let what = format!(
+                    "{}: refused IKE_SA_INIT from {}: {why}",
                     self.policies[index].name,
                     remote.ip()
-                )));
+                );
+                out.extend(
+                    self.failures
+                        .line(remote.ip(), self.now, what)
+                        .map(Action::Log),
+                );
             }
             Err(_) => self.drops.malformed += 1,
         }
@@ -889,7 +893,7 @@ impl Keyer {
             Err(Failure::Malformed(_)) => self.drops.malformed += 1,
             Err(why) => {
                 let spi = sa.spi;
-                self.give_up(spi, &format!("{why:?}"), out);
+                self.give_up(spi, &why.to_string(), out);
             }
         }
     }
@@ -951,7 +955,7 @@ impl Keyer {
                     bytes: response,
                 });
                 let spi = sa.spi;
-                self.give_up(spi, &format!("{why:?}"), out);
+                self.give_up(spi, &why.to_string(), out);
             }
             // Forged or damaged: dropped, and the exchange waits for the
             // real request.
@@ -1150,6 +1154,7 @@ pub fn describe(bytes: &[u8]) -> String {
     }
 }
 
+mod failures;
 mod rekeying;
 mod session;
 

@@ -85,6 +85,21 @@ impl Failure {
     }
 }
 
+/// What an operator reads in the log.
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Malformed(what) => write!(f, "malformed message ({what})"),
+            Failure::Unprotected(why) => write!(f, "a message that does not open ({why:?})"),
+            Failure::Refused(notify) => write!(f, "refused by the peer: {notify}"),
+            Failure::NoProposal => f.write_str("no proposal chosen"),
+            Failure::BadKe => f.write_str("a key exchange value not in the agreed group"),
+            Failure::Authentication => f.write_str("authentication failed"),
+            Failure::Selectors => f.write_str("traffic selectors unacceptable"),
+        }
+    }
+}
+
 /// A Child SA as the initial exchanges set it up, seen from one end.
 #[derive(Debug)]
 pub struct ChildSa {

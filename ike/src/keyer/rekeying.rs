@@ -164,7 +164,7 @@ impl Keyer {
                             kind,
                             Vec::new(),
                         )))];
-                        out.push(Action::Log(format!("refused the peer's rekey: {why:?}")));
+                        out.push(Action::Log(format!("refused the peer's rekey: {why}")));
                         (note, None)
                     }
                 };
@@ -266,7 +266,7 @@ impl Keyer {
                         self.sas[at].rekey_again = self.now + wait;
                     }
                     Err(why) => out.push(Action::Log(format!(
-                        "{}: the peer refused the rekey: {why:?}",
+                        "{}: the peer refused the rekey: {why}",
                         self.policies[policy].name
                     ))),
                 }
