@@ -175,6 +175,32 @@ struct IkeSa {
     heard: u64,
     /// When the SA was made.
     created: u64,
+    /// When the current Child SA went in, and when ipsecd will warn that
+    /// it needs rekeying (its soft lifetime), if it will.
+    child_since: u64,
+    child_rekey_at: Option<u64>,
+}
+
+impl IkeSa {
+    fn new(spi: u64, peer_spi: u64, policy: usize, path: Path, state: State, now: u64) -> IkeSa {
+        IkeSa {
+            spi,
+            peer_spi,
+            policy,
+            path,
+            child_spi: None,
+            state,
+            outstanding: None,
+            rekey: None,
+            old: Vec::new(),
+            rekey_again: 0,
+            child_gone: false,
+            heard: 0,
+            created: now,
+            child_since: 0,
+            child_rekey_at: None,
+        }
+    }
 }
 
 /// What makes a policy's flow messages: [`install::flows`] or
@@ -201,6 +227,8 @@ pub struct Keyer {
     /// When to try each active policy's IKE SA again after a failure (0:
     /// not waiting), by policy.
     retry: Vec<u64>,
+    /// Policies taken down by hand: no IKE SA until brought up.
+    held: Vec<bool>,
     cookies: crate::exchange::cookie::Cookies,
     failures: failures::FailureLog,
     sas: Vec<IkeSa>,
@@ -226,6 +254,7 @@ impl Keyer {
             now,
             policies: Vec::new(),
             retry: Vec::new(),
+            held: Vec::new(),
             cookies: crate::exchange::cookie::Cookies::new(*secret),
             failures: failures::FailureLog::default(),
             sas: Vec::new(),
@@ -280,6 +309,7 @@ impl Keyer {
     pub fn flush(&mut self, rng: &mut dyn CryptoRngCore) -> Vec<Action> {
         let mut out = self.shutdown(rng);
         self.retry.clear();
+        self.held.clear();
         for p in std::mem::take(&mut self.policies) {
             self.flows(&p, install::delflows, &mut out);
         }
@@ -327,6 +357,7 @@ impl Keyer {
         let active = policy.start == Start::Active;
         self.policies.push(policy);
         self.retry.push(0);
+        self.held.push(false);
         if active {
             self.initiate(index, rng, out);
         }
@@ -337,7 +368,7 @@ impl Keyer {
         let p = &self.policies[index];
         let peer = p.peer;
         let busy = self.sas.iter().any(|sa| sa.policy == index);
-        if busy {
+        if busy || self.held[index] {
             return;
         }
         let path = Path {
@@ -350,21 +381,8 @@ impl Keyer {
             remote: peer,
         };
         let protocol = p.config.child.protocol;
-        self.sas.push(IkeSa {
-            spi,
-            peer_spi: 0,
-            policy: index,
-            path,
-            child_spi: None,
-            state: State::Reserving,
-            outstanding: None,
-            rekey: None,
-            old: Vec::new(),
-            rekey_again: 0,
-            child_gone: false,
-            heard: 0,
-            created: self.now,
-        });
+        self.sas
+            .push(IkeSa::new(spi, 0, index, path, State::Reserving, self.now));
         self.reserve(spi, protocol, ends, out);
     }
 
@@ -724,7 +742,8 @@ impl Keyer {
         let found = self
             .policies
             .iter()
-            .position(|p| p.local == local.ip() && p.peer == remote.ip());
+            .enumerate()
+            .position(|(i, p)| !self.held[i] && p.local == local.ip() && p.peer == remote.ip());
         let Some(index) = found else {
             self.drops.no_policy += 1;
             return;
@@ -768,25 +787,13 @@ impl Keyer {
                     bytes: response.clone(),
                 });
                 let protocol = self.policies[index].config.child.protocol;
-                self.sas.push(IkeSa {
-                    spi,
-                    peer_spi,
-                    policy: index,
-                    path,
-                    child_spi: None,
-                    state: State::Responding {
-                        responder: Some(Box::new(responder)),
-                        init_response: response,
-                        early: None,
-                    },
-                    outstanding: None,
-                    rekey: None,
-                    old: Vec::new(),
-                    rekey_again: 0,
-                    child_gone: false,
-                    heard: 0,
-                    created: self.now,
-                });
+                let state = State::Responding {
+                    responder: Some(Box::new(responder)),
+                    init_response: response,
+                    early: None,
+                };
+                self.sas
+                    .push(IkeSa::new(spi, peer_spi, index, path, state, self.now));
                 let ends = Ends {
                     local: local.ip(),
                     remote: remote.ip(),
@@ -924,6 +931,7 @@ impl Keyer {
             .chain((0..self.policies.len()).filter(|&i| {
                 let p = &self.policies[i];
                 i != sa.policy
+                    && !self.held[i]
                     && p.local == first.local
                     && p.peer == first.peer
                     && p.config.child.protocol == first.config.child.protocol
@@ -969,7 +977,9 @@ impl Keyer {
         let policy = self.sas[at].policy;
         let path = self.sas[at].path;
         let nat = established.nat.is_some_and(|n| n.any());
-        self.install_child(policy, &established.child, path, nat, out);
+        let soft = self.install_child(policy, &established.child, path, nat, out);
+        self.sas[at].child_since = self.now;
+        self.sas[at].child_rekey_at = soft.map(|s| self.now + s);
         out.push(Action::Log(format!(
             "{}: IKE SA with {} up, Child SA {:#010x} in, {:#010x} out",
             self.policies[policy].name,
@@ -990,7 +1000,7 @@ impl Keyer {
         path: Path,
         nat: bool,
         out: &mut Vec<Action>,
-    ) {
+    ) -> Option<u64> {
         let mut lifetimes = self.policies[policy].lifetimes;
         // The warning comes between 80% and 90% of the lifetime, at a
         // point the random SPI picks: the two ends, each warned by its
@@ -1016,6 +1026,7 @@ impl Keyer {
                 self.policies[policy].name
             ))),
         }
+        (lifetimes.soft_seconds > 0).then_some(lifetimes.soft_seconds)
     }
 
     /// Deletes the SA's current Child SA from `ipsecd`.
@@ -1085,6 +1096,7 @@ impl Keyer {
         }
         let policy = self.policies.remove(index);
         self.retry.remove(index);
+        self.held.remove(index);
         self.flows(&policy, install::delflows, &mut out);
         Some(out)
     }
@@ -1155,6 +1167,8 @@ pub fn describe(bytes: &[u8]) -> String {
 }
 
 mod failures;
+mod operate;
+pub use operate::{ChildStatus, NoRule, RuleStatus, SaStatus};
 mod rekeying;
 mod session;
 

@@ -873,3 +873,104 @@ fn the_responder_finds_which_of_its_rules_for_a_peer_the_initiator_means() {
     assert!(send(&mut sides, 1, 0, "10.4.0.7", "10.3.0.5").1);
     assert_eq!(sides[1].keyer.drops, Drops::default());
 }
+
+#[test]
+fn a_rule_taken_down_by_hand_stays_down_until_brought_up() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(53);
+    let (mut sides, queue) = pair(Start::Active, &mut rng);
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    let status = sides[0].keyer.status();
+    assert_eq!(status.len(), 1);
+    let sa = &status[0].sas[0];
+    assert_eq!((sa.state, sa.initiator), ("up", true));
+    assert_eq!(sa.ike.as_ref().unwrap()[0], "aes-256-gcm");
+    assert_eq!(sa.ike.as_ref().unwrap()[3], "curve25519");
+    let child = sa.child.as_ref().unwrap();
+    assert_eq!(child.algorithms, ["aes-128-gcm", "none", "none"]);
+    assert_eq!(child.rekey_in, None, "no lifetime, no rekey");
+    assert_eq!(
+        sides[0].keyer.down(2, 1, &mut rng).unwrap_err(),
+        NoRule::Number(2)
+    );
+    // Down: both ends delete, and the flows hold traffic back.
+    let out = sides[0].keyer.down(1, 1, &mut rng).unwrap();
+    pump(
+        &mut sides,
+        out.into_iter().map(|a| (0, a)).collect(),
+        1,
+        &mut rng,
+        &mut |_| false,
+    );
+    assert_eq!(sides[0].engine.sad.len(), 0);
+    assert_eq!(sides[1].engine.sad.len(), 0);
+    assert!(!send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
+    assert!(sides[0].keyer.status()[0].down);
+    // An active rule does not start again by itself, nor on traffic.
+    let out = sides[0].keyer.handle(Event::Tick, 30, &mut rng);
+    pump(
+        &mut sides,
+        out.into_iter().map(|a| (0, a)).collect(),
+        30,
+        &mut rng,
+        &mut |_| false,
+    );
+    assert!(sides[0].keyer.status()[0].sas.is_empty());
+    // Up: it starts now.
+    let out = sides[0].keyer.up(1, 31, &mut rng).unwrap();
+    pump(
+        &mut sides,
+        out.into_iter().map(|a| (0, a)).collect(),
+        31,
+        &mut rng,
+        &mut |_| false,
+    );
+    assert_eq!(sides[0].keyer.status()[0].sas[0].state, "up");
+    assert!(!sides[0].keyer.status()[0].down);
+    assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
+}
+
+#[test]
+fn status_tells_when_a_child_sa_will_be_rekeyed() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(54);
+    let mut queue = Vec::new();
+    let mut pa = policy(
+        "192.0.2.1",
+        "192.0.2.2",
+        "10.1.0.0/16",
+        "10.2.0.0/16",
+        Start::Active,
+    );
+    pa.lifetimes.hard_seconds = 100;
+    let a = side(100, pa, &mut rng, &mut queue, 0);
+    let b = side(
+        200,
+        policy(
+            "192.0.2.2",
+            "192.0.2.1",
+            "10.2.0.0/16",
+            "10.1.0.0/16",
+            Start::Passive,
+        ),
+        &mut rng,
+        &mut queue,
+        1,
+    );
+    let mut sides = [a, b];
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    let out = sides[0].keyer.handle(Event::Tick, 20, &mut rng);
+    pump(
+        &mut sides,
+        out.into_iter().map(|a| (0, a)).collect(),
+        20,
+        &mut rng,
+        &mut |_| false,
+    );
+    let status = sides[0].keyer.status();
+    let child = status[0].sas[0].child.as_ref().unwrap();
+    assert_eq!(child.age, 20);
+    let rekey_in = child.rekey_in.unwrap();
+    assert!(
+        (60..=70).contains(&rekey_in),
+        "80-90 s after it went in: {rekey_in}"
+    );
+}
