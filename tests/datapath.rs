@@ -237,7 +237,9 @@ impl Lab {
         filter: Option<&str>,
     ) -> (usize, PathBuf) {
         let file = self.dir.join(format!("{ns}-{ifname}.pcap"));
-        let mut args = vec!["tcpdump", "-nn", "-U"];
+        // Immediate mode: packets are not held in the kernel's ring for up
+        // to a second, where stopping tcpdump would lose them.
+        let mut args = vec!["tcpdump", "-nn", "-U", "--immediate-mode"];
         args.extend_from_slice(options);
         args.extend_from_slice(&["-i", ifname, "-w", file.to_str().unwrap()]);
         args.extend(filter);

@@ -160,10 +160,11 @@ fn two_ikeds_key_a_tunnel_and_take_it_down() {
 /// A gateway: its namespace, `ipsecd`'s socket and `iked`'s.
 type Gateway = (String, PathBuf, PathBuf);
 
-/// Two gateways with `ipsecd` and `iked`, each loaded with its rule;
-/// `extra` goes into both rules (a `quick` block, say). Returns the lab
-/// and, for A then B, the namespace and the two sockets.
-fn two_gateways(test: &str, extra: &str) -> Option<(Lab, [Gateway; 2])> {
+/// Two gateways with `ipsecd` and `iked`, each loaded with its rule:
+/// A's starts as `a_mode` says, B's is passive; `extra` goes into both
+/// (a `quick` block, say). Returns the lab and, for A then B, the
+/// namespace and the two sockets.
+fn two_gateways(test: &str, a_mode: &str, extra: &str) -> Option<(Lab, [Gateway; 2])> {
     let mut lab = Lab::new(test)?;
     let a = lab.namespace("a");
     let b = lab.namespace("b");
@@ -189,7 +190,7 @@ fn two_gateways(test: &str, extra: &str) -> Option<(Lab, [Gateway; 2])> {
             "192.0.2.2",
             "10.1.0.1",
             "10.2.0.1",
-            "active",
+            a_mode,
             &da,
             &ia,
         ),
@@ -208,7 +209,9 @@ fn two_gateways(test: &str, extra: &str) -> Option<(Lab, [Gateway; 2])> {
 #[test]
 fn a_child_sa_is_rekeyed_under_a_tcp_transfer() {
     const TEST: &str = "a_child_sa_is_rekeyed_under_a_tcp_transfer";
-    let Some((mut lab, [(a, da, ia), (b, db, ib)])) = two_gateways(TEST, "quick lifetime 8") else {
+    let Some((mut lab, [(a, da, ia), (b, db, ib)])) =
+        two_gateways(TEST, "active", "quick lifetime 8")
+    else {
         return;
     };
     let first = wait_for_sas(&lab, &a, &da, &ia, 2);
@@ -249,4 +252,103 @@ fn a_child_sa_is_rekeyed_under_a_tcp_transfer() {
         let sas = wait_for_sas(&lab, ns, d, i, 2);
         assert_ne!(sas, first, "{ns}: the same SAs after the rekey");
     }
+}
+
+#[test]
+fn a_dynamic_rule_keys_the_tunnel_when_the_first_packet_asks() {
+    const TEST: &str = "a_dynamic_rule_keys_the_tunnel_when_the_first_packet_asks";
+    let Some((mut lab, [(a, da, ia), (b, db, ib)])) = two_gateways(TEST, "dynamic", "") else {
+        return;
+    };
+    // Nothing is negotiated until traffic comes; the flows are in.
+    std::thread::sleep(Duration::from_millis(500));
+    let sas = ipsecctl(&lab, &a, &da, &ia, &["-s", "sa"]);
+    assert!(sas.trim().is_empty(), "keyed before any traffic: {sas}");
+    let flows = ipsecctl(&lab, &a, &da, &ia, &["-s", "flow"]);
+    assert_eq!(flows.lines().count(), 2, "{flows}");
+    // The first packet is held back: ipsecd asks iked (SADB_ACQUIRE).
+    let (dump, file) = lab.capture(&a, "wa");
+    let started = Instant::now();
+    lab.ping(&a, "10.1.0.1", "10.2.0.1");
+    eprintln!(
+        "{TEST}: traffic crossed {} ms after the first packet",
+        started.elapsed().as_millis()
+    );
+    wait_for_sas(&lab, &a, &da, &ia, 2);
+    wait_for_sas(&lab, &b, &db, &ib, 2);
+    lab.stop(dump);
+    let esp = lab.count(&file, "esp");
+    let ike = lab.count(&file, "udp port 500");
+    assert!(esp >= 3, "the pings went in ESP: {esp} ESP, {ike} IKE");
+    assert_eq!(lab.count(&file, CLEAR), 0, "clear text on the wire");
+    let log = lab.log(&format!("{a}-iked.log"));
+    assert!(log.contains("IKE SA with 192.0.2.2 up"), "{log}");
+}
+
+/// Runs `ikectl` in `ns` against the iked at `iked`.
+fn ikectl(lab: &Lab, ns: &str, iked: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec![env!("CARGO_BIN_EXE_ikectl"), "-s", iked.to_str().unwrap()];
+    all.extend_from_slice(args);
+    lab.try_exec(ns, &all)
+}
+
+#[test]
+fn ikectl_shows_the_sas_and_takes_a_rule_down_and_up() {
+    const TEST: &str = "ikectl_shows_the_sas_and_takes_a_rule_down_and_up";
+    let Some((lab, [(a, da, ia), (b, db, ib)])) =
+        two_gateways(TEST, "active", "quick lifetime 600")
+    else {
+        return;
+    };
+    wait_for_sas(&lab, &a, &da, &ia, 2);
+    wait_for_sas(&lab, &b, &db, &ib, 2);
+    let shown = text(&ikectl(&lab, &a, &ia, &["show"]).stdout);
+    assert!(
+        shown.starts_with("rule 1: ike active esp tunnel from 10.1.0.1 to 10.2.0.1"),
+        "{shown}"
+    );
+    assert!(shown.contains(": up\n"), "{shown}");
+    assert!(
+        shown.contains("with 192.0.2.2:500 (up, initiator)"),
+        "{shown}"
+    );
+    assert!(shown.contains("enc aes-256-gcm"), "{shown}");
+    assert!(shown.contains("Child SA 0x"), "{shown}");
+    assert!(shown.contains(", rekeyed in "), "{shown}");
+    assert!(!shown.contains("psk"), "the key is not shown: {shown}");
+    let json = text(&ikectl(&lab, &a, &ia, &["-j", "show"]).stdout);
+    assert!(json.starts_with("{\"rules\":[{\"number\":1,"), "{json}");
+    assert!(json.contains("\"state\":\"up\""), "{json}");
+    let shown_b = text(&ikectl(&lab, &b, &ib, &["show"]).stdout);
+    assert!(shown_b.contains("(up, responder)"), "{shown_b}");
+
+    // Down on A: both ends delete their SAs, and A's flows hold its
+    // traffic back.
+    assert!(ikectl(&lab, &a, &ia, &["down", "1"]).status.success());
+    wait_for_sas(&lab, &a, &da, &ia, 0);
+    wait_for_sas(&lab, &b, &db, &ib, 0);
+    let shown = text(&ikectl(&lab, &a, &ia, &["show"]).stdout);
+    assert!(shown.contains(": down (by hand)\n"), "{shown}");
+    assert!(
+        !lab.try_exec(
+            &a,
+            &["ping", "-c", "1", "-W", "1", "-I", "10.1.0.1", "10.2.0.1"]
+        )
+        .status
+        .success(),
+        "a rule taken down lets nothing through"
+    );
+    let flows = ipsecctl(&lab, &a, &da, &ia, &["-s", "flow"]);
+    assert_eq!(flows.lines().count(), 2, "{flows}");
+    // Up again.
+    assert!(ikectl(&lab, &a, &ia, &["up", "1"]).status.success());
+    wait_for_sas(&lab, &a, &da, &ia, 2);
+    lab.ping(&a, "10.1.0.1", "10.2.0.1");
+    let wrong = ikectl(&lab, &a, &ia, &["up", "7"]);
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong.stderr).contains("no rule 7"),
+        "{}",
+        text(&wrong.stderr)
+    );
 }

@@ -1,7 +1,8 @@
 //! The control socket's protocol: `ipsecctl -i` sends one request per
 //! message, a verb on the first line and, for `add` and `delete`, `ike`
 //! statements of `ipsec.conf` after it; `iked` answers `ok`, or `error:`
-//! and why, or for `show` the IKE SAs a line each.
+//! and why. `ikectl` sends `show` (or `show json`) for the rules and
+//! their SAs, and `up N` or `down N` to bring rule N up or take it down.
 
 use ipsec_compiler::rule::RuleKind;
 use ipsec_compiler::{Fixed, compile_text, print::ike_statement};
@@ -17,8 +18,13 @@ pub enum Request {
     Delete(String),
     /// Every policy goes.
     Flush,
-    /// The IKE SAs.
-    Show,
+    /// The rules and their SAs, in JSON if asked.
+    Show {
+        json: bool,
+    },
+    /// Rule N (from 1, as `show` numbers them) comes up or goes down.
+    Up(usize),
+    Down(usize),
 }
 
 /// Reads a request.
@@ -29,9 +35,22 @@ pub fn parse(bytes: &[u8]) -> Result<Request, String> {
         "add" => Ok(Request::Add(rest.to_owned())),
         "delete" => Ok(Request::Delete(rest.to_owned())),
         "flush" => Ok(Request::Flush),
-        "show" => Ok(Request::Show),
-        other => Err(format!("unknown request {other:?}")),
+        "show" => Ok(Request::Show { json: false }),
+        "show json" => Ok(Request::Show { json: true }),
+        other => match other.split_once(' ') {
+            Some(("up", n)) => rule_number(n).map(Request::Up),
+            Some(("down", n)) => rule_number(n).map(Request::Down),
+            _ => Err(format!("unknown request {other:?}")),
+        },
     }
+}
+
+fn rule_number(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("not a rule number: {text:?}"))
 }
 
 /// The policies `text`'s `ike` statements make; each is named by its
@@ -66,7 +85,12 @@ mod tests {
     #[test]
     fn requests_and_their_rules() {
         assert_eq!(parse(b"flush"), Ok(Request::Flush));
-        assert_eq!(parse(b"show\n"), Ok(Request::Show));
+        assert_eq!(parse(b"show\n"), Ok(Request::Show { json: false }));
+        assert_eq!(parse(b"show json"), Ok(Request::Show { json: true }));
+        assert_eq!(parse(b"up 2\n"), Ok(Request::Up(2)));
+        assert_eq!(parse(b"down 1"), Ok(Request::Down(1)));
+        assert!(parse(b"down 0").is_err());
+        assert!(parse(b"up two").is_err());
         assert_eq!(
             parse(b"add\nike esp from 10.0.0.1 to 10.0.0.2\n"),
             Ok(Request::Add("ike esp from 10.0.0.1 to 10.0.0.2\n".into()))

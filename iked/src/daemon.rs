@@ -5,6 +5,7 @@
 
 use crate::args::{self, Args};
 use crate::control::{self, Request};
+use crate::status;
 use crate::udp::{self, Sockets};
 use ipsec_ike::keyer::{Action, Event, Keyer};
 use ipsecctl::client::Client as Pfkey;
@@ -107,36 +108,28 @@ fn serve(request: &[u8], keyer: &mut Keyer, shell: &mut Shell) -> String {
             shell.perform(actions);
             "ok\n".into()
         }
-        Request::Show => {
-            let mut out = String::new();
-            for (policy, session) in keyer.sessions() {
-                let sa = &session.sa;
-                out.push_str(&format!(
-                    "{}\n\tIKE SA {:016x} {:016x} with {}, {:?} {:?} {:?}; Child SA {:#010x} in, {:#010x} out\n",
-                    policy.name,
-                    sa.spi_i,
-                    sa.spi_r,
-                    policy.peer,
-                    sa.suite.protection.cipher,
-                    sa.suite.prf,
-                    sa.suite.group,
-                    sa.child.spi_in,
-                    sa.child.spi_out
-                ));
+        Request::Show { json } => {
+            let rules = keyer.status(now);
+            if json {
+                status::json(&rules, &keyer.drops)
+            } else {
+                status::text(&rules, &keyer.drops)
             }
-            let d = keyer.drops;
-            out.push_str(&format!(
-                "dropped: {} malformed, {} unopened, {} for unknown SPIs, {} from no rule's peer; \
-                 under a flood: {} asked for a cookie, {} refused, {} half-open SAs expired\n",
-                d.malformed,
-                d.unprotected,
-                d.unknown_spi,
-                d.no_policy,
-                d.cookies_asked,
-                d.half_open_full,
-                d.half_open_expired
-            ));
-            out
+        }
+        Request::Up(n) | Request::Down(n) => {
+            let up = matches!(request, Request::Up(_));
+            let done = if up {
+                keyer.up(n, now, &mut shell.rng)
+            } else {
+                keyer.down(n, now, &mut shell.rng)
+            };
+            match done {
+                Ok(actions) => {
+                    shell.perform(actions);
+                    "ok\n".into()
+                }
+                Err(_) => format!("error: no rule {n} (ikectl show numbers them)\n"),
+            }
         }
     }
 }

@@ -7,6 +7,8 @@
 mod args;
 mod control;
 mod daemon;
+pub mod ikectl;
+mod status;
 mod udp;
 
 pub use daemon::main;

@@ -5,7 +5,7 @@
 mod cli;
 pub mod client;
 mod explain;
-mod iked;
+pub mod iked;
 mod isakmpd;
 mod live;
 mod sync;

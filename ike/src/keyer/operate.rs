@@ -55,9 +55,9 @@ pub enum NoRule {
 }
 
 impl Keyer {
-    /// Every rule with its IKE SAs, at the time of the last event.
-    pub fn status(&self) -> Vec<RuleStatus<'_>> {
-        let now = self.now;
+    /// Every rule with its IKE SAs, at `now`.
+    pub fn status(&self, now: u64) -> Vec<RuleStatus<'_>> {
+        let now = now.max(self.now);
         self.policies
             .iter()
             .enumerate()

@@ -879,7 +879,7 @@ fn a_rule_taken_down_by_hand_stays_down_until_brought_up() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(53);
     let (mut sides, queue) = pair(Start::Active, &mut rng);
     pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
-    let status = sides[0].keyer.status();
+    let status = sides[0].keyer.status(0);
     assert_eq!(status.len(), 1);
     let sa = &status[0].sas[0];
     assert_eq!((sa.state, sa.initiator), ("up", true));
@@ -904,7 +904,7 @@ fn a_rule_taken_down_by_hand_stays_down_until_brought_up() {
     assert_eq!(sides[0].engine.sad.len(), 0);
     assert_eq!(sides[1].engine.sad.len(), 0);
     assert!(!send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
-    assert!(sides[0].keyer.status()[0].down);
+    assert!(sides[0].keyer.status(0)[0].down);
     // An active rule does not start again by itself, nor on traffic.
     let out = sides[0].keyer.handle(Event::Tick, 30, &mut rng);
     pump(
@@ -914,7 +914,7 @@ fn a_rule_taken_down_by_hand_stays_down_until_brought_up() {
         &mut rng,
         &mut |_| false,
     );
-    assert!(sides[0].keyer.status()[0].sas.is_empty());
+    assert!(sides[0].keyer.status(0)[0].sas.is_empty());
     // Up: it starts now.
     let out = sides[0].keyer.up(1, 31, &mut rng).unwrap();
     pump(
@@ -924,8 +924,8 @@ fn a_rule_taken_down_by_hand_stays_down_until_brought_up() {
         &mut rng,
         &mut |_| false,
     );
-    assert_eq!(sides[0].keyer.status()[0].sas[0].state, "up");
-    assert!(!sides[0].keyer.status()[0].down);
+    assert_eq!(sides[0].keyer.status(0)[0].sas[0].state, "up");
+    assert!(!sides[0].keyer.status(0)[0].down);
     assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
 }
 
@@ -965,7 +965,7 @@ fn status_tells_when_a_child_sa_will_be_rekeyed() {
         &mut rng,
         &mut |_| false,
     );
-    let status = sides[0].keyer.status();
+    let status = sides[0].keyer.status(0);
     let child = status[0].sas[0].child.as_ref().unwrap();
     assert_eq!(child.age, 20);
     let rekey_in = child.rekey_in.unwrap();
