@@ -38,13 +38,14 @@ fn charon_or_skip(test: &str) -> bool {
 /// Starts charon in `ns` as the responder for 192.0.2.1, with `ike` and
 /// `esp` proposals in its own syntax; returns its vici socket's URI.
 fn charon(lab: &mut Lab, ns: &str, ike: &str, esp: &str) -> String {
-    charon_with(lab, ns, ike, esp, "start_action = none")
+    charon_with(lab, ns, ike, esp, "start_action = none", "")
 }
 
 /// [`charon`], with more settings for the Child SA (`start_action =
 /// start`: charon initiates as soon as its configuration is loaded;
-/// `rekey_time`: when it rekeys).
-fn charon_with(lab: &mut Lab, ns: &str, ike: &str, esp: &str, child: &str) -> String {
+/// `rekey_time`: when it rekeys) and for the connection (its own
+/// `rekey_time`: when it rekeys the IKE SA).
+fn charon_with(lab: &mut Lab, ns: &str, ike: &str, esp: &str, child: &str, conn: &str) -> String {
     let dir = lab.dir.join("charon");
     std::fs::create_dir_all(dir.join("run")).unwrap();
     let vici = format!("unix://{}", dir.join("charon.vici").display());
@@ -66,7 +67,7 @@ fn charon_with(lab: &mut Lab, ns: &str, ike: &str, esp: &str, child: &str) -> St
         "swanctl.conf",
         &format!(
             "connections {{ probe {{\n version = 2\n local_addrs = 192.0.2.2\n remote_addrs = 192.0.2.1\n\
-             proposals = {ike}\n\
+             proposals = {ike}\n {conn}\n\
              local {{ auth = psk\n id = 192.0.2.2 }}\n\
              remote {{ auth = psk\n id = 192.0.2.1 }}\n\
              children {{ net {{ mode = tunnel\n local_ts = 10.2.0.1/32\n remote_ts = 10.1.0.1/32\n\
@@ -232,19 +233,26 @@ fn strongswan_takes_ecp384_with_an_aes256_gcm_child() {
     );
 }
 
-/// Who starts the tunnel, and who rekeys its Child SA.
+/// Who starts the tunnel, and who rekeys.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Who {
     Us,
     Them,
 }
 
+/// What is rekeyed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sa {
+    Child,
+    Ike,
+}
+
 /// `iked` beside `ipsecd` in `a`, charon in `b`: the tunnel comes up
 /// whoever starts it (charon fakes a NAT, so IKE_AUTH and ESP go over
 /// port 4500, IKE relayed by `ipsecd` to `iked`), and ping and TCP cross;
-/// with `rekey`, that side rekeys the Child SA within seconds, and the
-/// traffic still crosses afterwards.
-fn iked_and_charon(test: &str, starts: Who, rekey: Option<Who>) {
+/// with `rekey`, that side rekeys the Child SA or the IKE SA within
+/// seconds, and the traffic still crosses afterwards.
+fn iked_and_charon(test: &str, starts: Who, rekey: Option<(Who, Sa)>) {
     let Some(mut lab) = Lab::new(test) else {
         return;
     };
@@ -263,10 +271,10 @@ fn iked_and_charon(test: &str, starts: Who, rekey: Option<Who>) {
     } else {
         "passive"
     };
-    let lifetime = if rekey == Some(Who::Us) {
-        "quick lifetime 8 "
-    } else {
-        ""
+    let lifetime = match rekey {
+        Some((Who::Us, Sa::Child)) => "quick lifetime 8 ",
+        Some((Who::Us, Sa::Ike)) => "main lifetime 6 ",
+        _ => "",
     };
     let conf = lab.config_file(
         "a.conf",
@@ -282,8 +290,13 @@ fn iked_and_charon(test: &str, starts: Who, rekey: Option<Who>) {
     } else {
         "start_action = start"
     });
-    if rekey == Some(Who::Them) {
-        child.push_str("\n rekey_time = 4s\n life_time = 60s\n rand_time = 0s");
+    let mut conn = "";
+    match rekey {
+        Some((Who::Them, Sa::Child)) => {
+            child.push_str("\n rekey_time = 4s\n life_time = 60s\n rand_time = 0s")
+        }
+        Some((Who::Them, Sa::Ike)) => conn = "rekey_time = 4s\n over_time = 60s\n rand_time = 0s",
+        _ => {}
     }
     let vici = charon_with(
         &mut lab,
@@ -291,19 +304,24 @@ fn iked_and_charon(test: &str, starts: Who, rekey: Option<Who>) {
         "aes256gcm16-prfsha256-x25519",
         "aes128gcm16",
         &child,
+        conn,
     );
     // An active rule that found no charon yet tries again within seconds.
     let sas = crate::iked::wait_for_sas(&lab, &a, &ipsecd, &iked, 2);
     assert!(sas.contains("enc aes-128-gcm"), "{sas}");
     lab.ping(&a, "10.1.0.1", "10.2.0.1");
-    if rekey.is_some() {
+    if let Some((who, what)) = rekey {
+        let said = match what {
+            Sa::Child => "Child SA rekeyed",
+            Sa::Ike => "IKE SA with 192.0.2.2 rekeyed",
+        };
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !lab.log(&format!("{a}-iked.log")).contains("rekeyed") {
+        while !lab.log(&format!("{a}-iked.log")).contains(said) {
             assert!(std::time::Instant::now() < deadline, "no rekey");
             std::thread::sleep(Duration::from_millis(200));
         }
         let log = lab.log("charon/charon.log");
-        let (theirs, ours) = if rekey == Some(Who::Them) {
+        let (request, response) = if who == Who::Them {
             (
                 "generating CREATE_CHILD_SA request",
                 "parsed CREATE_CHILD_SA response",
@@ -314,7 +332,30 @@ fn iked_and_charon(test: &str, starts: Who, rekey: Option<Who>) {
                 "generating CREATE_CHILD_SA response",
             )
         };
-        assert!(log.contains(theirs) && log.contains(ours), "{log}");
+        // An IKE SA's rekey carries no traffic selectors.
+        let ike = |l: &&str| l.contains("[ SA No KE ]");
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| (what == Sa::Ike) == ike(l))
+            .collect();
+        assert!(
+            lines.iter().any(|l| l.contains(request)) && lines.iter().any(|l| l.contains(response)),
+            "{log}"
+        );
+        if what == Sa::Ike {
+            // The old IKE SA is deleted, by the end that asked.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !lab.log("charon/charon.log").contains("[ D ]") {
+                assert!(std::time::Instant::now() < deadline, "the old IKE SA stays");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            let theirs = text(
+                &lab.exec(&b, &["swanctl", "--list-sas", "--uri", &vici])
+                    .stdout,
+            );
+            assert_eq!(theirs.matches("ESTABLISHED").count(), 1, "{theirs}");
+        }
         crate::iked::wait_for_sas(&lab, &a, &ipsecd, &iked, 2);
     }
     lab.transfer(&a, &b, "10.1.0.1", "10.2.0.1");
@@ -343,7 +384,7 @@ fn iked_rekeys_a_child_sa_with_strongswan() {
     iked_and_charon(
         "iked_rekeys_a_child_sa_with_strongswan",
         Who::Us,
-        Some(Who::Us),
+        Some((Who::Us, Sa::Child)),
     );
 }
 
@@ -352,6 +393,24 @@ fn strongswan_rekeys_a_child_sa_with_iked() {
     iked_and_charon(
         "strongswan_rekeys_a_child_sa_with_iked",
         Who::Us,
-        Some(Who::Them),
+        Some((Who::Them, Sa::Child)),
+    );
+}
+
+#[test]
+fn iked_rekeys_the_ike_sa_with_strongswan() {
+    iked_and_charon(
+        "iked_rekeys_the_ike_sa_with_strongswan",
+        Who::Us,
+        Some((Who::Us, Sa::Ike)),
+    );
+}
+
+#[test]
+fn strongswan_rekeys_the_ike_sa_with_iked() {
+    iked_and_charon(
+        "strongswan_rekeys_the_ike_sa_with_iked",
+        Who::Us,
+        Some((Who::Them, Sa::Ike)),
     );
 }

@@ -352,3 +352,44 @@ fn ikectl_shows_the_sas_and_takes_a_rule_down_and_up() {
         text(&wrong.stderr)
     );
 }
+
+#[test]
+fn the_ike_sa_is_rekeyed_and_the_tunnel_carries_on() {
+    const TEST: &str = "the_ike_sa_is_rekeyed_and_the_tunnel_carries_on";
+    let Some((mut lab, [(a, da, ia), (b, db, ib)])) =
+        two_gateways(TEST, "active", "main lifetime 5")
+    else {
+        return;
+    };
+    let first = wait_for_sas(&lab, &a, &da, &ia, 2);
+    lab.ping(&a, "10.1.0.1", "10.2.0.1");
+    // Each end rekeys within 4 to 4.5 seconds of the IKE SA's making,
+    // unless the other did first; the new SA is rekeyed in its turn.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rekeys = |ns: &str| {
+        lab.log(&format!("{ns}-iked.log"))
+            .matches("rekeyed, now")
+            .count()
+    };
+    while rekeys(&a) < 2 || rekeys(&b) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            lab.log(&format!("{a}-iked.log"))
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The Child SA went over to the new IKE SAs untouched, the old ones
+    // are gone, and traffic crosses.
+    assert_eq!(wait_for_sas(&lab, &a, &da, &ia, 2), first);
+    wait_for_sas(&lab, &b, &db, &ib, 2);
+    for (ns, i) in [(&a, &ia), (&b, &ib)] {
+        let shown = text(&ikectl(&lab, ns, i, &["show"]).stdout);
+        assert_eq!(shown.matches("IKE SA ").count(), 1, "{shown}");
+    }
+    lab.transfer(&a, &b, "10.1.0.1", "10.2.0.1");
+    for ns in [&a, &b] {
+        let log = lab.log(&format!("{ns}-iked.log"));
+        assert!(!log.contains("failed") && !log.contains("refused"), "{log}");
+    }
+}

@@ -62,7 +62,11 @@ pub struct Policy {
     pub local: IpAddr,
     pub peer: IpAddr,
     pub config: Config,
+    /// The Child SA's lifetimes (its hard one; the soft one is placed
+    /// here).
     pub lifetimes: Lifetimes,
+    /// Seconds the IKE SA lives before it is rekeyed (0: it is not).
+    pub ike_lifetime: u64,
 }
 
 /// What happens to the key manager.
@@ -179,6 +183,14 @@ struct IkeSa {
     /// it needs rekeying (its soft lifetime), if it will.
     child_since: u64,
     child_rekey_at: Option<u64>,
+    /// When this end rekeys the IKE SA, if it will, and its request
+    /// while it does (with the message ID).
+    ike_rekey_at: Option<u64>,
+    ike_rekey: Option<(u32, crate::exchange::ike_rekey::Pending)>,
+    /// Rekeyed: its Child SAs moved to the new IKE SA, and it waits to
+    /// be deleted, by the peer or by this end's request with this ID.
+    superseded: bool,
+    delete_sent: Option<u32>,
 }
 
 impl IkeSa {
@@ -199,6 +211,10 @@ impl IkeSa {
             created: now,
             child_since: 0,
             child_rekey_at: None,
+            ike_rekey_at: None,
+            ike_rekey: None,
+            superseded: false,
+            delete_sent: None,
         }
     }
 }
@@ -286,7 +302,7 @@ impl Keyer {
     /// The established IKE SAs.
     pub fn sessions(&self) -> impl Iterator<Item = (&Policy, &Session)> {
         self.sas.iter().filter_map(|sa| match &sa.state {
-            State::Up(s) => Some((&self.policies[sa.policy], s.as_ref())),
+            State::Up(s) if !sa.superseded => Some((&self.policies[sa.policy], s.as_ref())),
             _ => None,
         })
     }
@@ -589,6 +605,10 @@ impl Keyer {
         let Some(at) = self.sas.iter().position(|sa| sa.spi == spi) else {
             return;
         };
+        if self.sas[at].superseded {
+            // Its delete went unanswered; its Child SAs are the new SA's.
+            return self.forget_superseded(at);
+        }
         let was_up = matches!(self.sas[at].state, State::Up(_));
         if was_up {
             // A dead peer: its Child SAs go, the flows stay.
@@ -637,10 +657,14 @@ impl Keyer {
         let now = self.now;
         for at in 0..self.sas.len() {
             let sa = &mut self.sas[at];
+            if sa.superseded {
+                continue;
+            }
             if sa.rekey_again != 0 && now >= sa.rekey_again && sa.rekey.is_none() {
                 sa.rekey_again = 0;
                 self.start_rekey(at, out);
             }
+            self.maybe_rekey_ike(at, rng, out);
             self.check_liveness(at, rng, out);
         }
         // Half-open SAs that never went on.
@@ -989,6 +1013,7 @@ impl Keyer {
         )));
         self.sas[at].state = State::Up(Box::new(Session::new(established)));
         self.sas[at].heard = self.now;
+        self.sas[at].ike_rekey_at = self.ike_rekey_time(policy, self.sas[at].spi);
     }
 
     /// Keys a Child SA in `ipsecd`: UPDATE for the inbound SA reserved
@@ -1002,13 +1027,9 @@ impl Keyer {
         out: &mut Vec<Action>,
     ) -> Option<u64> {
         let mut lifetimes = self.policies[policy].lifetimes;
-        // The warning comes between 80% and 90% of the lifetime, at a
-        // point the random SPI picks: the two ends, each warned by its
-        // own SAs, seldom rekey at once.
         let hard = lifetimes.hard_seconds;
         if hard > 0 {
-            let spread = (hard / 10).max(1).min(hard - 1);
-            lifetimes.soft_seconds = hard - spread - u64::from(child.spi_in) % (spread + 1);
+            lifetimes.soft_seconds = soft_lifetime(hard, u64::from(child.spi_in));
         }
         let ends = Ends {
             local: path.local.ip(),
@@ -1118,9 +1139,19 @@ impl Keyer {
                     bytes,
                 });
             }
-            self.remove_children(at, out);
+            if !self.sas[at].superseded {
+                self.remove_children(at, out);
+            }
         }
     }
+}
+
+/// When to act before `hard` seconds run out: between 80% and 90% of
+/// them, at a point a random `seed` (an SPI) picks, so that the two ends,
+/// each going by its own SAs, seldom rekey at once.
+fn soft_lifetime(hard: u64, seed: u64) -> u64 {
+    let spread = (hard / 10).max(1).min(hard.saturating_sub(1));
+    hard - spread - seed % (spread + 1)
 }
 
 /// SADB_DELETE for the SA `spi` from `src` to `dst`.
@@ -1167,6 +1198,7 @@ pub fn describe(bytes: &[u8]) -> String {
 }
 
 mod failures;
+mod ike_rekeying;
 mod operate;
 pub use operate::{ChildStatus, NoRule, RuleStatus, SaStatus};
 mod rekeying;

@@ -175,6 +175,7 @@ pub fn policy(
         esn: vec![EsnId::NO],
     };
     let lifetime = rule.phase2.lifetime.unwrap_or(0).max(0) as u64;
+    let ike_lifetime = rule.phase1.lifetime.unwrap_or(0).max(0) as u64;
     let config = Config {
         ike,
         child,
@@ -194,6 +195,7 @@ pub fn policy(
         local,
         peer,
         config,
+        ike_lifetime,
         lifetimes: Lifetimes {
             // The warning is the key manager's to place (see keyer).
             soft_seconds: 0,

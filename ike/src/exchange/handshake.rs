@@ -101,7 +101,7 @@ impl std::fmt::Display for Failure {
 }
 
 /// A Child SA as the initial exchanges set it up, seen from one end.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ChildSa {
     pub suite: ChildSuite,
     /// The SPI this end receives on, and the one it sends with.

@@ -45,6 +45,17 @@ impl Session {
         }
     }
 
+    /// A session for an IKE SA made by rekeying another: both ends count
+    /// their requests from 0.
+    pub fn rekeyed(sa: Established) -> Session {
+        Session {
+            sa,
+            next_request: 0,
+            peer_next: 0,
+            last_response: None,
+        }
+    }
+
     /// Keeps the IKE_AUTH response, for an initiator that repeats its
     /// request (message ID 1).
     pub fn remember_auth_response(&mut self, bytes: Vec<u8>) {

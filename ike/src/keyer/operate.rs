@@ -21,7 +21,8 @@ pub struct RuleStatus<'a> {
 #[derive(Debug)]
 pub struct SaStatus {
     /// "starting" (this end's first request not answered yet),
-    /// "answering" (the peer's IKE_AUTH awaited), or "up".
+    /// "answering" (the peer's IKE_AUTH awaited), "up", or "replaced"
+    /// (rekeyed, its delete under way).
     pub state: &'static str,
     pub spi_i: u64,
     pub spi_r: u64,
@@ -74,15 +75,16 @@ impl Keyer {
                             State::Up(session) => {
                                 let e = &session.sa;
                                 let c = &e.child;
-                                let child = (!sa.child_gone).then(|| ChildStatus {
-                                    spi_in: c.spi_in,
-                                    spi_out: c.spi_out,
-                                    algorithms: c.suite.names(),
-                                    age: now.saturating_sub(sa.child_since),
-                                    rekey_in: sa.child_rekey_at.map(|t| t.saturating_sub(now)),
-                                });
+                                let child =
+                                    (!sa.child_gone && !sa.superseded).then(|| ChildStatus {
+                                        spi_in: c.spi_in,
+                                        spi_out: c.spi_out,
+                                        algorithms: c.suite.names(),
+                                        age: now.saturating_sub(sa.child_since),
+                                        rekey_in: sa.child_rekey_at.map(|t| t.saturating_sub(now)),
+                                    });
                                 (
-                                    "up",
+                                    if sa.superseded { "replaced" } else { "up" },
                                     (e.spi_i, e.spi_r),
                                     e.initiator,
                                     Some(e.suite.names()),

@@ -29,7 +29,7 @@ impl Keyer {
             return;
         };
         let found = self.sas.iter().position(|s| match &s.state {
-            State::Up(session) => {
+            State::Up(session) if !s.superseded => {
                 let c = &session.sa.child;
                 c.spi_in == sa.spi || c.spi_out == sa.spi
             }

@@ -39,7 +39,16 @@ impl Keyer {
                     .is_some_and(|o| o.message_id == h.message_id);
                 if answered {
                     self.sas[at].outstanding = None;
-                    self.rekey_response(at, h.message_id, &payloads, rng, out);
+                    if self.sas[at].superseded {
+                        if self.sas[at].delete_sent == Some(h.message_id) {
+                            // The answer to its delete: it is gone.
+                            self.forget_superseded(at);
+                        }
+                        return;
+                    }
+                    if !self.ike_rekey_response(at, h.message_id, &payloads, rng, out) {
+                        self.rekey_response(at, h.message_id, &payloads, rng, out);
+                    }
                 }
             }
             Err(Failure::Unprotected(_)) => self.drops.unprotected += 1,
@@ -58,7 +67,13 @@ impl Keyer {
         rng: &mut dyn CryptoRngCore,
         out: &mut Vec<Action>,
     ) {
+        if self.sas[at].superseded {
+            return self.superseded_request(at, local, remote, h, &payloads, rng, out);
+        }
         if h.exchange == ExchangeType::CREATE_CHILD_SA {
+            if crate::exchange::ike_rekey::is_request(&payloads) {
+                return self.peer_ike_rekey(at, local, remote, h, payloads, rng, out);
+            }
             return self.peer_rekey(at, local, remote, h, payloads, rng, out);
         }
         let State::Up(session) = &self.sas[at].state else {
@@ -144,6 +159,46 @@ impl Keyer {
         }
     }
 
+    /// A request over an IKE SA that was rekeyed: its delete ends it;
+    /// anything else is answered emptily, or put off (a CREATE_CHILD_SA
+    /// belongs on the new SA).
+    #[allow(clippy::too_many_arguments)]
+    fn superseded_request(
+        &mut self,
+        at: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        h: Header,
+        payloads: &[Payload],
+        rng: &mut dyn CryptoRngCore,
+        out: &mut Vec<Action>,
+    ) {
+        let deletes_ike = payloads
+            .iter()
+            .any(|p| matches!(&p.body, Body::Delete(d) if d.protocol == ProtocolId::IKE));
+        let answer = if h.exchange == ExchangeType::CREATE_CHILD_SA {
+            vec![Payload::new(Body::Notify(crate::wire::Notify::new(
+                crate::wire::NotifyType::TEMPORARY_FAILURE,
+                Vec::new(),
+            )))]
+        } else {
+            Vec::new()
+        };
+        let State::Up(session) = &mut self.sas[at].state else {
+            return;
+        };
+        if let Ok(response) = session.respond(&h, &answer, rng) {
+            out.push(Action::Send {
+                local,
+                remote,
+                bytes: response,
+            });
+        }
+        if deletes_ike {
+            self.forget_superseded(at);
+        }
+    }
+
     /// An established SA whose peer has been silent for [`LIVENESS`]
     /// seconds, with no request of this end's waiting, gets an empty
     /// INFORMATIONAL request; one left unanswered through its
@@ -156,7 +211,11 @@ impl Keyer {
     ) {
         let now = self.now;
         let sa = &mut self.sas[at];
-        if sa.outstanding.is_some() || sa.rekey.is_some() || now < sa.heard + LIVENESS {
+        if sa.superseded
+            || sa.outstanding.is_some()
+            || sa.rekey.is_some()
+            || now < sa.heard + LIVENESS
+        {
             return;
         }
         let path = sa.path;

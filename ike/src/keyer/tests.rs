@@ -59,6 +59,7 @@ fn policy(me: &str, peer: &str, mine: &str, theirs: &str, start: Start) -> Polic
             transport: false,
         },
         lifetimes: Lifetimes::default(),
+        ike_lifetime: 0,
     }
 }
 
@@ -973,4 +974,111 @@ fn status_tells_when_a_child_sa_will_be_rekeyed() {
         (60..=70).contains(&rekey_in),
         "80-90 s after it went in: {rekey_in}"
     );
+}
+
+/// Two sides whose IKE SAs live `a` and `b` seconds (0: not rekeyed),
+/// up after the initial exchanges at time 0.
+fn ike_lifetimes(a: u64, b: u64, rng: &mut dyn CryptoRngCore) -> [Side; 2] {
+    let mut queue = Vec::new();
+    let mut pa = policy(
+        "192.0.2.1",
+        "192.0.2.2",
+        "10.1.0.0/16",
+        "10.2.0.0/16",
+        Start::Active,
+    );
+    pa.ike_lifetime = a;
+    let mut pb = policy(
+        "192.0.2.2",
+        "192.0.2.1",
+        "10.2.0.0/16",
+        "10.1.0.0/16",
+        Start::Passive,
+    );
+    pb.ike_lifetime = b;
+    let a = side(100, pa, rng, &mut queue, 0);
+    let b = side(200, pb, rng, &mut queue, 1);
+    let mut sides = [a, b];
+    pump(&mut sides, queue, 0, rng, &mut |_| false);
+    sides
+}
+
+/// Both sides' clocks tick at `now`, and what follows is delivered.
+fn tick_both(sides: &mut [Side; 2], now: u64, rng: &mut dyn CryptoRngCore) {
+    let mut queue = Vec::new();
+    for i in 0..2 {
+        let out = sides[i].keyer.handle(Event::Tick, now, rng);
+        queue.extend(out.into_iter().map(|a| (i, a)));
+    }
+    pump(sides, queue, now, rng, &mut |_| false);
+}
+
+fn ike_spis(side: &Side) -> (u64, u64, bool) {
+    let (_, s) = side.keyer.sessions().next().expect("an IKE SA");
+    (s.sa.spi_i, s.sa.spi_r, s.sa.initiator)
+}
+
+#[test]
+fn either_end_rekeys_the_ike_sa_and_the_child_sa_moves_to_the_new_one() {
+    for (who, a, b) in [(0, 100, 0), (1, 0, 100)] {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(60 + who as u64);
+        let mut sides = ike_lifetimes(a, b, &mut rng);
+        let before = (ike_spis(&sides[0]), child_spis(&sides[0]));
+        // Not before 80% of the lifetime.
+        tick_both(&mut sides, 79, &mut rng);
+        assert_eq!(ike_spis(&sides[0]), before.0);
+        tick_both(&mut sides, 90, &mut rng);
+        let (spi_i, spi_r, initiator) = ike_spis(&sides[0]);
+        assert_ne!(
+            (spi_i, spi_r),
+            (before.0.0, before.0.1),
+            "{:?}",
+            sides[who].log
+        );
+        assert_eq!(ike_spis(&sides[1]), (spi_i, spi_r, !initiator));
+        assert_eq!(initiator, who == 0, "the end that asked starts the new SA");
+        for s in &sides {
+            assert_eq!(s.keyer.sas.len(), 1, "the old IKE SA is gone: {:?}", s.log);
+            assert!(
+                s.log
+                    .iter()
+                    .any(|l| l.contains("IKE SA with") && l.contains("rekeyed"))
+            );
+            assert_eq!(s.engine.sad.len(), 2, "the Child SA stays");
+        }
+        assert_eq!(child_spis(&sides[0]), before.1);
+        assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
+        assert!(send(&mut sides, 1, 0, "10.2.0.7", "10.1.0.5").1);
+        // The new SA carries requests both ways (its message IDs from 0):
+        // a liveness check each, after a silent minute.
+        tick_both(&mut sides, 90 + LIVENESS, &mut rng);
+        tick_both(&mut sides, 90 + 2 * LIVENESS, &mut rng);
+        for s in &sides {
+            assert_eq!(s.keyer.drops, Drops::default(), "{:?}", s.log);
+            assert_eq!(s.keyer.sessions().count(), 1);
+        }
+        // And the new SA is rekeyed in its turn.
+        tick_both(&mut sides, 90 + 2 * LIVENESS + 90, &mut rng);
+        assert_ne!(ike_spis(&sides[0]).0, spi_i);
+        assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
+    }
+}
+
+#[test]
+fn simultaneous_ike_sa_rekeys_are_put_off_and_one_goes_through() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(62);
+    let mut sides = ike_lifetimes(100, 100, &mut rng);
+    let before = ike_spis(&sides[0]);
+    let mut now = 90;
+    while ike_spis(&sides[0]) == before {
+        tick_both(&mut sides, now, &mut rng);
+        now += 1;
+        assert!(now < 120, "the rekeys never parted");
+    }
+    assert_eq!(ike_spis(&sides[1]).0, ike_spis(&sides[0]).0);
+    for s in &sides {
+        assert_eq!(s.keyer.sas.len(), 1, "{:?}", s.log);
+        assert_eq!(s.engine.sad.len(), 2);
+    }
+    assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
 }
