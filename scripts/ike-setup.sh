@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# ike-setup.sh - how fast one iked brings up tunnels with another.
+#
+#   scripts/ike-setup.sh [N]     (as root; N tunnels, default 100)
+#   scripts/ike-setup.sh -h      (this text)
+#
+# Two gateways in fresh network namespaces (names carry the pid), joined
+# by a veth pair, each running ipsecd and iked:
+#
+#   [a ipsecd iked] 192.0.2.1 wa ==== wb 192.0.2.2 [b ipsecd iked]
+#
+# Each run loads B's passive rules, then A's active ones, through
+# ipsecctl -i, and times from A's load until A's ipsecd holds every
+# tunnel's two SAs (each rule its own IKE SA: IKE_SA_INIT, IKE_AUTH,
+# GETSPI, UPDATE and ADD on both sides). Rule i joins 10.1.x.y to
+# 10.2.x.y, both /32, with a shared key and iked's default offer
+# (AES-256-GCM, Curve25519 first). The gateways are torn down after
+# each run.
+#
+# Output: per run, the time for one tunnel and for N, then the medians
+# and N tunnels per second. Past 32 half-open IKE SAs the responder
+# asks for cookies, as it would under a flood: that costs the later
+# tunnels a round trip, and is part of what is measured.
+#
+# Environment: REPS=3; IPSECD, IPSECCTL, IKED (default target/release:
+# cargo build --release --locked --bin ipsecd --bin ipsecctl --bin iked).
+#
+# Needs root and iproute2. On exit, error or Ctrl-C everything it
+# started is stopped by pid and its namespaces go.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+REPS=${REPS:-3}
+IPSECD=${IPSECD:-$here/target/release/ipsecd}
+IPSECCTL=${IPSECCTL:-$here/target/release/ipsecctl}
+IKED=${IKED:-$here/target/release/iked}
+
+die() { echo "ike-setup.sh: $*" >&2; exit 1; }
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
+
+N=100
+case ${1:-} in
+  -h | --help) usage; exit 0 ;;
+  '') ;;
+  *) N=$1 ;;
+esac
+[[ $N =~ ^[1-9][0-9]*$ ]] && ((N <= 65536)) || die "N must be a whole number from 1 to 65536"
+[[ $REPS =~ ^[1-9][0-9]*$ ]] || die "REPS must be a positive whole number"
+[[ $(id -u) == 0 ]] || die "run it as root: it creates network namespaces"
+for b in "$IPSECD" "$IPSECCTL" "$IKED"; do
+  [[ -x $b ]] || die "$b missing; build with cargo build --release --locked --bin ipsecd --bin ipsecctl --bin iked"
+done
+command -v ip >/dev/null 2>&1 || die "missing: ip (iproute2)"
+
+tag=is$$
+A=$tag-a B=$tag-b
+WORK=$(mktemp -d /tmp/ike-setup.XXXXXX)
+chmod 700 "$WORK"
+started=()
+
+stop() {
+  local p
+  for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "$@"; do
+    for _ in $(seq 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+}
+
+down() {
+  # iked first: it goes when its ipsecd does, but should say goodbye.
+  ((${#started[@]})) && stop "${started[@]}"
+  started=()
+  local ns
+  for ns in "$A" "$B"; do ip netns del "$ns" 2>/dev/null || true; done
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM HUP
+  set +e
+  down
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+ns() { ip netns exec "$@"; }
+
+# Waits up to 10 s for a path to exist.
+await_path() {
+  local i
+  for i in $(seq 500); do [[ -e $1 ]] && return 0; sleep 0.02; done
+  die "timed out waiting for $1"
+}
+
+# Rules for n tunnels, as seen from side $1 (a or b).
+rules() {
+  local side=$1 n=$2 i x y
+  for ((i = 0; i < n; i++)); do
+    x=$((i / 256)) y=$((i % 256))
+    if [[ $side == a ]]; then
+      echo "ike active esp from 10.1.$x.$y to 10.2.$x.$y local 192.0.2.1 peer 192.0.2.2 psk \"setup-rate\""
+    else
+      echo "ike passive esp from 10.2.$x.$y to 10.1.$x.$y local 192.0.2.2 peer 192.0.2.1 psk \"setup-rate\""
+    fi
+  done
+}
+
+up() {
+  ip netns add "$A"
+  ip netns add "$B"
+  ip link add wa netns "$A" type veth peer name wb netns "$B"
+  ns "$A" ip addr add 192.0.2.1/24 dev wa
+  ns "$B" ip addr add 192.0.2.2/24 dev wb
+  local n
+  for n in "$A" "$B"; do
+    ns "$n" ip link set lo up
+  done
+  ns "$A" ip link set wa up
+  ns "$B" ip link set wb up
+  local side name
+  for side in a b; do
+    name=$tag-$side
+    rm -f "$WORK/$side.sock" "$WORK/$side-iked.sock"
+    ns "$name" "$IPSECD" -d -s "$WORK/$side.sock" >"$WORK/$side-ipsecd.log" 2>&1 &
+    started+=($!)
+    await_path "$WORK/$side.sock"
+    ns "$name" "$IKED" -d -s "$WORK/$side-iked.sock" -S "$WORK/$side.sock" >"$WORK/$side-iked.log" 2>&1 &
+    started+=($!)
+    await_path "$WORK/$side-iked.sock"
+  done
+}
+
+# Loads n tunnels and prints the seconds until A holds all their SAs.
+run() {
+  local n=$1 side
+  for side in a b; do
+    rules "$side" "$n" >"$WORK/$side.conf"
+    chmod 600 "$WORK/$side.conf"
+  done
+  ns "$B" "$IPSECCTL" -S "$WORK/b.sock" -i "$WORK/b-iked.sock" -f "$WORK/b.conf"
+  local t0 t1 have
+  t0=$(date +%s.%N)
+  ns "$A" "$IPSECCTL" -S "$WORK/a.sock" -i "$WORK/a-iked.sock" -f "$WORK/a.conf"
+  for _ in $(seq 6000); do
+    have=$(ns "$A" "$IPSECCTL" -S "$WORK/a.sock" -s sa | wc -l)
+    ((have >= 2 * n)) && break
+    sleep 0.01
+  done
+  t1=$(date +%s.%N)
+  ((have >= 2 * n)) || die "only $have of $((2 * n)) SAs after 60 s; logs in $WORK"
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", b - a }'
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+ones=() alls=()
+for rep in $(seq "$REPS"); do
+  up
+  one=$(run 1)
+  down
+  up
+  all=$(run "$N")
+  down
+  printf 'run %d: one tunnel %.3f s; %d tunnels %.3f s\n' "$rep" "$one" "$N" "$all"
+  ones+=("$one") alls+=("$all")
+done
+one=$(printf '%s\n' "${ones[@]}" | median)
+all=$(printf '%s\n' "${alls[@]}" | median)
+awk -v one="$one" -v n="$N" -v all="$all" 'BEGIN {
+  printf "median: one tunnel in %.0f ms; %d tunnels in %.3f s, %.0f tunnels/s\n", one * 1000, n, all, n / all
+}'
