@@ -247,6 +247,9 @@ pub struct Keyer {
     held: Vec<bool>,
     cookies: crate::exchange::cookie::Cookies,
     failures: failures::FailureLog,
+    /// The wall clock's seconds since 1970 when `now` was 0, for
+    /// certificates' validity.
+    unix_epoch: u64,
     sas: Vec<IkeSa>,
     pending: Vec<(u32, Waiting)>,
     pub drops: Drops,
@@ -273,6 +276,7 @@ impl Keyer {
             held: Vec::new(),
             cookies: crate::exchange::cookie::Cookies::new(*secret),
             failures: failures::FailureLog::default(),
+            unix_epoch: 0,
             sas: Vec::new(),
             pending: Vec::new(),
             drops: Drops::default(),
@@ -287,6 +291,16 @@ impl Keyer {
             k.add(p, rng, &mut out);
         }
         (k, out)
+    }
+
+    /// Tells the key manager the wall clock's time, in seconds since 1970,
+    /// at `now` 0: certificates are checked against it.
+    pub fn set_unix_epoch(&mut self, unix: u64) {
+        self.unix_epoch = unix;
+    }
+
+    fn unix_now(&self) -> u64 {
+        self.unix_epoch + self.now
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -530,7 +544,8 @@ impl Keyer {
         let policy = self.sas[at].policy;
         match &mut self.sas[at].state {
             State::Reserving => {
-                let config = self.policies[policy].config.clone();
+                let mut config = self.policies[policy].config.clone();
+                config.unix = self.unix_now();
                 let path = self.sas[at].path;
                 match Initiator::start(config, path, spi, rng) {
                     Ok((initiator, request)) => {
@@ -801,7 +816,8 @@ impl Keyer {
         }
         let spi = self.fresh_spi(rng);
         let path = Path { local, remote };
-        let config = self.policies[index].config.clone();
+        let mut config = self.policies[index].config.clone();
+        config.unix = self.unix_now();
         match Responder::start(config, path, bytes, spi, rng) {
             Ok(Answer::Go(response, responder)) => {
                 let (peer_spi, _) = responder.spis();

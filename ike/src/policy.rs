@@ -5,6 +5,8 @@
 //! should no longer use (MODP-1024 and smaller, MD5) or one this daemon
 //! lacks, the rule is refused with the reason.
 
+use crate::crypto::pki::Pki;
+use crate::exchange::auth::Credentials;
 use crate::exchange::handshake::Config;
 use crate::exchange::selectors::of_net;
 use crate::exchange::suite::{ChildOffer, Encr, IkeOffer};
@@ -14,6 +16,7 @@ use crate::wire::{DhGroup, EncrId, EsnId, IdType, Identification, IntegId, PrfId
 use ipsec_compiler::rule::{ExchangeMode, Ike, IkeAuth, IkeMode, Mode, SaType};
 use ipsec_compiler::xform::{Auth, Enc, Group};
 use std::net::IpAddr;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// The offer when a rule names no cipher.
@@ -94,11 +97,14 @@ fn address_id(ip: IpAddr) -> Identification {
 }
 
 /// The policy for `rule`, named `name`. `local_for` gives this host's
-/// address toward a peer, for a rule that names no `local`.
+/// address toward a peer, for a rule that names no `local`; `pki` this
+/// host's key, certificate and trusted authorities, for a rule that
+/// authenticates with them (`rsa`, the default).
 pub fn policy(
     rule: &Ike,
     name: String,
     local_for: &dyn Fn(IpAddr) -> Option<IpAddr>,
+    pki: &dyn Fn() -> Result<Arc<Pki>, String>,
 ) -> Result<Policy, String> {
     let start = match rule.mode {
         IkeMode::Active => Start::Active,
@@ -140,8 +146,9 @@ pub fn policy(
         .map(|l| l.ip)
         .or_else(|| local_for(peer))
         .ok_or("no local address toward the peer (give one with local)")?;
-    let IkeAuth::Psk(secret) = &rule.auth else {
-        return Err("public-key authentication is not in this version of iked: use psk".into());
+    let credentials = match &rule.auth {
+        IkeAuth::Psk(secret) => Credentials::Psk(Zeroizing::new(secret.as_bytes().to_vec())),
+        IkeAuth::Rsa => Credentials::Certificate(pki()?),
     };
     let p1 = &rule.phase1.transforms;
     let hashes = match p1.auth {
@@ -184,7 +191,8 @@ pub fn policy(
             .as_ref()
             .map_or_else(|| address_id(local), |id| identity(&id.id)),
         remote_id: rule.dstid.as_ref().map(|id| identity(&id.id)),
-        psk: Zeroizing::new(secret.as_bytes().to_vec()),
+        credentials,
+        unix: 0,
         ts_local: vec![of_net(rule.src.ip, rule.src.bits, rule.proto, rule.sport)],
         ts_remote: vec![of_net(rule.dst.ip, rule.dst.bits, rule.proto, rule.dport)],
         transport: rule.tmode == Mode::Transport,
@@ -227,19 +235,23 @@ mod tests {
         None
     }
 
+    fn no_pki() -> Result<Arc<Pki>, String> {
+        Err("no certificates here".into())
+    }
+
     #[test]
     fn a_rule_becomes_a_policy_with_modern_defaults() {
         let r = &rules(
             "ike active esp from 10.1.0.0/24 to 10.2.0.0/24 local 192.0.2.1 peer 192.0.2.2 \
              srcid a.example psk \"secret\"\n",
         )[0];
-        let p = policy(r, "rule 1".into(), &no_route).unwrap();
+        let p = policy(r, "rule 1".into(), &no_route, &no_pki).unwrap();
         assert_eq!(p.start, Start::Active);
         assert_eq!(p.local, "192.0.2.1".parse::<IpAddr>().unwrap());
         assert_eq!(p.peer, "192.0.2.2".parse::<IpAddr>().unwrap());
         assert_eq!(p.config.ike.dh, GROUPS);
         assert_eq!(p.config.child.encr, CIPHERS);
-        assert_eq!(*p.config.psk, *b"secret");
+        assert!(matches!(&p.config.credentials, Credentials::Psk(k) if **k == *b"secret"));
         assert_eq!(p.config.local_id, identity("a.example"));
         assert_eq!(p.config.remote_id, None);
         assert_eq!(
@@ -256,7 +268,13 @@ mod tests {
              main auth hmac-sha2-384 enc aes-256 group ecp384 \
              quick enc aes-128-gcm group modp3072 lifetime 600 psk \"k\"\n",
         )[0];
-        let p = policy(r, "rule".into(), &|_| Some("192.0.2.1".parse().unwrap())).unwrap();
+        let p = policy(
+            r,
+            "rule".into(),
+            &|_| Some("192.0.2.1".parse().unwrap()),
+            &no_pki,
+        )
+        .unwrap();
         assert_eq!(p.start, Start::OnDemand);
         assert_eq!(p.config.ike.encr, [(EncrId::AES_CBC, Some(256))]);
         assert_eq!(p.config.ike.prf, [PrfId::HMAC_SHA2_384]);
@@ -267,22 +285,22 @@ mod tests {
         assert_eq!(p.lifetimes.hard_seconds, 600);
         let weak = &rules("ike esp from 192.0.2.1 to 192.0.2.2 main group modp1024 psk \"k\"\n")[0];
         let here = |_: IpAddr| Some("192.0.2.1".parse().unwrap());
-        let err = policy(weak, "rule".into(), &here).unwrap_err();
+        let err = policy(weak, "rule".into(), &here, &no_pki).unwrap_err();
         assert!(err.contains("too weak"), "{err}");
         let aggressive = &rules("ike esp from 192.0.2.1 to 192.0.2.2 aggressive psk \"k\"\n")[0];
-        let err = policy(aggressive, "rule".into(), &here).unwrap_err();
+        let err = policy(aggressive, "rule".into(), &here, &no_pki).unwrap_err();
         assert!(err.contains("IKEv1"), "{err}");
         let anyone = &rules("ike passive esp from 10.1.0.0/16 to 10.2.0.0/16 psk \"k\"\n")[0];
-        let err = policy(anyone, "rule".into(), &here).unwrap_err();
+        let err = policy(anyone, "rule".into(), &here, &no_pki).unwrap_err();
         assert!(err.contains("needs a peer"), "{err}");
-        let rsa = &rules("ike esp from 192.0.2.1 to 192.0.2.2\n")[0];
-        assert!(
-            policy(rsa, "rule".into(), &here)
-                .unwrap_err()
-                .contains("psk")
+        // Without psk, the host's certificates; when it has none, why.
+        let rsa = &rules("ike esp from 192.0.2.1 to 192.0.2.2 main lifetime 3600\n")[0];
+        assert_eq!(
+            policy(rsa, "rule".into(), &here, &no_pki).unwrap_err(),
+            "no certificates here"
         );
         assert!(
-            policy(rsa, "rule".into(), &no_route)
+            policy(rsa, "rule".into(), &no_route, &no_pki)
                 .unwrap_err()
                 .contains("local"),
             "no route to the peer"

@@ -46,7 +46,10 @@ fn config(me: &str, mine: &str, theirs: &str, child_encr: (EncrId, Option<u16>))
             data: me.parse::<std::net::Ipv4Addr>().unwrap().octets().to_vec(),
         },
         remote_id: None,
-        psk: Zeroizing::new(b"a key both ends hold".to_vec()),
+        credentials: ipsec_ike::exchange::auth::Credentials::Psk(Zeroizing::new(
+            b"a key both ends hold".to_vec(),
+        )),
+        unix: 0,
         ts_local: vec![net(mine)],
         ts_remote: vec![net(theirs)],
         transport: false,

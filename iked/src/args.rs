@@ -1,11 +1,15 @@
-//! `iked [-dv] [-s socket] [-S ipsecd-socket]`.
+//! `iked [-dv] [-c directory] [-s socket] [-S ipsecd-socket]`.
 
 /// The control socket `ipsecctl -i` talks to, by default.
 pub const DEFAULT_SOCKET: &str = "/run/ipsecd/iked.sock";
 /// `ipsecd`'s, by default (as `ipsecctl`'s, and `IPSECD_SOCKET` too).
 pub const DEFAULT_IPSECD: &str = "/run/ipsecd/ipsecd.sock";
 
-pub const USAGE: &str = "usage: iked [-dv] [-s socket] [-S ipsecd-socket]";
+/// Where this host's key, certificate and trusted authorities are, by
+/// default (OpenBSD's iked's place).
+pub const DEFAULT_PKI: &str = "/etc/iked";
+
+pub const USAGE: &str = "usage: iked [-dv] [-c directory] [-s socket] [-S ipsecd-socket]";
 
 /// The command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +18,7 @@ pub struct Args {
     pub verbose: u8,
     pub socket: String,
     pub ipsecd: String,
+    pub pki: String,
 }
 
 /// Reads the arguments after the program's name.
@@ -23,6 +28,7 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
         verbose: 0,
         socket: DEFAULT_SOCKET.into(),
         ipsecd: std::env::var("IPSECD_SOCKET").unwrap_or_else(|_| DEFAULT_IPSECD.into()),
+        pki: DEFAULT_PKI.into(),
     };
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
@@ -34,17 +40,17 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
             match c {
                 'd' => args.foreground = true,
                 'v' => args.verbose = args.verbose.saturating_add(1),
-                's' | 'S' => {
+                's' | 'S' | 'c' => {
                     let rest: String = chars.by_ref().collect();
                     let value = if rest.is_empty() {
                         it.next().cloned().ok_or(format!("-{c} needs a path"))?
                     } else {
                         rest
                     };
-                    if c == 's' {
-                        args.socket = value;
-                    } else {
-                        args.ipsecd = value;
+                    match c {
+                        's' => args.socket = value,
+                        'S' => args.ipsecd = value,
+                        _ => args.pki = value,
                     }
                 }
                 other => return Err(format!("unknown option -{other}")),
@@ -65,7 +71,9 @@ mod tests {
 
     #[test]
     fn flags_and_sockets() {
-        let a = parse_words("-dvv -s /tmp/i.sock -S/tmp/d.sock").unwrap();
+        let a = parse_words("-dvv -s /tmp/i.sock -S/tmp/d.sock -c /tmp/pki").unwrap();
+        assert_eq!(a.pki, "/tmp/pki");
+        assert_eq!(parse_words("-d").unwrap().pki, DEFAULT_PKI);
         assert!(a.foreground);
         assert_eq!(a.verbose, 2);
         assert_eq!(

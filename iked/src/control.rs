@@ -4,10 +4,12 @@
 //! and why. `ikectl` sends `show` (or `show json`) for the rules and
 //! their SAs, and `up N` or `down N` to bring rule N up or take it down.
 
-use ipsec_compiler::rule::RuleKind;
+use ipsec_compiler::rule::{Ike, RuleKind};
 use ipsec_compiler::{Fixed, compile_text, print::ike_statement};
+use ipsec_ike::crypto::pki::Pki;
 use ipsec_ike::keyer::Policy;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// One request.
 #[derive(Debug, PartialEq, Eq)]
@@ -55,27 +57,42 @@ fn rule_number(text: &str) -> Result<usize, String> {
 
 /// The policies `text`'s `ike` statements make; each is named by its
 /// statement without the key, which is also how `delete` finds it.
-/// `local_for` gives this host's address toward a peer.
+/// `local_for` gives this host's address toward a peer, `pki` its
+/// certificates, for rules that use them.
 pub fn policies(
     text: &str,
     local_for: &dyn Fn(IpAddr) -> Option<IpAddr>,
+    pki: &dyn Fn() -> Result<Arc<Pki>, String>,
 ) -> Result<Vec<Policy>, String> {
+    let mut policies = Vec::new();
+    for (ike, name) in rules(text)? {
+        let policy = ipsec_ike::policy::policy(&ike, name.clone(), local_for, pki)
+            .map_err(|why| format!("{name}: {why}"))?;
+        policies.push(policy);
+    }
+    Ok(policies)
+}
+
+/// The names of `text`'s `ike` statements' rules, for `delete`.
+pub fn names(text: &str) -> Result<Vec<String>, String> {
+    Ok(rules(text)?.into_iter().map(|(_, name)| name).collect())
+}
+
+fn rules(text: &str) -> Result<Vec<(Ike, String)>, String> {
     let out = compile_text("ipsecctl", text, &Fixed::standard(), &Default::default());
     if !out.ok() {
         let why: Vec<&str> = out.diagnostics.iter().map(|d| d.message.as_str()).collect();
         return Err(why.join("; "));
     }
-    let mut policies = Vec::new();
-    for rule in &out.rules {
-        let RuleKind::Ike(ike) = &rule.kind else {
+    let mut rules = Vec::new();
+    for rule in out.rules {
+        let RuleKind::Ike(ike) = rule.kind else {
             return Err("only ike rules go to iked".into());
         };
-        let name = ike_statement(ike, false)?.trim_end().to_owned();
-        let policy = ipsec_ike::policy::policy(ike, name.clone(), local_for)
-            .map_err(|why| format!("{name}: {why}"))?;
-        policies.push(policy);
+        let name = ike_statement(&ike, false)?.trim_end().to_owned();
+        rules.push((*ike, name));
     }
-    Ok(policies)
+    Ok(rules)
 }
 
 #[cfg(test)]
@@ -97,9 +114,11 @@ mod tests {
         );
         assert!(parse(b"frob").is_err());
         let here = |_: IpAddr| Some("192.0.2.1".parse().unwrap());
+        let none = || Err("no certificates".to_owned());
         let p = policies(
             "ike esp from 10.1.0.0/16 to 10.2.0.0/16 peer 192.0.2.2 psk \"k\"\n",
             &here,
+            &none,
         )
         .unwrap();
         assert_eq!(p.len(), 1);
@@ -108,8 +127,21 @@ mod tests {
             p[0].name
                 .starts_with("ike active esp tunnel from 10.1.0.0/16")
         );
-        let flows = policies("flow esp from 10.0.0.1 to 10.0.0.2 peer 192.0.2.2\n", &here);
+        let flows = policies(
+            "flow esp from 10.0.0.1 to 10.0.0.2 peer 192.0.2.2\n",
+            &here,
+            &none,
+        );
         assert!(flows.unwrap_err().contains("only ike"));
-        assert!(policies("ike frob\n", &here).is_err());
+        assert!(policies("ike frob\n", &here, &none).is_err());
+        // A rule with certificates says why it cannot have them; delete
+        // needs only the names.
+        let rsa = "ike esp from 10.1.0.0/16 to 10.2.0.0/16 peer 192.0.2.2\n";
+        assert!(
+            policies(rsa, &here, &none)
+                .unwrap_err()
+                .contains("no certificates")
+        );
+        assert_eq!(names(rsa).unwrap().len(), 1);
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::args::{self, Args};
 use crate::control::{self, Request};
+use crate::pki_files;
 use crate::status;
 use crate::udp::{self, Sockets};
 use ipsec_ike::keyer::{Action, Event, Keyer};
@@ -23,11 +24,22 @@ struct Shell {
     sockets: Sockets,
     rng: rand_core::OsRng,
     start: Instant,
+    /// The directory of this host's key, certificate and authorities.
+    pki: String,
 }
 
 impl Shell {
     fn now(&self) -> u64 {
         self.start.elapsed().as_secs()
+    }
+
+    /// The wall clock's seconds since 1970 at `now` 0, for checking
+    /// certificates' times (read again each round: the clock may be set).
+    fn unix_epoch(&self) -> u64 {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        unix.saturating_sub(self.now())
     }
 
     /// Carries out what the key manager asked.
@@ -71,7 +83,9 @@ fn serve(request: &[u8], keyer: &mut Keyer, shell: &mut Shell) -> String {
     };
     let now = shell.now();
     match request {
-        Request::Add(text) => match control::policies(&text, &udp::local_toward) {
+        Request::Add(text) => match control::policies(&text, &udp::local_toward, &|| {
+            pki_files::load(Path::new(&shell.pki))
+        }) {
             Ok(policies) => {
                 let n = policies.len();
                 for p in policies {
@@ -86,13 +100,13 @@ fn serve(request: &[u8], keyer: &mut Keyer, shell: &mut Shell) -> String {
             }
             Err(why) => format!("error: {why}\n"),
         },
-        Request::Delete(text) => match control::policies(&text, &udp::local_toward) {
-            Ok(policies) => {
+        Request::Delete(text) => match control::names(&text) {
+            Ok(names) => {
                 let mut missing = Vec::new();
-                for p in policies {
-                    match keyer.remove_policy(&p.name, &mut shell.rng) {
+                for name in names {
+                    match keyer.remove_policy(&name, &mut shell.rng) {
                         Some(actions) => shell.perform(actions),
-                        None => missing.push(p.name),
+                        None => missing.push(name),
                     }
                 }
                 if missing.is_empty() {
@@ -193,6 +207,7 @@ pub fn main() -> ExitCode {
         sockets: Sockets::default(),
         rng: rand_core::OsRng,
         start: Instant::now(),
+        pki: args.pki.clone(),
     };
     if !args.foreground {
         if let Err(e) = ipsecd::daemonize() {
@@ -208,6 +223,7 @@ pub fn main() -> ExitCode {
     let mut buf = vec![0u8; 65536];
     let mut ticked = 0;
     loop {
+        keyer.set_unix_epoch(shell.unix_epoch());
         let mut fds = vec![signals.fd(), listener.fd(), shell.pfkey.fd()];
         fds.extend(clients.iter().map(Client::fd));
         fds.extend(shell.sockets.fds());

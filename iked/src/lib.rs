@@ -8,6 +8,7 @@ mod args;
 mod control;
 mod daemon;
 pub mod ikectl;
+mod pki_files;
 mod status;
 mod udp;
 

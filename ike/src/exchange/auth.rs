@@ -1,11 +1,98 @@
 //! What an AUTH payload proves (RFC 7296 §2.15): possession of the key,
 //! over the sender's first message, the peer's nonce, and a MAC of the
-//! sender's identity under SK_pi or SK_pr.
+//! sender's identity under SK_pi or SK_pr. The key is shared, or it is a
+//! private key whose certificate the CERT payload carries (RFC 7427's
+//! Digital Signature method).
 
+use crate::crypto::pki::Pki;
 use crate::crypto::prf::{Prf, Secret};
-use crate::wire::Identification;
+use crate::wire::{AuthMethod, Body, CertEncoding, Identification, Payload};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
+
+/// How this end proves itself, and what it takes from the peer.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// A key both ends know.
+    Psk(Zeroizing<Vec<u8>>),
+    /// This end's key and certificate, and the authorities it trusts.
+    Certificate(Arc<Pki>),
+}
+
+impl Credentials {
+    /// The CERTREQ payload for IKE_SA_INIT: the authorities this end
+    /// trusts, so that the peer sends its certificate.
+    pub fn cert_request(&self) -> Option<Payload> {
+        match self {
+            Credentials::Psk(_) => None,
+            Credentials::Certificate(pki) => Some(Payload::new(Body::CertReq {
+                encoding: CertEncoding::X509_SIGNATURE,
+                data: pki.authorities(),
+            })),
+        }
+    }
+
+    /// This end's CERT payload, if any, and its AUTH payload over
+    /// `octets`; `None` when the key cannot sign.
+    pub fn prove(&self, prf: Prf, octets: &[u8]) -> Option<Vec<Payload>> {
+        Some(match self {
+            Credentials::Psk(key) => vec![Payload::new(Body::Auth {
+                method: AuthMethod::SHARED_KEY_MIC,
+                data: psk(prf, key, octets).to_vec(),
+            })],
+            Credentials::Certificate(pki) => vec![
+                Payload::new(Body::Cert {
+                    encoding: CertEncoding::X509_SIGNATURE,
+                    data: pki.certificate().to_vec(),
+                }),
+                Payload::new(Body::Auth {
+                    method: AuthMethod::DIGITAL_SIGNATURE,
+                    data: pki.sign_auth(octets).ok()?,
+                }),
+            ],
+        })
+    }
+
+    /// Whether the peer's AUTH (`method`, `data`) over `octets`, with the
+    /// certificates of its CERT payloads, proves the identity `id` at
+    /// `unix` seconds.
+    pub fn check(
+        &self,
+        prf: Prf,
+        octets: &[u8],
+        id: &Identification,
+        (method, data): (AuthMethod, &[u8]),
+        certs: &[Vec<u8>],
+        unix: u64,
+    ) -> bool {
+        match self {
+            Credentials::Psk(key) => {
+                method == AuthMethod::SHARED_KEY_MIC && psk_matches(prf, key, octets, data)
+            }
+            Credentials::Certificate(pki) => {
+                method == AuthMethod::DIGITAL_SIGNATURE
+                    && pki
+                        .verify_peer(certs, id, unix)
+                        .is_ok_and(|key| key.verify_auth(octets, data).is_ok())
+            }
+        }
+    }
+}
+
+/// The X.509 certificates among `payloads`, in order (the peer's own
+/// first).
+pub fn certificates(payloads: &[Payload]) -> Vec<Vec<u8>> {
+    payloads
+        .iter()
+        .filter_map(|p| match &p.body {
+            Body::Cert { encoding, data } if *encoding == CertEncoding::X509_SIGNATURE => {
+                Some(data.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
 
 /// The pad RFC 7296 mixes into a shared key.
 const KEY_PAD: &[u8] = b"Key Pad for IKEv2";

@@ -14,8 +14,8 @@ use crate::crypto::keys::{IkeKeys, child_keymat, skeyseed};
 use crate::crypto::prf::Secret;
 use crate::crypto::sk::OpenError;
 use crate::wire::{
-    AuthMethod, Body, DhGroup, ExchangeType, Flags, Header, Identification, Message, Notify,
-    NotifyType, Payload, PayloadType, TrafficSelector, VERSION,
+    Body, DhGroup, ExchangeType, Flags, Header, Identification, Message, Notify, NotifyType,
+    Payload, PayloadType, TrafficSelector, VERSION,
 };
 use rand_core::CryptoRngCore;
 use std::net::SocketAddr;
@@ -32,9 +32,12 @@ pub struct Config {
     pub child: ChildOffer,
     pub local_id: Identification,
     /// The identity the peer must prove; `None` takes whatever identity
-    /// proves the shared key.
+    /// proves the key (with certificates: one its certificate names).
     pub remote_id: Option<Identification>,
-    pub psk: Zeroizing<Vec<u8>>,
+    pub credentials: auth::Credentials,
+    /// The time certificates are checked at, in seconds since 1970: the
+    /// key manager sets it when an exchange starts.
+    pub unix: u64,
     /// This end's side of the Child SA's traffic, and the peer's.
     pub ts_local: Vec<TrafficSelector>,
     pub ts_remote: Vec<TrafficSelector>,
@@ -256,6 +259,7 @@ impl Initiator {
             data: self.dh.public().to_vec(),
         }));
         payloads.push(Payload::new(Body::Nonce(self.ni.clone())));
+        payloads.extend(self.config.credentials.cert_request());
         for n in nat::notifications(self.spi_i, 0, self.path.local, self.path.remote) {
             payloads.push(Payload::new(Body::Notify(n)));
         }
@@ -393,15 +397,16 @@ impl Initiator {
             &keys.pi,
             &self.config.local_id,
         );
-        let auth = auth::psk(suite.prf, &self.config.psk, &octets);
+        let proof = self
+            .config
+            .credentials
+            .prove(suite.prf, &octets)
+            .ok_or(Failure::Authentication)?;
         let mut inner = vec![Payload::new(Body::IdI(self.config.local_id.clone()))];
         if let Some(id) = &self.config.remote_id {
             inner.push(Payload::new(Body::IdR(id.clone())));
         }
-        inner.push(Payload::new(Body::Auth {
-            method: AuthMethod::SHARED_KEY_MIC,
-            data: auth.to_vec(),
-        }));
+        inner.extend(proof);
         if self.config.transport {
             inner.push(Payload::new(Body::Notify(Notify::new(
                 NotifyType::USE_TRANSPORT_MODE,
@@ -480,8 +485,14 @@ impl Initiator {
         };
         let suite = sent.suite;
         let octets = auth::signed_octets(suite.prf, &sent.response, &self.ni, &sent.keys.pr, &idr);
-        let proven = method == AuthMethod::SHARED_KEY_MIC
-            && auth::psk_matches(suite.prf, &self.config.psk, &octets, &auth_data);
+        let proven = self.config.credentials.check(
+            suite.prf,
+            &octets,
+            &idr,
+            (method, &auth_data),
+            &auth::certificates(&inner),
+            self.config.unix,
+        );
         let expected = self.config.remote_id.as_ref().is_none_or(|id| *id == idr);
         if !proven || !expected {
             return Err(Failure::Authentication);
@@ -712,6 +723,7 @@ impl Responder {
             }),
             Payload::new(Body::Nonce(nr.clone())),
         ];
+        payloads.extend(config.credentials.cert_request());
         if nat.is_some() {
             for n in nat::notifications(h.spi_i, spi_r, path.local, path.remote) {
                 payloads.push(Payload::new(Body::Notify(n)));
@@ -864,8 +876,14 @@ impl Responder {
         };
         let prf = self.suite.prf;
         let octets = auth::signed_octets(prf, &self.request, &self.nr, &self.keys.pi, &idi);
-        let proven = method == AuthMethod::SHARED_KEY_MIC
-            && auth::psk_matches(prf, &config.psk, &octets, &auth_data);
+        let proven = config.credentials.check(
+            prf,
+            &octets,
+            &idi,
+            (method, &auth_data),
+            &auth::certificates(inner),
+            self.config.unix,
+        );
         let expected = config.remote_id.as_ref().is_none_or(|id| *id == idi);
         if !proven || !expected {
             return Err(Failure::Authentication);
@@ -894,14 +912,12 @@ impl Responder {
             &self.keys.pr,
             &config.local_id,
         );
-        let my_auth = auth::psk(prf, &config.psk, &octets_r);
-        let mut payloads = vec![
-            Payload::new(Body::IdR(config.local_id.clone())),
-            Payload::new(Body::Auth {
-                method: AuthMethod::SHARED_KEY_MIC,
-                data: my_auth.to_vec(),
-            }),
-        ];
+        let proof = config
+            .credentials
+            .prove(prf, &octets_r)
+            .ok_or(Failure::Authentication)?;
+        let mut payloads = vec![Payload::new(Body::IdR(config.local_id.clone()))];
+        payloads.extend(proof);
         if transport {
             payloads.push(Payload::new(Body::Notify(Notify::new(
                 NotifyType::USE_TRANSPORT_MODE,

@@ -53,7 +53,10 @@ fn policy(me: &str, peer: &str, mine: &str, theirs: &str, start: Start) -> Polic
             },
             local_id: id(me),
             remote_id: Some(id(peer)),
-            psk: Zeroizing::new(b"shared between the two".to_vec()),
+            credentials: crate::exchange::auth::Credentials::Psk(Zeroizing::new(
+                b"shared between the two".to_vec(),
+            )),
+            unix: 0,
             ts_local: vec![net(mine)],
             ts_remote: vec![net(theirs)],
             transport: false,
@@ -1081,4 +1084,86 @@ fn simultaneous_ike_sa_rekeys_are_put_off_and_one_goes_through() {
         assert_eq!(s.engine.sad.len(), 2);
     }
     assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
+}
+
+fn pki(who: &str, ca: &str) -> crate::exchange::auth::Credentials {
+    use crate::crypto::pki::{Pki, PrivateKey};
+    let read = |name: &str| {
+        std::fs::read(format!(
+            "{}/testdata/pki/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let key = PrivateKey::from_bytes(&read(&format!("{who}.key"))).unwrap();
+    let pki = Pki::new(key, &read(&format!("{who}.crt")), &[&read(ca)]).unwrap();
+    crate::exchange::auth::Credentials::Certificate(std::sync::Arc::new(pki))
+}
+
+/// Two sides with certificates: A's (ECDSA) and B's (RSA), A trusting
+/// `a_trusts` and B `b_trusts`.
+fn certified(a_trusts: &str, b_trusts: &str, rng: &mut dyn CryptoRngCore) -> [Side; 2] {
+    let mut queue = Vec::new();
+    let mut pa = policy(
+        "192.0.2.1",
+        "192.0.2.2",
+        "10.1.0.0/16",
+        "10.2.0.0/16",
+        Start::Active,
+    );
+    pa.config.credentials = pki("a", a_trusts);
+    let mut pb = policy(
+        "192.0.2.2",
+        "192.0.2.1",
+        "10.2.0.0/16",
+        "10.1.0.0/16",
+        Start::Passive,
+    );
+    pb.config.credentials = pki("b", b_trusts);
+    let a = side(100, pa, rng, &mut queue, 0);
+    let b = side(200, pb, rng, &mut queue, 1);
+    let mut sides = [a, b];
+    for s in &mut sides {
+        // 2026-12-03, inside the test certificates' validity.
+        s.keyer.set_unix_epoch(1_796_300_000);
+    }
+    pump(&mut sides, queue, 0, rng, &mut |_| false);
+    sides
+}
+
+#[test]
+fn certificates_from_a_trusted_authority_bring_the_tunnel_up() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(70);
+    let mut sides = certified("ca.crt", "ca.crt", &mut rng);
+    for s in &sides {
+        assert_eq!(s.keyer.sessions().count(), 1, "{:?}", s.log);
+    }
+    assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
+    assert!(send(&mut sides, 1, 0, "10.2.0.7", "10.1.0.5").1);
+}
+
+#[test]
+fn a_certificate_from_an_authority_not_trusted_is_refused() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(71);
+    let sides = certified("ca.crt", "other-ca.crt", &mut rng);
+    for s in &sides {
+        assert_eq!(s.keyer.sessions().count(), 0, "{:?}", s.log);
+        assert_eq!(s.engine.sad.len(), 0);
+    }
+    assert!(
+        sides[1]
+            .log
+            .iter()
+            .any(|l| l.contains("authentication failed")),
+        "{:?}",
+        sides[1].log
+    );
+    assert!(
+        sides[0]
+            .log
+            .iter()
+            .any(|l| l.contains("AUTHENTICATION_FAILED")),
+        "{:?}",
+        sides[0].log
+    );
 }

@@ -4,6 +4,7 @@
 //! forged message are refused.
 
 use super::*;
+use crate::exchange::auth::Credentials;
 use crate::exchange::selectors::of_net;
 use crate::wire::{EncrId, EsnId, IdType, IntegId, PrfId, ProtocolId};
 use rand_core::SeedableRng;
@@ -43,7 +44,8 @@ fn config(me: &str, peer: &str, mine: &str, theirs: &str) -> Config {
         },
         local_id: id(me),
         remote_id: Some(id(peer)),
-        psk: Zeroizing::new(b"correct horse battery staple".to_vec()),
+        credentials: Credentials::Psk(Zeroizing::new(b"correct horse battery staple".to_vec())),
+        unix: 0,
         ts_local: vec![net(mine)],
         ts_remote: vec![net(theirs)],
         transport: false,
@@ -162,7 +164,7 @@ fn the_responder_narrows_and_the_mode_is_agreed() {
 #[test]
 fn a_wrong_key_or_identity_fails_on_both_sides() {
     let mut r = right();
-    r.psk = Zeroizing::new(b"another key".to_vec());
+    r.credentials = Credentials::Psk(Zeroizing::new(b"another key".to_vec()));
     let (a, b) = run(left(), r);
     assert_eq!(b.unwrap_err(), Failure::Authentication);
     assert_eq!(
