@@ -38,16 +38,44 @@ fn charon_or_skip(test: &str) -> bool {
 /// Starts charon in `ns` as the responder for 192.0.2.1, with `ike` and
 /// `esp` proposals in its own syntax; returns its vici socket's URI.
 fn charon(lab: &mut Lab, ns: &str, ike: &str, esp: &str) -> String {
-    charon_with(lab, ns, ike, esp, "start_action = none", "")
+    charon_with(lab, ns, ike, esp, "start_action = none", "", Auth::Psk)
 }
 
 /// [`charon`], with more settings for the Child SA (`start_action =
 /// start`: charon initiates as soon as its configuration is loaded;
 /// `rekey_time`: when it rekeys) and for the connection (its own
-/// `rekey_time`: when it rekeys the IKE SA).
-fn charon_with(lab: &mut Lab, ns: &str, ike: &str, esp: &str, child: &str, conn: &str) -> String {
+/// `rekey_time`: when it rekeys the IKE SA), authenticating as `auth`
+/// says: with certificates, charon is b.example (RSA) and takes
+/// a.example, both from the test authority.
+fn charon_with(
+    lab: &mut Lab,
+    ns: &str,
+    ike: &str,
+    esp: &str,
+    child: &str,
+    conn: &str,
+    auth: Auth,
+) -> String {
     let dir = lab.dir.join("charon");
     std::fs::create_dir_all(dir.join("run")).unwrap();
+    // Its credentials' directories, as swanctl reads them.
+    let creds = dir.join("swanctl");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ike/testdata/pki");
+    for (from, to) in [
+        ("b.crt", "x509"),
+        ("ca.crt", "x509ca"),
+        ("b.key", "private"),
+    ] {
+        std::fs::create_dir_all(creds.join(to)).unwrap();
+        std::fs::copy(fixtures.join(from), creds.join(to).join(from)).unwrap();
+    }
+    let (local, remote) = match auth {
+        Auth::Psk => ("auth = psk\n id = 192.0.2.2", "auth = psk\n id = 192.0.2.1"),
+        Auth::Certificates => (
+            "auth = pubkey\n certs = b.crt\n id = b.example",
+            "auth = pubkey\n id = a.example",
+        ),
+    };
     let vici = format!("unix://{}", dir.join("charon.vici").display());
     let conf = lab.config_file(
         "strongswan.conf",
@@ -63,13 +91,14 @@ fn charon_with(lab: &mut Lab, ns: &str, ike: &str, esp: &str, child: &str, conn:
             dir.join("charon.log").display()
         ),
     );
+    // In the credentials' directory: swanctl reads them beside it.
     let swanctl = lab.config_file(
-        "swanctl.conf",
+        "charon/swanctl/swanctl.conf",
         &format!(
             "connections {{ probe {{\n version = 2\n local_addrs = 192.0.2.2\n remote_addrs = 192.0.2.1\n\
              proposals = {ike}\n {conn}\n\
-             local {{ auth = psk\n id = 192.0.2.2 }}\n\
-             remote {{ auth = psk\n id = 192.0.2.1 }}\n\
+             local {{ {local} }}\n\
+             remote {{ {remote} }}\n\
              children {{ net {{ mode = tunnel\n local_ts = 10.2.0.1/32\n remote_ts = 10.1.0.1/32\n\
              esp_proposals = {esp}\n {child} }} }} }} }}\n\
              secrets {{ ike-probe {{ id-a = 192.0.2.1\n id-b = 192.0.2.2\n secret = \"{KEY}\" }} }}\n"
@@ -240,6 +269,13 @@ enum Who {
     Them,
 }
 
+/// How the two ends authenticate.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    Psk,
+    Certificates,
+}
+
 /// What is rekeyed.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sa {
@@ -252,7 +288,7 @@ enum Sa {
 /// port 4500, IKE relayed by `ipsecd` to `iked`), and ping and TCP cross;
 /// with `rekey`, that side rekeys the Child SA or the IKE SA within
 /// seconds, and the traffic still crosses afterwards.
-fn iked_and_charon(test: &str, starts: Who, rekey: Option<(Who, Sa)>) {
+fn iked_and_charon(test: &str, starts: Who, rekey: Option<(Who, Sa)>, auth: Auth) {
     let Some(mut lab) = Lab::new(test) else {
         return;
     };
@@ -265,7 +301,8 @@ fn iked_and_charon(test: &str, starts: Who, rekey: Option<(Who, Sa)>) {
     lab.exec(&a, &["ip", "addr", "add", "10.1.0.1/32", "dev", "lo"]);
     lab.exec(&b, &["ip", "addr", "add", "10.2.0.1/32", "dev", "lo"]);
     let ipsecd = lab.daemon(&a);
-    let iked = crate::iked::iked(&mut lab, &a, &ipsecd);
+    let pki = crate::iked::pki_dir(&lab, "a");
+    let iked = crate::iked::iked_with(&mut lab, &a, &ipsecd, &["-c", pki.to_str().unwrap()]);
     let mode = if starts == Who::Us {
         "active"
     } else {
@@ -280,7 +317,11 @@ fn iked_and_charon(test: &str, starts: Who, rekey: Option<(Who, Sa)>) {
         "a.conf",
         &format!(
             "ike {mode} esp from 10.1.0.1 to 10.2.0.1 local 192.0.2.1 peer 192.0.2.2 \
-             {lifetime}psk \"{KEY}\"\n"
+             {lifetime}{}\n",
+            match auth {
+                Auth::Psk => format!("psk \"{KEY}\""),
+                Auth::Certificates => "srcid a.example dstid b.example".into(),
+            }
         ),
     );
     let (dump, file) = lab.capture(&a, "wa");
@@ -305,9 +346,22 @@ fn iked_and_charon(test: &str, starts: Who, rekey: Option<(Who, Sa)>) {
         "aes128gcm16",
         &child,
         conn,
+        auth,
     );
     // An active rule that found no charon yet tries again within seconds.
     let sas = crate::iked::wait_for_sas(&lab, &a, &ipsecd, &iked, 2);
+    if auth == Auth::Certificates {
+        // Both sides signed with RFC 7427's method: our ECDSA, their RSA
+        // with SHA-256 (not RSA with SHA-1, which needs no negotiation).
+        let log = lab.log("charon/charon.log");
+        assert!(
+            log.contains("authentication of 'a.example' with ECDSA_WITH_SHA256_DER successful")
+                && log.contains(
+                    "authentication of 'b.example' (myself) with RSA_EMSA_PKCS1_SHA2_256"
+                ),
+            "{log}"
+        );
+    }
     assert!(sas.contains("enc aes-128-gcm"), "{sas}");
     lab.ping(&a, "10.1.0.1", "10.2.0.1");
     if let Some((who, what)) = rekey {
@@ -371,12 +425,22 @@ fn iked_and_charon(test: &str, starts: Who, rekey: Option<(Who, Sa)>) {
 
 #[test]
 fn iked_starts_a_tunnel_with_strongswan() {
-    iked_and_charon("iked_starts_a_tunnel_with_strongswan", Who::Us, None);
+    iked_and_charon(
+        "iked_starts_a_tunnel_with_strongswan",
+        Who::Us,
+        None,
+        Auth::Psk,
+    );
 }
 
 #[test]
 fn strongswan_starts_a_tunnel_with_iked() {
-    iked_and_charon("strongswan_starts_a_tunnel_with_iked", Who::Them, None);
+    iked_and_charon(
+        "strongswan_starts_a_tunnel_with_iked",
+        Who::Them,
+        None,
+        Auth::Psk,
+    );
 }
 
 #[test]
@@ -385,6 +449,7 @@ fn iked_rekeys_a_child_sa_with_strongswan() {
         "iked_rekeys_a_child_sa_with_strongswan",
         Who::Us,
         Some((Who::Us, Sa::Child)),
+        Auth::Psk,
     );
 }
 
@@ -394,6 +459,7 @@ fn strongswan_rekeys_a_child_sa_with_iked() {
         "strongswan_rekeys_a_child_sa_with_iked",
         Who::Us,
         Some((Who::Them, Sa::Child)),
+        Auth::Psk,
     );
 }
 
@@ -403,6 +469,7 @@ fn iked_rekeys_the_ike_sa_with_strongswan() {
         "iked_rekeys_the_ike_sa_with_strongswan",
         Who::Us,
         Some((Who::Us, Sa::Ike)),
+        Auth::Psk,
     );
 }
 
@@ -412,5 +479,26 @@ fn strongswan_rekeys_the_ike_sa_with_iked() {
         "strongswan_rekeys_the_ike_sa_with_iked",
         Who::Us,
         Some((Who::Them, Sa::Ike)),
+        Auth::Psk,
+    );
+}
+
+#[test]
+fn iked_and_strongswan_key_a_tunnel_with_certificates() {
+    iked_and_charon(
+        "iked_and_strongswan_key_a_tunnel_with_certificates",
+        Who::Us,
+        None,
+        Auth::Certificates,
+    );
+}
+
+#[test]
+fn strongswan_starts_a_tunnel_with_iked_with_certificates() {
+    iked_and_charon(
+        "strongswan_starts_a_tunnel_with_iked_with_certificates",
+        Who::Them,
+        None,
+        Auth::Certificates,
     );
 }

@@ -19,20 +19,27 @@ const KEY: &str = "a key for iked and iked";
 
 /// Starts iked beside the ipsecd at `ipsecd`; returns its socket.
 pub(crate) fn iked(lab: &mut Lab, ns: &str, ipsecd: &std::path::Path) -> PathBuf {
+    iked_with(lab, ns, ipsecd, &[])
+}
+
+/// [`iked`] with more arguments.
+pub(crate) fn iked_with(
+    lab: &mut Lab,
+    ns: &str,
+    ipsecd: &std::path::Path,
+    more: &[&str],
+) -> PathBuf {
     let socket = lab.dir.join(format!("{ns}-iked.sock"));
-    lab.spawn(
-        "iked",
-        ns,
-        &[
-            env!("CARGO_BIN_EXE_iked"),
-            "-dv",
-            "-s",
-            socket.to_str().unwrap(),
-            "-S",
-            ipsecd.to_str().unwrap(),
-        ],
-        &format!("{ns}-iked.log"),
-    );
+    let mut args = vec![
+        env!("CARGO_BIN_EXE_iked"),
+        "-dv",
+        "-s",
+        socket.to_str().unwrap(),
+        "-S",
+        ipsecd.to_str().unwrap(),
+    ];
+    args.extend_from_slice(more);
+    lab.spawn("iked", ns, &args, &format!("{ns}-iked.log"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !socket.exists() {
         assert!(Instant::now() < deadline, "iked in {ns} did not start");
@@ -392,4 +399,126 @@ fn the_ike_sa_is_rekeyed_and_the_tunnel_carries_on() {
         let log = lab.log(&format!("{ns}-iked.log"));
         assert!(!log.contains("failed") && !log.contains("refused"), "{log}");
     }
+}
+
+/// A directory as `iked -c` reads it, with `who`'s key and certificate
+/// from the test certificates and the test authority.
+pub(crate) fn pki_dir(lab: &Lab, who: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ike/testdata/pki");
+    let dir = lab.dir.join(format!("{who}-pki"));
+    for (from, to, mode) in [
+        (format!("{who}.key"), "private/local.key", 0o600),
+        (format!("{who}.crt"), "certs/local.crt", 0o644),
+        ("ca.crt".to_owned(), "ca/ca.crt", 0o644),
+    ] {
+        let to = dir.join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(fixtures.join(from), &to).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn two_ikeds_key_a_tunnel_with_certificates() {
+    const TEST: &str = "two_ikeds_key_a_tunnel_with_certificates";
+    let Some(mut lab) = Lab::new(TEST) else {
+        return;
+    };
+    let a = lab.namespace("a");
+    let b = lab.namespace("b");
+    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
+    lab.exec(&a, &["ip", "addr", "add", "10.1.0.1/32", "dev", "lo"]);
+    lab.exec(&b, &["ip", "addr", "add", "10.2.0.1/32", "dev", "lo"]);
+    let (da, db) = (lab.daemon(&a), lab.daemon(&b));
+    // A's key is ECDSA P-256, B's RSA: each checks the other's signature.
+    let (pa, pb) = (pki_dir(&lab, "a"), pki_dir(&lab, "b"));
+    let ia = iked_with(&mut lab, &a, &da, &["-c", pa.to_str().unwrap()]);
+    let ib = iked_with(&mut lab, &b, &db, &["-c", pb.to_str().unwrap()]);
+    for (ns, d, i, rule) in [
+        (
+            &b,
+            &db,
+            &ib,
+            "ike passive esp from 10.2.0.1 to 10.1.0.1 local 192.0.2.2 peer 192.0.2.1 \
+             srcid b.example dstid a.example\n",
+        ),
+        (
+            &a,
+            &da,
+            &ia,
+            "ike active esp from 10.1.0.1 to 10.2.0.1 local 192.0.2.1 peer 192.0.2.2 \
+             srcid a.example dstid b.example\n",
+        ),
+    ] {
+        let conf = lab.config_file(&format!("{ns}.conf"), rule);
+        let out = ipsecctl(&lab, ns, d, i, &["-f", conf.to_str().unwrap()]);
+        assert!(!out.contains("error"), "{out}");
+    }
+    let (dump, file) = lab.capture(&a, "wa");
+    wait_for_sas(&lab, &a, &da, &ia, 2);
+    wait_for_sas(&lab, &b, &db, &ib, 2);
+    lab.ping(&a, "10.1.0.1", "10.2.0.1");
+    lab.transfer(&a, &b, "10.1.0.1", "10.2.0.1");
+    lab.stop(dump);
+    assert_eq!(lab.count(&file, CLEAR), 0, "clear text on the wire");
+    // A rule that asks for another identity than B's certificate names
+    // is refused: B's certificate is for b.example only.
+    let wrong = lab.config_file(
+        "wrong.conf",
+        "ike active esp from 10.1.0.2 to 10.2.0.2 local 192.0.2.1 peer 192.0.2.2 \
+         srcid a.example dstid c.example\n",
+    );
+    let rule_b = lab.config_file(
+        "b2.conf",
+        "ike passive esp from 10.2.0.2 to 10.1.0.2 local 192.0.2.2 peer 192.0.2.1 \
+         srcid b.example dstid a.example\n",
+    );
+    ipsecctl(&lab, &b, &db, &ib, &["-f", rule_b.to_str().unwrap()]);
+    ipsecctl(&lab, &a, &da, &ia, &["-f", wrong.to_str().unwrap()]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lab
+        .log(&format!("{a}-iked.log"))
+        .contains("authentication failed")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            lab.log(&format!("{a}-iked.log"))
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(wait_for_sas(&lab, &a, &da, &ia, 2).lines().count(), 2);
+}
+
+#[test]
+fn a_rule_without_a_shared_key_needs_the_certificates() {
+    const TEST: &str = "a_rule_without_a_shared_key_needs_the_certificates";
+    let Some(mut lab) = Lab::new(TEST) else {
+        return;
+    };
+    let a = lab.namespace("a");
+    let da = lab.daemon(&a);
+    let missing = lab.dir.join("nothing-here");
+    let ia = iked_with(&mut lab, &a, &da, &["-c", missing.to_str().unwrap()]);
+    let conf = lab.config_file(
+        "a.conf",
+        "ike active esp from 10.1.0.1 to 10.2.0.1 local 127.0.0.1 peer 192.0.2.2\n",
+    );
+    let out = lab.try_exec(
+        &a,
+        &[
+            env!("CARGO_BIN_EXE_ipsecctl"),
+            "-S",
+            da.to_str().unwrap(),
+            "-i",
+            ia.to_str().unwrap(),
+            "-f",
+            conf.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let said = text(&out.stderr);
+    assert!(said.contains("nothing-here/private/local.key"), "{said}");
 }

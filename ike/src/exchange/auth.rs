@@ -6,7 +6,7 @@
 
 use crate::crypto::pki::Pki;
 use crate::crypto::prf::{Prf, Secret};
-use crate::wire::{AuthMethod, Body, CertEncoding, Identification, Payload};
+use crate::wire::{AuthMethod, Body, CertEncoding, Identification, Notify, NotifyType, Payload};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -30,6 +30,20 @@ impl Credentials {
                 encoding: CertEncoding::X509_SIGNATURE,
                 data: pki.authorities(),
             })),
+        }
+    }
+
+    /// The SIGNATURE_HASH_ALGORITHMS notification for IKE_SA_INIT (RFC
+    /// 7427 §4): without it, a peer may not sign with the Digital
+    /// Signature method, and would fall back to SHA-1.
+    pub fn hash_algorithms(&self) -> Option<Payload> {
+        match self {
+            Credentials::Psk(_) => None,
+            // SHA2-256, SHA2-384, SHA2-512.
+            Credentials::Certificate(_) => Some(Payload::new(Body::Notify(Notify::new(
+                NotifyType::SIGNATURE_HASH_ALGORITHMS,
+                vec![0, 2, 0, 3, 0, 4],
+            )))),
         }
     }
 

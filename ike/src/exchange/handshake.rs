@@ -259,7 +259,7 @@ impl Initiator {
             data: self.dh.public().to_vec(),
         }));
         payloads.push(Payload::new(Body::Nonce(self.ni.clone())));
-        payloads.extend(self.config.credentials.cert_request());
+        payloads.extend(self.config.credentials.hash_algorithms());
         for n in nat::notifications(self.spi_i, 0, self.path.local, self.path.remote) {
             payloads.push(Payload::new(Body::Notify(n)));
         }
@@ -402,11 +402,16 @@ impl Initiator {
             .credentials
             .prove(suite.prf, &octets)
             .ok_or(Failure::Authentication)?;
+        // The CERTREQ that asks for the responder's certificate goes here,
+        // not in IKE_SA_INIT (RFC 7296 §1.2).
         let mut inner = vec![Payload::new(Body::IdI(self.config.local_id.clone()))];
+        let (cert, auth) = proof.split_at(proof.len() - 1);
+        inner.extend(cert.iter().cloned());
+        inner.extend(self.config.credentials.cert_request());
         if let Some(id) = &self.config.remote_id {
             inner.push(Payload::new(Body::IdR(id.clone())));
         }
-        inner.extend(proof);
+        inner.extend(auth.iter().cloned());
         if self.config.transport {
             inner.push(Payload::new(Body::Notify(Notify::new(
                 NotifyType::USE_TRANSPORT_MODE,
@@ -724,6 +729,7 @@ impl Responder {
             Payload::new(Body::Nonce(nr.clone())),
         ];
         payloads.extend(config.credentials.cert_request());
+        payloads.extend(config.credentials.hash_algorithms());
         if nat.is_some() {
             for n in nat::notifications(h.spi_i, spi_r, path.local, path.remote) {
                 payloads.push(Payload::new(Body::Notify(n)));
