@@ -335,6 +335,80 @@ impl ChildOffer {
     }
 }
 
+/// Names as `ipsec.conf` spells the algorithms, for operators.
+fn cipher_name(c: crate::crypto::sk::Cipher) -> String {
+    use crate::crypto::sk::Cipher;
+    match c {
+        Cipher::AesCbc(k) => format!("aes-{}", k * 8),
+        Cipher::AesGcm16(k) => format!("aes-{}-gcm", k * 8),
+        Cipher::ChaCha20Poly1305 => "chacha20-poly1305".into(),
+    }
+}
+
+fn prf_name(p: Prf) -> &'static str {
+    match p {
+        Prf::HmacSha1 => "hmac-sha1",
+        Prf::HmacSha256 => "hmac-sha2-256",
+        Prf::HmacSha384 => "hmac-sha2-384",
+        Prf::HmacSha512 => "hmac-sha2-512",
+    }
+}
+
+fn group_name(g: Group) -> &'static str {
+    match g {
+        Group::Modp2048 => "modp2048",
+        Group::Modp3072 => "modp3072",
+        Group::Modp4096 => "modp4096",
+        Group::Ecp256 => "ecp256",
+        Group::Ecp384 => "ecp384",
+        Group::Curve25519 => "curve25519",
+    }
+}
+
+impl IkeSuite {
+    /// The cipher, integrity check (none with an AEAD), PRF and group.
+    pub fn names(&self) -> [String; 4] {
+        use crate::crypto::sk::Integ;
+        let integ = match self.protection.integ {
+            None => "none",
+            Some(Integ::HmacSha1_96) => "hmac-sha1-96",
+            Some(Integ::HmacSha256_128) => "hmac-sha2-256-128",
+            Some(Integ::HmacSha384_192) => "hmac-sha2-384-192",
+            Some(Integ::HmacSha512_256) => "hmac-sha2-512-256",
+        };
+        [
+            cipher_name(self.protection.cipher),
+            integ.into(),
+            prf_name(self.prf).into(),
+            group_name(self.group).into(),
+        ]
+    }
+}
+
+impl ChildSuite {
+    /// The cipher (none for AH), integrity check and PFS group (none).
+    pub fn names(&self) -> [String; 3] {
+        let encr = match self.encr {
+            None => "none".into(),
+            Some((id, bits)) => {
+                let bits = bits.map_or(String::new(), |b| format!("-{b}"));
+                match id {
+                    EncrId::AES_CBC => format!("aes{bits}"),
+                    EncrId::AES_GCM_16 => format!("aes{bits}-gcm"),
+                    EncrId::CHACHA20_POLY1305 => "chacha20-poly1305".into(),
+                    other => format!("{other}"),
+                }
+            }
+        };
+        let integ = if self.integ == IntegId::NONE {
+            "none".into()
+        } else {
+            self.integ.to_string()
+        };
+        [encr, integ, self.group.map_or("none", group_name).into()]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,79 +531,5 @@ mod tests {
             None,
             "ESP does not take AH"
         );
-    }
-}
-
-/// Names as `ipsec.conf` spells the algorithms, for operators.
-fn cipher_name(c: crate::crypto::sk::Cipher) -> String {
-    use crate::crypto::sk::Cipher;
-    match c {
-        Cipher::AesCbc(k) => format!("aes-{}", k * 8),
-        Cipher::AesGcm16(k) => format!("aes-{}-gcm", k * 8),
-        Cipher::ChaCha20Poly1305 => "chacha20-poly1305".into(),
-    }
-}
-
-fn prf_name(p: Prf) -> &'static str {
-    match p {
-        Prf::HmacSha1 => "hmac-sha1",
-        Prf::HmacSha256 => "hmac-sha2-256",
-        Prf::HmacSha384 => "hmac-sha2-384",
-        Prf::HmacSha512 => "hmac-sha2-512",
-    }
-}
-
-fn group_name(g: Group) -> &'static str {
-    match g {
-        Group::Modp2048 => "modp2048",
-        Group::Modp3072 => "modp3072",
-        Group::Modp4096 => "modp4096",
-        Group::Ecp256 => "ecp256",
-        Group::Ecp384 => "ecp384",
-        Group::Curve25519 => "curve25519",
-    }
-}
-
-impl IkeSuite {
-    /// The cipher, integrity check (none with an AEAD), PRF and group.
-    pub fn names(&self) -> [String; 4] {
-        use crate::crypto::sk::Integ;
-        let integ = match self.protection.integ {
-            None => "none",
-            Some(Integ::HmacSha1_96) => "hmac-sha1-96",
-            Some(Integ::HmacSha256_128) => "hmac-sha2-256-128",
-            Some(Integ::HmacSha384_192) => "hmac-sha2-384-192",
-            Some(Integ::HmacSha512_256) => "hmac-sha2-512-256",
-        };
-        [
-            cipher_name(self.protection.cipher),
-            integ.into(),
-            prf_name(self.prf).into(),
-            group_name(self.group).into(),
-        ]
-    }
-}
-
-impl ChildSuite {
-    /// The cipher (none for AH), integrity check and PFS group (none).
-    pub fn names(&self) -> [String; 3] {
-        let encr = match self.encr {
-            None => "none".into(),
-            Some((id, bits)) => {
-                let bits = bits.map_or(String::new(), |b| format!("-{b}"));
-                match id {
-                    EncrId::AES_CBC => format!("aes{bits}"),
-                    EncrId::AES_GCM_16 => format!("aes{bits}-gcm"),
-                    EncrId::CHACHA20_POLY1305 => "chacha20-poly1305".into(),
-                    other => format!("{other}"),
-                }
-            }
-        };
-        let integ = if self.integ == IntegId::NONE {
-            "none".into()
-        } else {
-            self.integ.to_string()
-        };
-        [encr, integ, self.group.map_or("none", group_name).into()]
     }
 }

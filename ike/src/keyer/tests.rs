@@ -1009,8 +1009,8 @@ fn ike_lifetimes(a: u64, b: u64, rng: &mut dyn CryptoRngCore) -> [Side; 2] {
 /// Both sides' clocks tick at `now`, and what follows is delivered.
 fn tick_both(sides: &mut [Side; 2], now: u64, rng: &mut dyn CryptoRngCore) {
     let mut queue = Vec::new();
-    for i in 0..2 {
-        let out = sides[i].keyer.handle(Event::Tick, now, rng);
+    for (i, side) in sides.iter_mut().enumerate() {
+        let out = side.keyer.handle(Event::Tick, now, rng);
         queue.extend(out.into_iter().map(|a| (i, a)));
     }
     pump(sides, queue, now, rng, &mut |_| false);
@@ -1166,4 +1166,62 @@ fn a_certificate_from_an_authority_not_trusted_is_refused() {
         "{:?}",
         sides[0].log
     );
+}
+
+#[test]
+fn a_replayed_request_gets_the_same_answer_and_an_older_one_is_dropped() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(72);
+    let (mut sides, queue) = pair(Start::Active, &mut rng);
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    let (a_addr, b_addr): (SocketAddr, SocketAddr) = (
+        "192.0.2.1:500".parse().unwrap(),
+        "192.0.2.2:500".parse().unwrap(),
+    );
+    let sent = |out: Vec<Action>| -> Vec<Vec<u8>> {
+        out.into_iter()
+            .filter_map(|a| match a {
+                Action::Send { bytes, .. } => Some(bytes),
+                _ => None,
+            })
+            .collect()
+    };
+    let deliver = |k: &mut Keyer, bytes: &[u8], now, rng: &mut dyn CryptoRngCore| {
+        let event = Event::Datagram {
+            local: b_addr,
+            remote: a_addr,
+            bytes,
+        };
+        sent(k.handle(event, now, rng))
+    };
+    // A's liveness check after a silent minute.
+    let first = sent(sides[0].keyer.handle(Event::Tick, LIVENESS, &mut rng));
+    assert_eq!(first.len(), 1);
+    let answer = deliver(&mut sides[1].keyer, &first[0], LIVENESS, &mut rng);
+    assert_eq!(answer.len(), 1);
+    // Again, as an attacker or a lost response would have it: the same
+    // answer, not a second handling.
+    let again = deliver(&mut sides[1].keyer, &first[0], LIVENESS, &mut rng);
+    assert_eq!(again, answer);
+    // A's next request moves the window on; the first, replayed now, is
+    // dropped and counted.
+    let out = sides[0].keyer.handle(
+        Event::Datagram {
+            local: a_addr,
+            remote: b_addr,
+            bytes: &answer[0],
+        },
+        LIVENESS,
+        &mut rng,
+    );
+    assert!(sent(out).is_empty());
+    let second = sent(sides[0].keyer.handle(Event::Tick, 2 * LIVENESS, &mut rng));
+    assert_eq!(second.len(), 1);
+    assert_eq!(
+        deliver(&mut sides[1].keyer, &second[0], 2 * LIVENESS, &mut rng).len(),
+        1
+    );
+    let malformed = sides[1].keyer.drops.malformed;
+    assert!(deliver(&mut sides[1].keyer, &first[0], 2 * LIVENESS, &mut rng).is_empty());
+    assert_eq!(sides[1].keyer.drops.malformed, malformed + 1);
+    assert_eq!(sides[1].keyer.sessions().count(), 1, "the SA stands");
 }
