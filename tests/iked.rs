@@ -522,3 +522,128 @@ fn a_rule_without_a_shared_key_needs_the_certificates() {
     let said = text(&out.stderr);
     assert!(said.contains("nothing-here/private/local.key"), "{said}");
 }
+
+/// IKE_SA_INIT requests for `rule` (as A would send them), one for each
+/// SPI in `spis`.
+fn init_requests(rule: &str, spis: std::ops::Range<u64>) -> Vec<Vec<u8>> {
+    use ipsec_compiler::{Fixed, RuleKind, compile_text};
+    use ipsec_ike::exchange::handshake::{Initiator, Path};
+    let out = compile_text("flood", rule, &Fixed::standard(), &Default::default());
+    let RuleKind::Ike(ike) = &out.rules[0].kind else {
+        panic!("not an ike rule");
+    };
+    let none = || Err("no certificates".to_owned());
+    let policy = ipsec_ike::policy::policy(ike, "flood".into(), &|_| None, &none).unwrap();
+    let path = Path {
+        local: "192.0.2.1:500".parse().unwrap(),
+        remote: "192.0.2.2:500".parse().unwrap(),
+    };
+    let mut rng = rand_core::OsRng;
+    spis.map(|spi| {
+        Initiator::start(policy.config.clone(), path, spi, &mut rng)
+            .unwrap()
+            .1
+    })
+    .collect()
+}
+
+/// The drops line of `ikectl show`, as numbers in its order.
+fn drops(lab: &Lab, ns: &str, iked: &std::path::Path) -> Vec<u64> {
+    let shown = text(&ikectl(lab, ns, iked, &["show"]).stdout);
+    let line = shown
+        .lines()
+        .find(|l| l.starts_with("dropped:"))
+        .unwrap()
+        .to_owned();
+    line.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_flood_of_ike_sa_init_meets_cookies_and_the_peer_still_gets_through() {
+    const TEST: &str = "a_flood_of_ike_sa_init_meets_cookies_and_the_peer_still_gets_through";
+    let Some(mut lab) = Lab::new(TEST) else {
+        return;
+    };
+    let a = lab.namespace("a");
+    let b = lab.namespace("b");
+    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
+    lab.exec(&a, &["ip", "addr", "add", "10.1.0.1/32", "dev", "lo"]);
+    lab.exec(&b, &["ip", "addr", "add", "10.2.0.1/32", "dev", "lo"]);
+    // Addresses no rule of B's names, for forged sources.
+    for n in 100..120 {
+        lab.exec(
+            &a,
+            &["ip", "addr", "add", &format!("192.0.2.{n}/24"), "dev", "wa"],
+        );
+    }
+    let db = lab.daemon(&b);
+    let ib = iked(&mut lab, &b, &db);
+    let iked_b = lab.pid(lab.last_spawned());
+    let rule_b = lab.config_file(
+        "b.conf",
+        &format!(
+            "ike passive esp from 10.2.0.1 to 10.1.0.1 local 192.0.2.2 peer 192.0.2.1 psk \"{KEY}\"\n"
+        ),
+    );
+    ipsecctl(&lab, &b, &db, &ib, &["-f", rule_b.to_str().unwrap()]);
+    // 400 requests under A's address, and among them 100 from addresses
+    // of no rule.
+    let rule_a = format!(
+        "ike active esp from 10.1.0.1 to 10.2.0.1 local 192.0.2.1 peer 192.0.2.2 psk \"{KEY}\"\n"
+    );
+    let mut lines = String::new();
+    for (i, request) in init_requests(&rule_a, 1..501).iter().enumerate() {
+        let source = if i % 5 == 4 { 100 + i % 20 } else { 1 };
+        let hex: String = request.iter().map(|b| format!("{b:02x}")).collect();
+        lines.push_str(&format!("192.0.2.{source} {hex}\n"));
+    }
+    let flood = lab.config_file("flood.txt", &lines);
+    let sender = "import socket, sys, time\n\
+        socks = {}\n\
+        for line in open(sys.argv[1]):\n\
+        \x20   src, hexed = line.split()\n\
+        \x20   if src not in socks:\n\
+        \x20       s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+        \x20       s.bind((src, 500))\n\
+        \x20       socks[src] = s\n\
+        \x20   socks[src].sendto(bytes.fromhex(hexed), ('192.0.2.2', 500))\n\
+        \x20   time.sleep(0.001)\n";
+    lab.exec(&a, &["python3", "-c", sender, flood.to_str().unwrap()]);
+    // [malformed, unopened, unknown SPIs, no rule, cookies, refused,
+    // expired]: all but a few (a socket's queue may overflow) counted.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let d = loop {
+        let d = drops(&lab, &b, &ib);
+        if d[4] >= 300 && d[3] >= 90 {
+            break d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cookies asked, from no rule: {d:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("{TEST}: dropped after the flood: {d:?}");
+    let status = std::fs::read_to_string(format!("/proc/{iked_b}/status")).unwrap();
+    let rss: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    eprintln!("{TEST}: iked holds {rss} kB");
+    assert!(rss < 64 * 1024, "iked holds {rss} kB after the flood");
+    // The real A, while the flood's half-open SAs still stand, is asked
+    // for a cookie, returns it, and gets its tunnel.
+    let da = lab.daemon(&a);
+    let ia = iked(&mut lab, &a, &da);
+    let conf_a = lab.config_file("a.conf", &rule_a);
+    ipsecctl(&lab, &a, &da, &ia, &["-f", conf_a.to_str().unwrap()]);
+    wait_for_sas(&lab, &a, &da, &ia, 2);
+    lab.ping(&a, "10.1.0.1", "10.2.0.1");
+    assert!(
+        drops(&lab, &b, &ib)[4] > d[4],
+        "A was asked for a cookie too"
+    );
+}

@@ -1,11 +1,15 @@
 //! The IKE sockets: UDP port 500 on each address a policy uses, bound as
-//! policies come (port 4500 stays `ipsecd`'s: NAT traversal through it is
-//! not in this version).
+//! policies come (port 4500 stays `ipsecd`'s: IKE on it goes through
+//! `ipsecd`'s control socket, as the key manager's PF_KEY messages).
 
 use ipsec_ike::keyer::IKE_PORT;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
+
+/// Bytes the kernel may queue on each socket (it doubles the figure for
+/// its bookkeeping, and caps it at net.core.rmem_max).
+const RECEIVE_BUFFER: usize = 1 << 20;
 
 #[derive(Debug, Default)]
 pub struct Sockets {
@@ -20,6 +24,10 @@ impl Sockets {
         }
         let socket = UdpSocket::bind(SocketAddr::new(addr, IKE_PORT))?;
         socket.set_nonblocking(true)?;
+        // Room for a burst (a flood's requests are each answered with a
+        // cookie, cheaply, but one at a time): the default holds about a
+        // hundred datagrams.
+        rustix::net::sockopt::set_socket_recv_buffer_size(&socket, RECEIVE_BUFFER)?;
         self.bound.push((addr, socket));
         Ok(())
     }
