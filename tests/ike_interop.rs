@@ -289,6 +289,31 @@ enum Sa {
 /// with `rekey`, that side rekeys the Child SA or the IKE SA within
 /// seconds, and the traffic still crosses afterwards.
 fn iked_and_charon(test: &str, starts: Who, rekey: Option<(Who, Sa)>, auth: Auth) {
+    iked_and_charon_with(test, starts, rekey, auth, GCM);
+}
+
+/// What charon proposes for the IKE SA and the Child SA, and what
+/// `ipsecctl -s sa` then shows of the Child SA's SAs.
+struct Offer {
+    ike: &'static str,
+    esp: &'static str,
+    shows: &'static str,
+}
+
+const GCM: Offer = Offer {
+    ike: "aes256gcm16-prfsha256-x25519",
+    esp: "aes128gcm16",
+    shows: "enc aes-128-gcm",
+};
+
+/// [`iked_and_charon`] with charon proposing `offer`.
+fn iked_and_charon_with(
+    test: &str,
+    starts: Who,
+    rekey: Option<(Who, Sa)>,
+    auth: Auth,
+    offer: Offer,
+) {
     let Some(mut lab) = Lab::new(test) else {
         return;
     };
@@ -339,15 +364,7 @@ fn iked_and_charon(test: &str, starts: Who, rekey: Option<(Who, Sa)>, auth: Auth
         Some((Who::Them, Sa::Ike)) => conn = "rekey_time = 4s\n over_time = 60s\n rand_time = 0s",
         _ => {}
     }
-    let vici = charon_with(
-        &mut lab,
-        &b,
-        "aes256gcm16-prfsha256-x25519",
-        "aes128gcm16",
-        &child,
-        conn,
-        auth,
-    );
+    let vici = charon_with(&mut lab, &b, offer.ike, offer.esp, &child, conn, auth);
     // An active rule that found no charon yet tries again within seconds.
     let sas = crate::iked::wait_for_sas(&lab, &a, &ipsecd, &iked, 2);
     if auth == Auth::Certificates {
@@ -362,7 +379,7 @@ fn iked_and_charon(test: &str, starts: Who, rekey: Option<(Who, Sa)>, auth: Auth
             "{log}"
         );
     }
-    assert!(sas.contains("enc aes-128-gcm"), "{sas}");
+    assert!(sas.contains(offer.shows), "{sas}");
     lab.ping(&a, "10.1.0.1", "10.2.0.1");
     if let Some((who, what)) = rekey {
         let said = match what {
@@ -500,5 +517,35 @@ fn strongswan_starts_a_tunnel_with_iked_with_certificates() {
         Who::Them,
         None,
         Auth::Certificates,
+    );
+}
+
+#[test]
+fn iked_and_strongswan_with_aes_cbc_hmac_sha2_and_modp2048() {
+    iked_and_charon_with(
+        "iked_and_strongswan_with_aes_cbc_hmac_sha2_and_modp2048",
+        Who::Us,
+        None,
+        Auth::Psk,
+        Offer {
+            ike: "aes256-sha256-modp2048",
+            esp: "aes256-sha256",
+            shows: "auth hmac-sha2-256 enc aes-256",
+        },
+    );
+}
+
+#[test]
+fn strongswan_and_iked_with_ecp256_and_aes_gcm_256() {
+    iked_and_charon_with(
+        "strongswan_and_iked_with_ecp256_and_aes_gcm_256",
+        Who::Them,
+        None,
+        Auth::Psk,
+        Offer {
+            ike: "aes128gcm16-prfsha512-ecp256",
+            esp: "aes256gcm16",
+            shows: "enc aes-256-gcm",
+        },
     );
 }

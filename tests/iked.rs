@@ -8,7 +8,7 @@
 //! [a] 10.1.0.1 (lo) 192.0.2.1 wa ==== wb 192.0.2.2 10.2.0.1 (lo) [b]
 //! ```
 
-use crate::datapath::{Lab, text};
+use crate::datapath::{Lab, run, text};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -646,4 +646,47 @@ fn a_flood_of_ike_sa_init_meets_cookies_and_the_peer_still_gets_through() {
         drops(&lab, &b, &ib)[4] > d[4],
         "A was asked for a cookie too"
     );
+}
+
+#[test]
+fn a_dead_peer_is_noticed_and_its_sas_removed() {
+    const TEST: &str = "a_dead_peer_is_noticed_and_its_sas_removed";
+    let Some((lab, [(a, da, ia), (b, _, _)])) = two_gateways(TEST, "active", "") else {
+        return;
+    };
+    wait_for_sas(&lab, &a, &da, &ia, 2);
+    lab.ping(&a, "10.1.0.1", "10.2.0.1");
+    // B's iked dies without a word.
+    let pids = text(&run("ip", &["netns", "pids", &b]).stdout);
+    let iked_b = pids
+        .split_whitespace()
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "iked")
+        })
+        .expect("B's iked");
+    run("kill", &["-KILL", iked_b]);
+    // A asks after a silent minute, and gives up after its five tries
+    // (31 s): about 91 s in all.
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(120);
+    while !lab
+        .log(&format!("{a}-iked.log"))
+        .contains("stopped answering")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            lab.log(&format!("{a}-iked.log"))
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    eprintln!(
+        "{TEST}: the dead peer noticed after {} s",
+        started.elapsed().as_secs()
+    );
+    assert!(started.elapsed() >= Duration::from_secs(85));
+    wait_for_sas(&lab, &a, &da, &ia, 0);
+    // The flows stay: what they cover is held back, not sent in clear.
+    let flows = ipsecctl(&lab, &a, &da, &ia, &["-s", "flow"]);
+    assert_eq!(flows.lines().count(), 2, "{flows}");
 }
