@@ -596,21 +596,7 @@ impl Keyer {
         let sa = self.sas.swap_remove(at);
         if let Some(child_spi) = sa.child_spi {
             let protocol = self.policies[sa.policy].config.child.protocol;
-            let satype = match protocol {
-                ProtocolId::AH => SaType::AH,
-                _ => SaType::ESP,
-            };
-            let seq = self.next_seq();
-            let m = delete_message(
-                satype,
-                child_spi,
-                sa.path.remote.ip(),
-                sa.path.local.ip(),
-                seq,
-                self.pid,
-            );
-            self.pending.push((seq, Waiting::Nothing));
-            out.push(Action::PfKey(m.encode()));
+            self.release(protocol, child_spi, sa.path, out);
         }
     }
 
@@ -647,21 +633,7 @@ impl Keyer {
             out.extend(self.failures.line(peer, self.now, what).map(Action::Log));
         }
         if let (Some(child_spi), false) = (sa.child_spi, matches!(sa.state, State::Up(_))) {
-            let satype = match protocol {
-                ProtocolId::AH => SaType::AH,
-                _ => SaType::ESP,
-            };
-            let seq = self.next_seq();
-            let m = delete_message(
-                satype,
-                child_spi,
-                sa.path.remote.ip(),
-                sa.path.local.ip(),
-                seq,
-                self.pid,
-            );
-            self.pending.push((seq, Waiting::Nothing));
-            out.push(Action::PfKey(m.encode()));
+            self.release(protocol, child_spi, sa.path, out);
         }
         if active {
             self.retry[sa.policy] = self.now + RETRY_POLICY;

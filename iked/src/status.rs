@@ -2,6 +2,7 @@
 //! people or in JSON for programs, and the drops by reason.
 
 use ipsec_ike::keyer::{Drops, RuleStatus, SaStatus};
+use ipsecctl::json_string as quote;
 use std::fmt::Write;
 
 /// The text `ikectl show` prints.
@@ -145,32 +146,9 @@ fn sa_json(sa: &SaStatus) -> String {
     )
 }
 
-/// A JSON string.
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strings_are_quoted_for_json() {
-        assert_eq!(quote("a \"b\"\\\n"), "\"a \\\"b\\\"\\\\\\u000a\"");
-    }
 
     #[test]
     fn no_rules_say_so() {

@@ -8,6 +8,8 @@ mod explain;
 pub mod iked;
 mod isakmpd;
 mod live;
+/// JSON strings, as `--json` writes them (`ikectl -j` too).
+pub use live::quote as json_string;
 mod sync;
 mod system;
 

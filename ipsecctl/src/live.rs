@@ -327,7 +327,7 @@ pub fn show(client: &mut Client, args: &Args, show: Show, resolver: &dyn Resolve
 }
 
 /// A JSON string.
-fn quote(s: &str) -> String {
+pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -280,7 +280,13 @@ impl Keyer {
     }
 
     /// Gives back an SPI reserved with GETSPI and never keyed.
-    fn release(&mut self, protocol: ProtocolId, spi: u32, path: Path, out: &mut Vec<Action>) {
+    pub(super) fn release(
+        &mut self,
+        protocol: ProtocolId,
+        spi: u32,
+        path: Path,
+        out: &mut Vec<Action>,
+    ) {
         let satype = match protocol {
             ProtocolId::AH => SaType::AH,
             _ => SaType::ESP,
