@@ -543,7 +543,7 @@ fn strongswan_and_iked_with_ecp256_and_aes_gcm_256() {
         None,
         Auth::Psk,
         Offer {
-            ike: "aes128gcm16-prfsha512-ecp256",
+            ike: "aes128gcm16-prfsha384-ecp256",
             esp: "aes256gcm16",
             shows: "enc aes-256-gcm",
         },

@@ -19,16 +19,29 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// The offer when a rule names no cipher.
-const CIPHERS: [Encr; 3] = [
+/// The offer when a rule names no cipher, in order of preference: what
+/// this end starts with is the first three; the rest are there so that
+/// it takes them from a peer that prefers them (offer and acceptance are
+/// one list).
+const CIPHERS: [Encr; 5] = [
     (EncrId::AES_GCM_16, Some(256)),
     (EncrId::AES_GCM_16, Some(128)),
     (EncrId::AES_CBC, Some(256)),
+    (EncrId::CHACHA20_POLY1305, None),
+    (EncrId::AES_CBC, Some(128)),
 ];
-const GROUPS: [DhGroup; 3] = [DhGroup::CURVE25519, DhGroup::ECP_256, DhGroup::MODP_2048];
-const HASHES: [(PrfId, IntegId); 2] = [
+const GROUPS: [DhGroup; 6] = [
+    DhGroup::CURVE25519,
+    DhGroup::ECP_256,
+    DhGroup::MODP_2048,
+    DhGroup::ECP_384,
+    DhGroup::MODP_3072,
+    DhGroup::MODP_4096,
+];
+const HASHES: [(PrfId, IntegId); 3] = [
     (PrfId::HMAC_SHA2_256, IntegId::HMAC_SHA2_256_128),
     (PrfId::HMAC_SHA2_512, IntegId::HMAC_SHA2_512_256),
+    (PrfId::HMAC_SHA2_384, IntegId::HMAC_SHA2_384_192),
 ];
 
 fn cipher(enc: Enc) -> Result<Vec<Encr>, String> {
