@@ -549,3 +549,92 @@ fn strongswan_and_iked_with_ecp256_and_aes_gcm_256() {
         },
     );
 }
+
+#[test]
+fn strongswan_adds_a_second_child_sa_under_one_ike_sa() {
+    const TEST: &str = "strongswan_adds_a_second_child_sa_under_one_ike_sa";
+    let Some(mut lab) = Lab::new(TEST) else {
+        return;
+    };
+    if !charon_or_skip(TEST) {
+        return;
+    }
+    let a = lab.namespace("a");
+    let b = lab.namespace("b");
+    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
+    for (ns, net) in [(&a, "10.1.0"), (&b, "10.2.0")] {
+        for host in [1, 2] {
+            lab.exec(
+                ns,
+                &[
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("{net}.{host}/32"),
+                    "dev",
+                    "lo",
+                ],
+            );
+        }
+    }
+    let ipsecd = lab.daemon(&a);
+    let iked = crate::iked::iked(&mut lab, &a, &ipsecd);
+    let conf = lab.config_file(
+        "a.conf",
+        &format!(
+            "ike passive esp from 10.1.0.1 to 10.2.0.1 local 192.0.2.1 peer 192.0.2.2 psk \"{KEY}\"\n\
+             ike passive esp from 10.1.0.2 to 10.2.0.2 local 192.0.2.1 peer 192.0.2.2 psk \"{KEY}\"\n"
+        ),
+    );
+    crate::iked::ipsecctl(&lab, &a, &ipsecd, &iked, &["-f", conf.to_str().unwrap()]);
+    // One connection of two children, both started: charon sets up the
+    // IKE SA with the first and adds the second with CREATE_CHILD_SA.
+    // (The settings close the first child's section and open the second.)
+    let second = "start_action = start\n }\n net2 { mode = tunnel\n local_ts = 10.2.0.2/32\n \
+                  remote_ts = 10.1.0.2/32\n esp_proposals = aes128gcm16\n start_action = start";
+    let vici = charon_with(
+        &mut lab,
+        &b,
+        "aes256gcm16-prfsha256-x25519",
+        "aes128gcm16",
+        second,
+        "",
+        Auth::Psk,
+    );
+    crate::iked::wait_for_sas(&lab, &a, &ipsecd, &iked, 4);
+    lab.ping(&a, "10.1.0.1", "10.2.0.1");
+    lab.ping(&a, "10.1.0.2", "10.2.0.2");
+    let theirs = text(
+        &lab.exec(&b, &["swanctl", "--list-sas", "--uri", &vici])
+            .stdout,
+    );
+    assert_eq!(
+        theirs.matches("ESTABLISHED").count(),
+        1,
+        "one IKE SA: {theirs}"
+    );
+    assert_eq!(
+        theirs.matches("INSTALLED").count(),
+        2,
+        "two Child SAs: {theirs}"
+    );
+    let shown = text(
+        &lab.exec(
+            &a,
+            &[
+                env!("CARGO_BIN_EXE_ikectl"),
+                "-s",
+                iked.to_str().unwrap(),
+                "show",
+            ],
+        )
+        .stdout,
+    );
+    assert_eq!(shown.matches("IKE SA ").count(), 1, "{shown}");
+    assert!(
+        shown.contains("(rule 1)") && shown.contains("(rule 2)"),
+        "{shown}"
+    );
+    let log = lab.log(&format!("{a}-iked.log"));
+    assert!(log.contains("Child SA added"), "{log}");
+}

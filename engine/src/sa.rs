@@ -41,6 +41,10 @@ pub struct SecurityAssociation {
     pub dst_id: Option<Identity>,
     /// The peer's UDP port for NAT-T (0: the default).
     pub udpencap_port: Option<u16>,
+    /// The outbound flow this SA serves, when its ADD named one (as
+    /// OpenBSD's SA filter): only that flow's traffic takes it, so that
+    /// several Child SAs to one peer each carry their own.
+    pub flow: Option<crate::spd::Selector>,
     pub tag: Option<String>,
     pub tap: Option<u32>,
     /// The next SA of a bundle (applied after this one on output).
@@ -91,6 +95,7 @@ impl SecurityAssociation {
             src_id: None,
             dst_id: None,
             udpencap_port: None,
+            flow: None,
             tag: None,
             tap: None,
             next: None,

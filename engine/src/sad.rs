@@ -7,6 +7,7 @@
 use crate::crypto::KeyError;
 use crate::hash::FastHash;
 pub use crate::sa::{Expiry, SaId, SecurityAssociation, State, Usage};
+use crate::spd::Selector;
 use crate::xform::Live;
 use pfkey::validate::Errno;
 use pfkey::{Lifetime, SaType};
@@ -473,8 +474,10 @@ impl Sad {
     /// generations, each retired in turn, that is the next generation,
     /// which the peer has had longest (the newest may be only a moment
     /// old on this side, and not there yet on the other).
-    pub fn oldest_to(&self, dst: IpAddr, satype: SaType) -> Option<SaId> {
+    /// Of those that serve a flow, only the ones for `flow`.
+    pub fn oldest_to(&self, dst: IpAddr, satype: SaType, flow: &Selector) -> Option<SaId> {
         self.by_dst(dst, satype)
+            .filter(|sa| sa.flow.is_none_or(|f| f == *flow))
             .min_by_key(|sa| sa.usage.order)
             .map(|sa| sa.id)
     }
@@ -616,6 +619,21 @@ mod tests {
         assert!(sad.timers.capacity() < 1000, "{}", sad.timers.capacity());
     }
 
+    fn flow(dst: &str) -> Selector {
+        Selector {
+            direction: crate::spd::Direction::Out,
+            src: ip("10.1.0.0"),
+            src_mask: ip("255.255.255.0"),
+            dst: ip(dst),
+            dst_mask: ip("255.255.255.0"),
+            proto: 0,
+            sport: 0,
+            sport_mask: 0,
+            dport: 0,
+            dport_mask: 0,
+        }
+    }
+
     #[test]
     fn a_flow_takes_the_oldest_sa_to_a_peer() {
         let mut sad = Sad::new();
@@ -623,11 +641,39 @@ mod tests {
         // A lower SPI added later does not win: age does.
         sad.add(sa(0x1000), 5).unwrap();
         sad.add(sa(0x3000), 6).unwrap();
-        let oldest = |sad: &Sad| sad.oldest_to(ip("192.0.2.2"), SaType::ESP);
+        let any = flow("10.2.0.0");
+        let oldest = |sad: &Sad| sad.oldest_to(ip("192.0.2.2"), SaType::ESP, &any);
         assert_eq!(oldest(&sad), Some(id(0x2000)));
         sad.delete(&id(0x2000));
         assert_eq!(oldest(&sad), Some(id(0x1000)));
-        assert_eq!(sad.oldest_to(ip("192.0.2.9"), SaType::ESP), None);
+        assert_eq!(sad.oldest_to(ip("192.0.2.9"), SaType::ESP, &any), None);
+    }
+
+    #[test]
+    fn an_sa_for_one_flow_carries_no_other() {
+        let mut sad = Sad::new();
+        let mut first = sa(0x1000);
+        first.flow = Some(flow("10.2.0.0"));
+        sad.add(first, 0).unwrap();
+        let mut second = sa(0x2000);
+        second.flow = Some(flow("10.3.0.0"));
+        sad.add(second, 1).unwrap();
+        let peer = ip("192.0.2.2");
+        assert_eq!(
+            sad.oldest_to(peer, SaType::ESP, &flow("10.3.0.0")),
+            Some(id(0x2000))
+        );
+        assert_eq!(
+            sad.oldest_to(peer, SaType::ESP, &flow("10.2.0.0")),
+            Some(id(0x1000))
+        );
+        assert_eq!(sad.oldest_to(peer, SaType::ESP, &flow("10.4.0.0")), None);
+        // An SA that names no flow serves any.
+        sad.add(sa(0x3000), 2).unwrap();
+        assert_eq!(
+            sad.oldest_to(peer, SaType::ESP, &flow("10.4.0.0")),
+            Some(id(0x3000))
+        );
     }
 
     #[test]

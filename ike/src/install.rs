@@ -217,6 +217,23 @@ pub fn sa_messages(
     ])
 }
 
+/// Makes the SA that `add` adds serve the one flow of the X_ADDFLOW
+/// message `flow` (OpenBSD's SA filter): its flow extensions, copied.
+pub fn serve_flow(add: &mut Message, flow: &Message) {
+    for t in [
+        ExtType::X_FLOW_TYPE,
+        ExtType::X_PROTOCOL,
+        ExtType::X_SRC_FLOW,
+        ExtType::X_DST_FLOW,
+        ExtType::X_SRC_MASK,
+        ExtType::X_DST_MASK,
+    ] {
+        if let Some(body) = flow.get(t) {
+            push(add, t, body.clone());
+        }
+    }
+}
+
 /// The networks (address and prefix length) that make up an address
 /// range exactly, at most `limit` of them.
 pub fn prefixes(start: IpAddr, end: IpAddr, limit: usize) -> Option<Vec<(IpAddr, u8)>> {

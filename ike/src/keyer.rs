@@ -171,8 +171,11 @@ struct IkeSa {
     rekey: Option<rekeying::Step>,
     /// Child SAs a rekey replaced, until the peer deletes them.
     old: Vec<ChildSa>,
-    /// When to try a rekey again that the peer put off (0: none).
-    rekey_again: u64,
+    /// When to try again a rekey that the peer put off or that waited
+    /// for another, and of which Child SA (by its inbound SPI).
+    rekey_again: Option<(u64, u32)>,
+    /// Child SAs the peer added for other rules of its own.
+    extra: Vec<children::Extra>,
     /// The peer deleted the current Child SA, and no other replaced it.
     child_gone: bool,
     /// When the peer was last heard from (a message that opened).
@@ -205,7 +208,8 @@ impl IkeSa {
             outstanding: None,
             rekey: None,
             old: Vec::new(),
-            rekey_again: 0,
+            rekey_again: None,
+            extra: Vec::new(),
             child_gone: false,
             heard: 0,
             created: now,
@@ -397,7 +401,10 @@ impl Keyer {
     fn initiate(&mut self, index: usize, rng: &mut dyn CryptoRngCore, out: &mut Vec<Action>) {
         let p = &self.policies[index];
         let peer = p.peer;
-        let busy = self.sas.iter().any(|sa| sa.policy == index);
+        let busy = self
+            .sas
+            .iter()
+            .any(|sa| sa.policy == index || sa.extra.iter().any(|e| e.policy == index));
         if busy || self.held[index] {
             return;
         }
@@ -647,9 +654,12 @@ impl Keyer {
             if sa.superseded {
                 continue;
             }
-            if sa.rekey_again != 0 && now >= sa.rekey_again && sa.rekey.is_none() {
-                sa.rekey_again = 0;
-                self.start_rekey(at, out);
+            if let Some((when, spi_in)) = sa.rekey_again
+                && now >= when
+                && sa.rekey.is_none()
+            {
+                sa.rekey_again = None;
+                self.start_rekey(at, spi_in, out);
             }
             self.maybe_rekey_ike(at, rng, out);
             self.check_liveness(at, rng, out);
@@ -1026,7 +1036,22 @@ impl Keyer {
         let udp = nat.then_some(path.remote.port());
         let seq = self.next_seq();
         match install::sa_messages(child, ends, lifetimes, udp, seq, self.pid) {
-            Ok(messages) => {
+            Ok(mut messages) => {
+                // The outbound SA serves the rule's flow, and no other of
+                // the same peer's (each of several Child SAs its own).
+                let c = &self.policies[policy].config;
+                if let ([from], [to]) = (c.ts_local.as_slice(), c.ts_remote.as_slice()) {
+                    let spec = FlowSpec {
+                        protocol: c.child.protocol,
+                        direction: FlowDirection::OUT,
+                        flow_type: FlowType::REQUIRE,
+                        from,
+                        to,
+                    };
+                    if let Ok([flow]) = install::flows(&spec, ends, seq, self.pid).as_deref() {
+                        install::serve_flow(&mut messages[1], flow);
+                    }
+                }
                 self.pending.push((seq, Waiting::Nothing));
                 out.extend(messages.iter().map(|m| Action::PfKey(m.encode())));
             }
@@ -1038,14 +1063,30 @@ impl Keyer {
         (lifetimes.soft_seconds > 0).then_some(lifetimes.soft_seconds)
     }
 
-    /// Deletes the SA's current Child SA from `ipsecd`.
+    /// Deletes every current Child SA of the SA at `at` from `ipsecd`.
     fn remove_children(&mut self, at: usize, out: &mut Vec<Action>) {
-        let State::Up(session) = &self.sas[at].state else {
+        self.remove_first(at, out);
+        let path = self.sas[at].path;
+        for e in std::mem::take(&mut self.sas[at].extra) {
+            let c = &e.child;
+            self.delete_sas(c.suite.protocol, c.spi_in, c.spi_out, path, out);
+        }
+    }
+
+    /// Deletes the first Child SA of the SA at `at` from `ipsecd`, if it
+    /// is still there.
+    fn remove_first(&mut self, at: usize, out: &mut Vec<Action>) {
+        let sa = &self.sas[at];
+        let State::Up(session) = &sa.state else {
             return;
         };
+        if sa.child_gone {
+            return;
+        }
         let child = &session.sa.child;
         let (protocol, spi_in, spi_out) = (child.suite.protocol, child.spi_in, child.spi_out);
-        let path = self.sas[at].path;
+        let path = sa.path;
+        self.sas[at].child_gone = true;
         self.delete_sas(protocol, spi_in, spi_out, path, out);
     }
 
@@ -1098,9 +1139,15 @@ impl Keyer {
             }
         }
         self.sas.retain(|sa| sa.policy != index);
+        self.drop_extras(index, rng, &mut out);
         for sa in &mut self.sas {
             if sa.policy > index {
                 sa.policy -= 1;
+            }
+            for e in &mut sa.extra {
+                if e.policy > index {
+                    e.policy -= 1;
+                }
             }
         }
         let policy = self.policies.remove(index);
@@ -1108,6 +1155,40 @@ impl Keyer {
         self.held.remove(index);
         self.flows(&policy, install::delflows, &mut out);
         Some(out)
+    }
+
+    /// Ends the Child SAs of rule `index` that live under other rules' IKE
+    /// SAs: deleted from `ipsecd`, and the peer told when the SA is free
+    /// to.
+    pub(super) fn drop_extras(
+        &mut self,
+        index: usize,
+        rng: &mut dyn CryptoRngCore,
+        out: &mut Vec<Action>,
+    ) {
+        for at in 0..self.sas.len() {
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.sas[at].extra)
+                .into_iter()
+                .partition(|e| e.policy == index);
+            self.sas[at].extra = kept;
+            let path = self.sas[at].path;
+            for e in gone {
+                let c = &e.child;
+                self.delete_sas(c.suite.protocol, c.spi_in, c.spi_out, path, out);
+                let free = self.sas[at].outstanding.is_none() && self.sas[at].rekey.is_none();
+                let delete = Payload::new(Body::Delete(Delete {
+                    protocol: c.suite.protocol,
+                    spi_size: 4,
+                    spis: vec![c.spi_in.to_be_bytes().to_vec()],
+                }));
+                if let (true, State::Up(session)) = (free, &mut self.sas[at].state)
+                    && let Ok((_, bytes)) =
+                        session.request(ExchangeType::INFORMATIONAL, &[delete], rng)
+                {
+                    self.send_request(at, path.local, path.remote, bytes, out);
+                }
+            }
+        }
     }
 
     /// Tells the peer of an established IKE SA that it ends, and deletes
@@ -1185,6 +1266,7 @@ pub fn describe(bytes: &[u8]) -> String {
     }
 }
 
+mod children;
 mod failures;
 mod ike_rekeying;
 mod operate;

@@ -38,12 +38,12 @@ pub fn text(rules: &[RuleStatus<'_>], drops: &Drops) -> String {
                 let _ = write!(out, ", enc {cipher} auth {integ} prf {prf} group {group}");
             }
             out.push('\n');
-            if let Some(c) = &sa.child {
+            for c in &sa.children {
                 let [enc, auth, group] = &c.algorithms;
                 let _ = write!(
                     out,
-                    "\t\tChild SA {:#010x} in, {:#010x} out, enc {enc} auth {auth} pfs {group}, {} s",
-                    c.spi_in, c.spi_out, c.age
+                    "\t\tChild SA {:#010x} in, {:#010x} out (rule {}), enc {enc} auth {auth} pfs {group}, {} s",
+                    c.spi_in, c.spi_out, c.rule, c.age
                 );
                 match c.rekey_in {
                     Some(s) => {
@@ -115,13 +115,15 @@ fn sa_json(sa: &SaStatus) -> String {
             )
         },
     );
-    let child = sa.child.as_ref().map_or_else(
-        || "null".to_owned(),
-        |c| {
+    let children: Vec<String> = sa
+        .children
+        .iter()
+        .map(|c| {
             let [enc, auth, group] = &c.algorithms;
             format!(
-                "{{\"spi_in\":\"{:#010x}\",\"spi_out\":\"{:#010x}\",\"enc\":{},\"auth\":{},\"pfs\":{},\
-                 \"age\":{},\"rekey_in\":{}}}",
+                "{{\"rule\":{},\"spi_in\":\"{:#010x}\",\"spi_out\":\"{:#010x}\",\"enc\":{},\"auth\":{},\
+                 \"pfs\":{},\"age\":{},\"rekey_in\":{}}}",
+                c.rule,
                 c.spi_in,
                 c.spi_out,
                 quote(enc),
@@ -130,11 +132,11 @@ fn sa_json(sa: &SaStatus) -> String {
                 c.age,
                 c.rekey_in.map_or_else(|| "null".to_owned(), |s| s.to_string())
             )
-        },
-    );
+        })
+        .collect();
     format!(
         "{{\"state\":{},\"spi_i\":\"{:016x}\",\"spi_r\":\"{:016x}\",\"initiator\":{},\"remote\":{},\
-         \"age\":{},\"ike\":{},\"child\":{}}}",
+         \"age\":{},\"ike\":{},\"children\":[{}]}}",
         quote(sa.state),
         sa.spi_i,
         sa.spi_r,
@@ -142,7 +144,7 @@ fn sa_json(sa: &SaStatus) -> String {
         quote(&sa.remote.to_string()),
         sa.age,
         ike,
-        child
+        children.join(",")
     )
 }
 

@@ -175,10 +175,11 @@ impl Engine {
         let layout = Layout::of(buf.as_slice())?;
         buf.keep(0..layout.len);
         let key = PacketKey::of(&layout, buf.as_slice(), Direction::Out);
-        let Some((_, policy)) = self.spd.lookup_mut(&key) else {
+        let Some((sel, policy)) = self.spd.lookup_mut(&key) else {
             // No flow: no IPsec, as on OpenBSD.
             return Ok(Out::Clear { flow: false });
         };
+        let sel = *sel;
         policy.usage.count(layout.len, now);
         let (flow_type, satype, peer) = (policy.flow_type, policy.satype, policy.peer);
         match flow_type {
@@ -194,7 +195,7 @@ impl Engine {
         };
         let sa = match policy.bound.filter(usable) {
             Some(id) => Some(id),
-            None => self.sad.oldest_to(gateway, satype),
+            None => self.sad.oldest_to(gateway, satype, &sel),
         };
         policy.bound = sa;
         let Some(sa) = sa else {

@@ -65,7 +65,7 @@ fn flow_type(msg: &Message) -> Result<(Direction, Protocol), Errno> {
 
 /// The selector of a flow message; `EINVAL` for a direction other than
 /// in or out, or addresses of mixed families.
-fn selector(msg: &Message) -> Result<(Selector, Protocol), Errno> {
+pub(super) fn selector(msg: &Message) -> Result<(Selector, Protocol), Errno> {
     let (direction, kind) = flow_type(msg)?;
     let part = |t| {
         address(msg, t)
@@ -384,7 +384,7 @@ impl Engine {
                         .by_dst(gateway, policy.satype)
                         .any(|sa| sa.id == *id)
             });
-            let chosen = bound.or_else(|| self.sad.oldest_to(gateway, policy.satype));
+            let chosen = bound.or_else(|| self.sad.oldest_to(gateway, policy.satype, sel));
             if let Some(sa) = chosen.and_then(|id| self.sad.get(&id)) {
                 push(
                     &mut record,

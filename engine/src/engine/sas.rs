@@ -129,6 +129,9 @@ fn from_message(msg: &Message, now: u64) -> Result<SecurityAssociation, Errno> {
     if present != 0 && present != flow.len() {
         return Err(Errno::EINVAL);
     }
+    if present != 0 {
+        sa.flow = Some(super::flows::selector(msg)?.0);
+    }
     Ok(sa)
 }
 

@@ -119,13 +119,45 @@ pub fn rekeyed_spi(payloads: &[Payload]) -> Option<u32> {
     Some(u32::from_be_bytes(n.spi.as_slice().try_into().ok()?))
 }
 
-/// Answers a request to rekey `child` (whose outbound SPI the request
-/// names), taking `spi_in` for the new SA: the response's payloads and
-/// the new Child SA.
+/// What a new Child SA must be like: its mode and the selectors it may
+/// narrow to, a rule's or the Child SA's it replaces.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub transport: bool,
+    pub ts_local: Vec<crate::wire::TrafficSelector>,
+    pub ts_remote: Vec<crate::wire::TrafficSelector>,
+}
+
+impl Template {
+    /// The template of the Child SA `child`, for its rekey.
+    pub fn of(child: &ChildSa) -> Template {
+        Template {
+            transport: child.transport,
+            ts_local: child.ts_local.clone(),
+            ts_remote: child.ts_remote.clone(),
+        }
+    }
+
+    /// Whether a CREATE_CHILD_SA request asks for a Child SA of this
+    /// mode whose selectors narrow to something of this template's.
+    pub fn fits(&self, request: &[Payload]) -> bool {
+        let p = parts(request);
+        let (Some(tsi), Some(tsr)) = (p.tsi, p.tsr) else {
+            return false;
+        };
+        p.transport == self.transport
+            && !selectors::narrow(tsi, &self.ts_remote).is_empty()
+            && !selectors::narrow(tsr, &self.ts_local).is_empty()
+    }
+}
+
+/// Answers a request for a Child SA like `template` (a rekey, or a new
+/// one), taking `spi_in` for it: the response's payloads and the new
+/// Child SA.
 pub fn respond(
     config: &Config,
     sa: &Established,
-    child: &ChildSa,
+    template: &Template,
     request: &[Payload],
     spi_in: u32,
     rng: &mut dyn CryptoRngCore,
@@ -139,9 +171,10 @@ pub fn respond(
     if !(16..=256).contains(&ni.len()) {
         return Err(Failure::Malformed("nonce length"));
     }
-    if p.transport != child.transport {
+    if p.transport != template.transport {
         return Err(Failure::NoProposal);
     }
+    let child = template;
     let (answer, suite, spi_out) = config
         .child
         .choose(offer, spi_in)

@@ -201,8 +201,9 @@ impl Keyer {
         sa.child_gone = old.child_gone;
         sa.child_since = old.child_since;
         sa.child_rekey_at = old.child_rekey_at;
-        sa.rekey_again = std::mem::take(&mut old.rekey_again);
+        sa.rekey_again = old.rekey_again.take();
         sa.old = std::mem::take(&mut old.old);
+        sa.extra = std::mem::take(&mut old.extra);
         sa.heard = self.now;
         old.superseded = true;
         old.ike_rekey_at = None;

@@ -2,7 +2,7 @@
 //! rule has (its IKE SAs, their Child SAs, algorithms and rekey times),
 //! and taking a rule down or bringing it up.
 
-use super::{Action, Keyer, Policy, State};
+use super::{Action, ChildSa, IkeSa, Keyer, Policy, State};
 use rand_core::CryptoRngCore;
 use std::net::SocketAddr;
 
@@ -33,11 +33,14 @@ pub struct SaStatus {
     /// For an SA that is up: what protects the IKE SA (cipher, integrity
     /// check, PRF, group) and its Child SA.
     pub ike: Option<[String; 4]>,
-    pub child: Option<ChildStatus>,
+    /// Its Child SAs: the first, then any the peer added.
+    pub children: Vec<ChildStatus>,
 }
 
 #[derive(Debug)]
 pub struct ChildStatus {
+    /// The number of the rule it is for.
+    pub rule: usize,
     pub spi_in: u32,
     pub spi_out: u32,
     /// Cipher, integrity check, PFS group.
@@ -70,45 +73,7 @@ impl Keyer {
                     .sas
                     .iter()
                     .filter(|sa| sa.policy == index)
-                    .map(|sa| {
-                        let (state, spis, initiator, ike, child) = match &sa.state {
-                            State::Up(session) => {
-                                let e = &session.sa;
-                                let c = &e.child;
-                                let child =
-                                    (!sa.child_gone && !sa.superseded).then(|| ChildStatus {
-                                        spi_in: c.spi_in,
-                                        spi_out: c.spi_out,
-                                        algorithms: c.suite.names(),
-                                        age: now.saturating_sub(sa.child_since),
-                                        rekey_in: sa.child_rekey_at.map(|t| t.saturating_sub(now)),
-                                    });
-                                (
-                                    if sa.superseded { "replaced" } else { "up" },
-                                    (e.spi_i, e.spi_r),
-                                    e.initiator,
-                                    Some(e.suite.names()),
-                                    child,
-                                )
-                            }
-                            State::Responding { .. } => {
-                                ("answering", (sa.peer_spi, sa.spi), false, None, None)
-                            }
-                            State::Reserving | State::Initiating(_) => {
-                                ("starting", (sa.spi, 0), true, None, None)
-                            }
-                        };
-                        SaStatus {
-                            state,
-                            spi_i: spis.0,
-                            spi_r: spis.1,
-                            initiator,
-                            remote: sa.path.remote,
-                            age: now.saturating_sub(sa.created),
-                            ike,
-                            child,
-                        }
-                    })
+                    .map(|sa| sa_status(sa, now))
                     .collect(),
             })
             .collect()
@@ -144,6 +109,7 @@ impl Keyer {
             self.forget_half_open(spi, &mut out);
         }
         self.sas.retain(|sa| sa.policy != index);
+        self.drop_extras(index, rng, &mut out);
         out.push(Action::Log(format!(
             "{}: taken down by hand",
             self.policies[index].name
@@ -172,5 +138,53 @@ impl Keyer {
             .contains(&number)
             .then(|| number - 1)
             .ok_or(NoRule::Number(number))
+    }
+}
+
+/// What an operator sees of one IKE SA at `now`.
+fn sa_status(sa: &IkeSa, now: u64) -> SaStatus {
+    let child = |rule: usize, c: &ChildSa, since: u64, rekey_at: Option<u64>| ChildStatus {
+        rule: rule + 1,
+        spi_in: c.spi_in,
+        spi_out: c.spi_out,
+        algorithms: c.suite.names(),
+        age: now.saturating_sub(since),
+        rekey_in: rekey_at.map(|t| t.saturating_sub(now)),
+    };
+    let (state, spis, initiator, ike) = match &sa.state {
+        State::Up(session) => {
+            let e = &session.sa;
+            let state = if sa.superseded { "replaced" } else { "up" };
+            (
+                state,
+                (e.spi_i, e.spi_r),
+                e.initiator,
+                Some(e.suite.names()),
+            )
+        }
+        State::Responding { .. } => ("answering", (sa.peer_spi, sa.spi), false, None),
+        State::Reserving | State::Initiating(_) => ("starting", (sa.spi, 0), true, None),
+    };
+    let mut children = Vec::new();
+    if let (State::Up(session), false, false) = (&sa.state, sa.child_gone, sa.superseded) {
+        let c = &session.sa.child;
+        children.push(child(sa.policy, c, sa.child_since, sa.child_rekey_at));
+    }
+    if !sa.superseded {
+        children.extend(
+            sa.extra
+                .iter()
+                .map(|e| child(e.policy, &e.child, e.since, e.rekey_at)),
+        );
+    }
+    SaStatus {
+        state,
+        spi_i: spis.0,
+        spi_r: spis.1,
+        initiator,
+        remote: sa.path.remote,
+        age: now.saturating_sub(sa.created),
+        ike,
+        children,
     }
 }

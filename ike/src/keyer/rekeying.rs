@@ -1,66 +1,104 @@
-//! Rekeying the Child SA before it expires: `ipsecd`'s soft `SADB_EXPIRE`
-//! for either of its SAs starts a CREATE_CHILD_SA exchange (after GETSPI
-//! for the new inbound SPI); once the new SAs are in, this end deletes the
-//! old one with an INFORMATIONAL exchange, and removes it from `ipsecd`
-//! when the peer has answered. A peer's rekey request is answered once
-//! GETSPI has reserved this end's new SPI; the old SAs stay until the
-//! peer deletes them. A peer that deleted the Child SA may ask for a new
-//! one in its place, which is answered the same way.
+//! Rekeying Child SAs before they expire: `ipsecd`'s soft `SADB_EXPIRE`
+//! for either SA of a Child SA starts a CREATE_CHILD_SA exchange (after
+//! GETSPI for the new inbound SPI); once the new SAs are in, this end
+//! deletes the old ones with an INFORMATIONAL exchange, and removes them
+//! from `ipsecd` when the peer has answered. A peer's rekey request is
+//! answered once GETSPI has reserved this end's new SPI; the old SAs stay
+//! until the peer deletes them. A peer may also ask for a new Child SA:
+//! in place of one it deleted, or for another rule of the same peer
+//! (several Child SAs under one IKE SA); it is answered the same way.
+//! One such exchange runs at a time on an IKE SA.
 
+use super::children::Extra;
 use super::*;
-use crate::exchange::rekey::{self, Pending};
+use crate::exchange::rekey::{self, Pending, Template};
+
+/// The Child SA an exchange is for: a current one, by its inbound SPI,
+/// or a new one for a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Which {
+    Current(u32),
+    New(usize),
+}
 
 /// Where a rekey stands.
 #[derive(Debug)]
 pub(super) enum Step {
-    /// GETSPI sent; with the peer's request when it is the peer's rekey.
-    Reserving(Option<(SocketAddr, SocketAddr, Header, Vec<Payload>)>),
+    /// GETSPI sent; with the peer's request when it is the peer's.
+    Reserving(
+        Which,
+        Option<(SocketAddr, SocketAddr, Header, Vec<Payload>)>,
+    ),
     /// This end's CREATE_CHILD_SA request sent, with this message ID.
-    Sent(Pending, u32),
+    Sent(u32, Pending, u32),
     /// The old Child SA's delete sent, with this message ID.
     Deleting(ChildSa, u32),
 }
 
 impl Keyer {
-    /// `SADB_EXPIRE`: a soft one for a Child SA's SA starts its rekey.
+    /// `SADB_EXPIRE`: a soft one for an SA of a Child SA starts its rekey.
     pub(super) fn expired(&mut self, m: &pfkey::Message, out: &mut Vec<Action>) {
         let soft = m.get(pfkey::ExtType::LIFETIME_SOFT).is_some();
         let Some(pfkey::Body::Sa(sa)) = m.get(pfkey::ExtType::SA) else {
             return;
         };
-        let found = self.sas.iter().position(|s| match &s.state {
-            State::Up(session) if !s.superseded => {
-                let c = &session.sa.child;
-                c.spi_in == sa.spi || c.spi_out == sa.spi
+        let found = self.sas.iter().enumerate().find_map(|(at, s)| {
+            if s.superseded {
+                return None;
             }
-            _ => false,
+            s.children()
+                .into_iter()
+                .find(|(_, c)| c.spi_in == sa.spi || c.spi_out == sa.spi)
+                .map(|(policy, c)| (at, policy, c.spi_in))
         });
-        let Some(at) = found else { return };
+        let Some((at, policy, spi_in)) = found else {
+            return;
+        };
         if !soft {
-            let name = &self.policies[self.sas[at].policy].name;
+            let name = &self.policies[policy].name;
             out.push(Action::Log(format!(
                 "{name}: SA {:#010x} reached its hard lifetime before a rekey",
                 sa.spi
             )));
             return;
         }
-        self.start_rekey(at, out);
+        self.start_rekey(at, spi_in, out);
     }
 
-    /// Starts this end's rekey of the SA at `at`'s Child SA, unless one is
-    /// under way.
-    pub(super) fn start_rekey(&mut self, at: usize, out: &mut Vec<Action>) {
-        if self.sas[at].rekey.is_some() || !matches!(self.sas[at].state, State::Up(_)) {
+    /// Starts this end's rekey of the Child SA receiving on `spi_in`, or,
+    /// while another exchange of the kind runs, a second later.
+    pub(super) fn start_rekey(&mut self, at: usize, spi_in: u32, out: &mut Vec<Action>) {
+        let sa = &mut self.sas[at];
+        if sa.child(spi_in).is_none() {
             return;
         }
-        self.sas[at].rekey = Some(Step::Reserving(None));
+        if sa.rekey.is_some() {
+            sa.rekey_again = Some((self.now + 1, spi_in));
+            return;
+        }
+        sa.rekey = Some(Step::Reserving(Which::Current(spi_in), None));
         self.reserve_for(at, out);
+    }
+
+    /// The rule a Child SA of the SA at `at` belongs to.
+    fn rule_of(&self, at: usize, which: Which) -> Option<usize> {
+        match which {
+            Which::Current(spi_in) => self.sas[at].child(spi_in).map(|(policy, _)| policy),
+            Which::New(policy) => Some(policy),
+        }
     }
 
     /// GETSPI for the new Child SA of the SA at `at`.
     fn reserve_for(&mut self, at: usize, out: &mut Vec<Action>) {
+        let which = match &self.sas[at].rekey {
+            Some(Step::Reserving(which, _)) => *which,
+            _ => return,
+        };
+        let Some(policy) = self.rule_of(at, which) else {
+            return;
+        };
         let (spi, path) = (self.sas[at].spi, self.sas[at].path);
-        let protocol = self.policies[self.sas[at].policy].config.child.protocol;
+        let protocol = self.policies[policy].config.child.protocol;
         let ends = Ends {
             local: path.local.ip(),
             remote: path.remote.ip(),
@@ -68,9 +106,28 @@ impl Keyer {
         self.reserve(spi, protocol, ends, out);
     }
 
-    /// A peer's CREATE_CHILD_SA request: a rekey of the current Child SA
-    /// is answered once this end's new SPI is reserved; anything else is
-    /// not in this version.
+    /// The rule a peer's request for a new Child SA on the SA at `at` is
+    /// for: the SA's own, in place of a Child SA the peer deleted, or
+    /// another for the same peer that has none here yet; the first whose
+    /// selectors and mode the request fits.
+    fn rule_for_new(&self, at: usize, payloads: &[Payload]) -> Option<usize> {
+        let sa = &self.sas[at];
+        let own = &self.policies[sa.policy];
+        let present =
+            |i: usize| (i == sa.policy && !sa.child_gone) || sa.extra.iter().any(|e| e.policy == i);
+        (0..self.policies.len()).find(|&i| {
+            let p = &self.policies[i];
+            !present(i)
+                && !self.held[i]
+                && p.local == own.local
+                && p.peer == own.peer
+                && p.config.child.protocol == own.config.child.protocol
+                && template_of(p).fits(payloads)
+        })
+    }
+
+    /// A peer's CREATE_CHILD_SA request: a rekey of a current Child SA,
+    /// or a new one, answered once this end's new SPI is reserved.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn peer_rekey(
         &mut self,
@@ -82,20 +139,26 @@ impl Keyer {
         rng: &mut dyn CryptoRngCore,
         out: &mut Vec<Action>,
     ) {
-        let busy = self.sas[at].rekey.is_some();
-        let gone = self.sas[at].child_gone;
+        use crate::wire::NotifyType;
+        let busy = self.sas[at].rekey.is_some() || self.sas[at].ike_rekey.is_some();
+        let wanted = match rekey::rekeyed_spi(&payloads) {
+            Some(spi_out) => self.sas[at]
+                .child_sending(spi_out)
+                .map(Which::Current)
+                .ok_or(NotifyType::CHILD_SA_NOT_FOUND),
+            None => self
+                .rule_for_new(at, &payloads)
+                .map(Which::New)
+                .ok_or(NotifyType::TS_UNACCEPTABLE),
+        };
+        let refuse = match wanted {
+            // Both ends at it at once: this end's goes on.
+            Ok(_) if busy => Some(NotifyType::TEMPORARY_FAILURE),
+            Ok(_) => None,
+            Err(kind) => Some(kind),
+        };
         let State::Up(session) = &mut self.sas[at].state else {
             return;
-        };
-        let current = session.sa.child.spi_out;
-        let refuse = match rekey::rekeyed_spi(&payloads) {
-            Some(spi) if spi == current && !busy => None,
-            // Both ends rekeying at once: this end's goes on.
-            Some(spi) if spi == current => Some(crate::wire::NotifyType::TEMPORARY_FAILURE),
-            Some(_) => Some(crate::wire::NotifyType::CHILD_SA_NOT_FOUND),
-            // A new Child SA in place of one the peer deleted.
-            None if gone && !busy => None,
-            None => Some(crate::wire::NotifyType::NO_ADDITIONAL_SAS),
         };
         if let Some(kind) = refuse {
             let note = [Payload::new(Body::Notify(crate::wire::Notify::new(
@@ -111,7 +174,8 @@ impl Keyer {
             }
             return;
         }
-        self.sas[at].rekey = Some(Step::Reserving(Some((local, remote, h, payloads))));
+        let Ok(which) = wanted else { return };
+        self.sas[at].rekey = Some(Step::Reserving(which, Some((local, remote, h, payloads))));
         self.reserve_for(at, out);
     }
 
@@ -124,36 +188,45 @@ impl Keyer {
         rng: &mut dyn CryptoRngCore,
         out: &mut Vec<Action>,
     ) {
-        let Some(Step::Reserving(peer)) = self.sas[at].rekey.take() else {
+        let Some(Step::Reserving(which, peer)) = self.sas[at].rekey.take() else {
             return;
         };
-        let policy = self.sas[at].policy;
         let path = self.sas[at].path;
+        let Some(policy) = self.rule_of(at, which) else {
+            // The Child SA went meanwhile.
+            let protocol = self.policies[self.sas[at].policy].config.child.protocol;
+            return self.release(protocol, spi_in, path, out);
+        };
         let config = self.policies[policy].config.clone();
-        let nat = matches!(&self.sas[at].state, State::Up(s) if s.sa.nat.is_some_and(|n| n.any()));
+        let template = match which {
+            Which::Current(old) => self.sas[at].child(old).map(|(_, c)| Template::of(c)),
+            Which::New(_) => Some(template_of(&self.policies[policy])),
+        };
+        let current = match which {
+            Which::Current(old) => self.sas[at].child(old).map(|(_, c)| c.clone()),
+            Which::New(_) => None,
+        };
         let State::Up(session) = &mut self.sas[at].state else {
             return;
         };
-        match peer {
-            None => {
-                let (pending, payloads) = rekey::request(&config, &session.sa.child, spi_in, rng);
+        let nat = session.sa.nat.is_some_and(|n| n.any());
+        match (peer, current) {
+            (None, Some(current)) => {
+                let (pending, payloads) = rekey::request(&config, &current, spi_in, rng);
                 match session.request(ExchangeType::CREATE_CHILD_SA, &payloads, rng) {
                     Ok((id, bytes)) => {
-                        self.sas[at].rekey = Some(Step::Sent(pending, id));
+                        self.sas[at].rekey = Some(Step::Sent(current.spi_in, pending, id));
                         self.send_request(at, path.local, path.remote, bytes, out);
                     }
                     Err(e) => out.push(Action::Log(format!("rekey request: {e:?}"))),
                 }
             }
-            Some((local, remote, h, payloads)) => {
-                let answer = rekey::respond(
-                    &config,
-                    &session.sa,
-                    &session.sa.child,
-                    &payloads,
-                    spi_in,
-                    rng,
-                );
+            (Some((local, remote, h, payloads)), _) => {
+                let Some(template) = template else {
+                    return;
+                };
+                let answer =
+                    rekey::respond(&config, &session.sa, &template, &payloads, spi_in, rng);
                 let (response, child) = match answer {
                     Ok((response, child)) => (response, Some(child)),
                     Err(why) => {
@@ -164,7 +237,10 @@ impl Keyer {
                             kind,
                             Vec::new(),
                         )))];
-                        out.push(Action::Log(format!("refused the peer's rekey: {why}")));
+                        out.push(Action::Log(format!(
+                            "{}: refused the peer's Child SA: {why}",
+                            self.policies[policy].name
+                        )));
                         (note, None)
                     }
                 };
@@ -176,37 +252,71 @@ impl Keyer {
                     });
                 }
                 match child {
-                    Some(child) => self.replace_child(at, policy, child, path, nat, out),
+                    Some(child) => self.put_child(at, which, policy, child, nat, out),
                     // Refused: the SPI reserved for it goes back.
                     None => self.release(config.child.protocol, spi_in, path, out),
                 }
             }
+            (None, None) => self.release(config.child.protocol, spi_in, path, out),
         }
     }
 
-    /// The new Child SA goes in and becomes the current one; the old one
-    /// is kept until it is deleted.
-    fn replace_child(
+    /// The new Child SA goes in: in place of the current one `which`
+    /// names (kept until it is deleted), or as a new one for its rule.
+    fn put_child(
         &mut self,
         at: usize,
+        which: Which,
         policy: usize,
         child: ChildSa,
-        path: Path,
         nat: bool,
         out: &mut Vec<Action>,
     ) {
-        self.install_child(policy, &child, path, nat, out);
+        let path = self.sas[at].path;
+        let soft = self.install_child(policy, &child, path, nat, out);
+        let rekey_at = soft.map(|s| self.now + s);
+        let name = &self.policies[policy].name;
+        let (spi_in, spi_out) = (child.spi_in, child.spi_out);
+        let sa = &mut self.sas[at];
+        let first = match which {
+            Which::Current(old) => sa.is_first(old),
+            // In place of the first Child SA, which the peer deleted.
+            Which::New(p) => p == sa.policy && sa.child_gone,
+        };
+        let what = match which {
+            Which::Current(_) => "Child SA rekeyed",
+            Which::New(_) => "Child SA added",
+        };
         out.push(Action::Log(format!(
-            "{}: Child SA rekeyed, {:#010x} in, {:#010x} out",
-            self.policies[policy].name, child.spi_in, child.spi_out
+            "{name}: {what}, {spi_in:#010x} in, {spi_out:#010x} out"
         )));
-        let gone = std::mem::replace(&mut self.sas[at].child_gone, false);
-        if let State::Up(session) = &mut self.sas[at].state {
-            let old = std::mem::replace(&mut session.sa.child, child);
-            // A deleted Child SA's SAs are gone already.
-            if !gone {
-                self.sas[at].old.push(old);
+        if first {
+            let gone = std::mem::replace(&mut sa.child_gone, false);
+            sa.child_since = self.now;
+            sa.child_rekey_at = rekey_at;
+            if let State::Up(session) = &mut sa.state {
+                let old = std::mem::replace(&mut session.sa.child, child);
+                // A deleted Child SA's SAs are gone already.
+                if !gone {
+                    sa.old.push(old);
+                }
             }
+            return;
+        }
+        let extra = Extra {
+            policy,
+            child,
+            since: self.now,
+            rekey_at,
+        };
+        match which {
+            Which::Current(old) => {
+                if let Some(e) = sa.extra.iter_mut().find(|e| e.child.spi_in == old) {
+                    let replaced = std::mem::replace(e, extra);
+                    sa.old.push(replaced.child);
+                }
+            }
+            Which::New(_) => sa.extra.push(extra),
         }
     }
 
@@ -220,25 +330,28 @@ impl Keyer {
         out: &mut Vec<Action>,
     ) {
         match self.sas[at].rekey.take() {
-            Some(Step::Sent(pending, sent)) if sent == id => {
-                let policy = self.sas[at].policy;
+            Some(Step::Sent(old_spi, pending, sent)) if sent == id => {
                 let path = self.sas[at].path;
+                let reserved = pending.spi_in;
+                let Some((policy, current)) =
+                    self.sas[at].child(old_spi).map(|(p, c)| (p, c.clone()))
+                else {
+                    let protocol = self.policies[self.sas[at].policy].config.child.protocol;
+                    return self.release(protocol, reserved, path, out);
+                };
                 let config = self.policies[policy].config.clone();
                 let State::Up(session) = &self.sas[at].state else {
                     return;
                 };
                 let nat = session.sa.nat.is_some_and(|n| n.any());
-                let reserved = pending.spi_in;
-                let protocol = config.child.protocol;
-                let outcome =
-                    rekey::complete(pending, &config, &session.sa, &session.sa.child, payloads);
+                let outcome = rekey::complete(pending, &config, &session.sa, &current, payloads);
                 if outcome.is_err() {
                     // The SPI reserved for the new SA goes back.
-                    self.release(protocol, reserved, path, out);
+                    self.release(config.child.protocol, reserved, path, out);
                 }
                 match outcome {
                     Ok(child) => {
-                        self.replace_child(at, policy, child, path, nat, out);
+                        self.put_child(at, Which::Current(old_spi), policy, child, nat, out);
                         // This end replaced the SA: it deletes the old one.
                         let Some(old) = self.sas[at].old.pop() else {
                             return;
@@ -263,7 +376,7 @@ impl Keyer {
                         // moment, one to three seconds as this SA's SPI
                         // says, so that the two ends part.
                         let wait = 1 + self.sas[at].spi % 3;
-                        self.sas[at].rekey_again = self.now + wait;
+                        self.sas[at].rekey_again = Some((self.now + wait, old_spi));
                     }
                     Err(why) => out.push(Action::Log(format!(
                         "{}: the peer refused the rekey: {why}",
@@ -302,5 +415,14 @@ impl Keyer {
         );
         self.pending.push((seq, Waiting::Nothing));
         out.push(Action::PfKey(m.encode()));
+    }
+}
+
+/// What a new Child SA for `policy` may be.
+fn template_of(policy: &Policy) -> Template {
+    Template {
+        transport: policy.config.transport,
+        ts_local: policy.config.ts_local.clone(),
+        ts_remote: policy.config.ts_remote.clone(),
     }
 }

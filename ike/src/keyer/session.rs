@@ -76,13 +76,13 @@ impl Keyer {
             }
             return self.peer_rekey(at, local, remote, h, payloads, rng, out);
         }
-        let State::Up(session) = &self.sas[at].state else {
+        if !matches!(self.sas[at].state, State::Up(_)) {
             return;
-        };
-        let current = (session.sa.child.spi_in, session.sa.child.spi_out);
+        }
         let mut answer = Vec::new();
         let mut gone_old = Vec::new();
         let mut gone_current = false;
+        let mut gone_extra = Vec::new();
         let mut deletes_ike = false;
         if h.exchange == ExchangeType::INFORMATIONAL {
             for p in &payloads {
@@ -97,13 +97,17 @@ impl Keyer {
                     else {
                         continue;
                     };
-                    let mine = if let Some(old) = self.sas[at].old.iter().find(|c| c.spi_out == spi)
-                    {
+                    let sa = &self.sas[at];
+                    let mine = if let Some(old) = sa.old.iter().find(|c| c.spi_out == spi) {
                         gone_old.push(old.spi_out);
                         Some(old.spi_in)
-                    } else if spi == current.1 {
-                        gone_current = true;
-                        Some(current.0)
+                    } else if let Some(spi_in) = sa.child_sending(spi) {
+                        if sa.is_first(spi_in) {
+                            gone_current = true;
+                        } else {
+                            gone_extra.push(spi_in);
+                        }
+                        Some(spi_in)
                     } else {
                         None
                     };
@@ -117,9 +121,8 @@ impl Keyer {
                 }
             }
         } else {
-            // More Child SAs than the first are not in this version.
             answer.push(Payload::new(Body::Notify(crate::wire::Notify::new(
-                crate::wire::NotifyType::NO_ADDITIONAL_SAS,
+                crate::wire::NotifyType::INVALID_SYNTAX,
                 Vec::new(),
             ))));
         }
@@ -140,9 +143,21 @@ impl Keyer {
                 self.delete_sas(old.suite.protocol, old.spi_in, old.spi_out, path, out);
             }
         }
-        if deletes_ike || gone_current {
+        for spi_in in gone_extra {
+            if let Some(i) = self.sas[at]
+                .extra
+                .iter()
+                .position(|e| e.child.spi_in == spi_in)
+            {
+                let e = self.sas[at].extra.remove(i);
+                let c = &e.child;
+                self.delete_sas(c.suite.protocol, c.spi_in, c.spi_out, path, out);
+            }
+        }
+        if deletes_ike {
             self.remove_children(at, out);
-            self.sas[at].child_gone = true;
+        } else if gone_current {
+            self.remove_first(at, out);
         }
         if deletes_ike {
             let olds = std::mem::take(&mut self.sas[at].old);

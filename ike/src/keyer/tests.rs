@@ -889,7 +889,8 @@ fn a_rule_taken_down_by_hand_stays_down_until_brought_up() {
     assert_eq!((sa.state, sa.initiator), ("up", true));
     assert_eq!(sa.ike.as_ref().unwrap()[0], "aes-256-gcm");
     assert_eq!(sa.ike.as_ref().unwrap()[3], "curve25519");
-    let child = sa.child.as_ref().unwrap();
+    let child = &sa.children[0];
+    assert_eq!(child.rule, 1);
     assert_eq!(child.algorithms, ["aes-128-gcm", "none", "none"]);
     assert_eq!(child.rekey_in, None, "no lifetime, no rekey");
     assert_eq!(
@@ -970,7 +971,7 @@ fn status_tells_when_a_child_sa_will_be_rekeyed() {
         &mut |_| false,
     );
     let status = sides[0].keyer.status(0);
-    let child = status[0].sas[0].child.as_ref().unwrap();
+    let child = &status[0].sas[0].children[0];
     assert_eq!(child.age, 20);
     let rekey_in = child.rekey_in.unwrap();
     assert!(
