@@ -16,8 +16,6 @@ const NONCE_LEN: usize = 32;
 /// This end's rekey request, sent and not yet answered.
 #[derive(Debug)]
 pub struct Pending {
-    /// The Child SA's inbound SPI here that the request replaces.
-    pub old_spi_in: u32,
     /// The new SA's inbound SPI here.
     pub spi_in: u32,
     ni: Vec<u8>,
@@ -37,6 +35,30 @@ pub fn request(
     spi_in: u32,
     rng: &mut dyn CryptoRngCore,
 ) -> (Pending, Vec<Payload>) {
+    let mut rekey = Notify::new(NotifyType::REKEY_SA, Vec::new());
+    rekey.protocol = child.suite.protocol;
+    rekey.spi = child.spi_in.to_be_bytes().to_vec();
+    ask(config, Some(rekey), &Template::of(child), spi_in, rng)
+}
+
+/// The request for a new Child SA like `template`, beside the IKE SA's
+/// others, offering `spi_in` for it.
+pub fn request_new(
+    config: &Config,
+    template: &Template,
+    spi_in: u32,
+    rng: &mut dyn CryptoRngCore,
+) -> (Pending, Vec<Payload>) {
+    ask(config, None, template, spi_in, rng)
+}
+
+fn ask(
+    config: &Config,
+    rekey: Option<Notify>,
+    template: &Template,
+    spi_in: u32,
+    rng: &mut dyn CryptoRngCore,
+) -> (Pending, Vec<Payload>) {
     let ni = nonce(rng);
     let dh = config
         .child
@@ -44,11 +66,11 @@ pub fn request(
         .iter()
         .find_map(|&g| Group::of(g))
         .map(|g| g.generate(rng));
-    let mut rekey = Notify::new(NotifyType::REKEY_SA, Vec::new());
-    rekey.protocol = child.suite.protocol;
-    rekey.spi = child.spi_in.to_be_bytes().to_vec();
-    let mut payloads = vec![Payload::new(Body::Notify(rekey))];
-    if child.transport {
+    let mut payloads: Vec<Payload> = rekey
+        .into_iter()
+        .map(|n| Payload::new(Body::Notify(n)))
+        .collect();
+    if template.transport {
         payloads.push(Payload::new(Body::Notify(Notify::new(
             NotifyType::USE_TRANSPORT_MODE,
             Vec::new(),
@@ -62,17 +84,9 @@ pub fn request(
             data: kp.public().to_vec(),
         }));
     }
-    payloads.push(Payload::new(Body::TsI(child.ts_local.clone())));
-    payloads.push(Payload::new(Body::TsR(child.ts_remote.clone())));
-    (
-        Pending {
-            old_spi_in: child.spi_in,
-            spi_in,
-            ni,
-            dh,
-        },
-        payloads,
-    )
+    payloads.push(Payload::new(Body::TsI(template.ts_local.clone())));
+    payloads.push(Payload::new(Body::TsR(template.ts_remote.clone())));
+    (Pending { spi_in, ni, dh }, payloads)
 }
 
 /// What a CREATE_CHILD_SA request or response holds.

@@ -1226,3 +1226,142 @@ fn a_replayed_request_gets_the_same_answer_and_an_older_one_is_dropped() {
     assert_eq!(sides[1].keyer.drops.malformed, malformed + 1);
     assert_eq!(sides[1].keyer.sessions().count(), 1, "the SA stands");
 }
+
+#[test]
+fn a_child_sa_the_peer_adds_for_another_rule_lives_with_the_ike_sa() {
+    use crate::exchange::rekey;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(73);
+    let mut queue = Vec::new();
+    let a = side(
+        100,
+        policy(
+            "192.0.2.1",
+            "192.0.2.2",
+            "10.1.0.0/16",
+            "10.2.0.0/16",
+            Start::Active,
+        ),
+        &mut rng,
+        &mut queue,
+        0,
+    );
+    let mut first = policy(
+        "192.0.2.2",
+        "192.0.2.1",
+        "10.2.0.0/16",
+        "10.1.0.0/16",
+        Start::Passive,
+    );
+    first.ike_lifetime = 100;
+    let second = policy(
+        "192.0.2.2",
+        "192.0.2.1",
+        "10.4.0.0/16",
+        "10.3.0.0/16",
+        Start::Passive,
+    );
+    let b = side_with(200, vec![first, second], &mut rng, &mut queue, 1);
+    let mut sides = [a, b];
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    // A asks, over its IKE SA, for a Child SA of B's second rule.
+    let mine = policy(
+        "192.0.2.1",
+        "192.0.2.2",
+        "10.3.0.0/16",
+        "10.4.0.0/16",
+        Start::Active,
+    );
+    let template = rekey::Template {
+        transport: false,
+        ts_local: mine.config.ts_local.clone(),
+        ts_remote: mine.config.ts_remote.clone(),
+    };
+    let (_, payloads) = rekey::request_new(&mine.config, &template, 0x0abc_0001, &mut rng);
+    let State::Up(session) = &mut sides[0].keyer.sas[0].state else {
+        panic!("A's IKE SA is up");
+    };
+    let (_, request) = session
+        .request(ExchangeType::CREATE_CHILD_SA, &payloads, &mut rng)
+        .unwrap();
+    let queue = vec![(
+        0,
+        Action::Send {
+            local: "192.0.2.1:500".parse().unwrap(),
+            remote: "192.0.2.2:500".parse().unwrap(),
+            bytes: request,
+        },
+    )];
+    pump(&mut sides, queue, 1, &mut rng, &mut |_| false);
+    let status = sides[1].keyer.status(1);
+    assert_eq!(status[0].sas.len(), 1, "one IKE SA");
+    let rules: Vec<usize> = status[0].sas[0].children.iter().map(|c| c.rule).collect();
+    assert_eq!(rules, [1, 2], "{:?}", sides[1].log);
+    assert_eq!(sides[1].engine.sad.len(), 4);
+    assert!(sides[1].log.iter().any(|l| l.contains("Child SA added")));
+    // B's outbound SA for it serves its rule's flow only.
+    let added = &status[0].sas[0].children[1];
+    let out_sa = sides[1]
+        .engine
+        .sad
+        .get(&ipsec_engine::sa::SaId {
+            dst: "192.0.2.1".parse().unwrap(),
+            spi: added.spi_out,
+            satype: SaType::ESP,
+        })
+        .unwrap();
+    assert!(
+        out_sa
+            .flow
+            .is_some_and(|f| f.src == "10.4.0.0".parse::<IpAddr>().unwrap())
+    );
+    // The IKE SA's rekey takes it along.
+    tick_both(&mut sides, 90, &mut rng);
+    let status = sides[1].keyer.status(90);
+    assert_eq!(status[0].sas.len(), 1, "{:?}", sides[1].log);
+    assert_eq!(status[0].sas[0].children.len(), 2);
+    assert_eq!(sides[1].engine.sad.len(), 4);
+    // A request for selectors no rule of B's has is refused.
+    let stray = policy(
+        "192.0.2.1",
+        "192.0.2.2",
+        "10.7.0.0/16",
+        "10.8.0.0/16",
+        Start::Active,
+    );
+    let template = rekey::Template {
+        transport: false,
+        ts_local: stray.config.ts_local.clone(),
+        ts_remote: stray.config.ts_remote.clone(),
+    };
+    let (_, payloads) = rekey::request_new(&stray.config, &template, 0x0abc_0002, &mut rng);
+    let State::Up(session) = &mut sides[0].keyer.sas[0].state else {
+        panic!("A's IKE SA is up");
+    };
+    let (_, request) = session
+        .request(ExchangeType::CREATE_CHILD_SA, &payloads, &mut rng)
+        .unwrap();
+    let out = sides[1].keyer.handle(
+        Event::Datagram {
+            local: "192.0.2.2:500".parse().unwrap(),
+            remote: "192.0.2.1:500".parse().unwrap(),
+            bytes: &request,
+        },
+        91,
+        &mut rng,
+    );
+    let Some(Action::Send { bytes, .. }) = out.iter().find(|a| matches!(a, Action::Send { .. }))
+    else {
+        panic!("no answer: {out:?}");
+    };
+    let State::Up(session) = &mut sides[0].keyer.sas[0].state else {
+        panic!("A's IKE SA is up");
+    };
+    let Ok(crate::exchange::session::Incoming::Response(_, answer)) = session.receive(bytes) else {
+        panic!("not a response");
+    };
+    assert!(
+        answer.iter().any(|p| matches!(&p.body, Body::Notify(n) if n.kind == crate::wire::NotifyType::TS_UNACCEPTABLE)),
+        "{answer:?}"
+    );
+    assert_eq!(sides[1].keyer.status(91)[0].sas[0].children.len(), 2);
+}
