@@ -1149,6 +1149,7 @@ impl Keyer {
                     e.policy -= 1;
                 }
             }
+            sa.rekey_for_removed_rule(index);
         }
         let policy = self.policies.remove(index);
         self.retry.remove(index);

@@ -35,6 +35,21 @@ pub(super) enum Step {
     Deleting(ChildSa, u32),
 }
 
+impl IkeSa {
+    /// Rule `index` is gone: a new Child SA for it is not set up (the SPI
+    /// reserved for it lapses in `ipsecd`), and one for a later rule
+    /// follows its number down.
+    pub(super) fn rekey_for_removed_rule(&mut self, index: usize) {
+        if let Some(Step::Reserving(Which::New(p), _)) = &mut self.rekey {
+            if *p == index {
+                self.rekey = None;
+            } else if *p > index {
+                *p -= 1;
+            }
+        }
+    }
+}
+
 impl Keyer {
     /// `SADB_EXPIRE`: a soft one for an SA of a Child SA starts its rekey.
     pub(super) fn expired(&mut self, m: &pfkey::Message, out: &mut Vec<Action>) {
@@ -84,7 +99,7 @@ impl Keyer {
     fn rule_of(&self, at: usize, which: Which) -> Option<usize> {
         match which {
             Which::Current(spi_in) => self.sas[at].child(spi_in).map(|(policy, _)| policy),
-            Which::New(policy) => Some(policy),
+            Which::New(policy) => (policy < self.policies.len()).then_some(policy),
         }
     }
 
@@ -222,11 +237,15 @@ impl Keyer {
                 }
             }
             (Some((local, remote, h, payloads)), _) => {
-                let Some(template) = template else {
-                    return;
+                // The Child SA to replace went, or the rule was taken
+                // down, while the SPI was reserved.
+                let held = matches!(which, Which::New(p) if self.held[p]);
+                let answer = match template {
+                    Some(template) if !held => {
+                        rekey::respond(&config, &session.sa, &template, &payloads, spi_in, rng)
+                    }
+                    _ => Err(Failure::Selectors),
                 };
-                let answer =
-                    rekey::respond(&config, &session.sa, &template, &payloads, spi_in, rng);
                 let (response, child) = match answer {
                     Ok((response, child)) => (response, Some(child)),
                     Err(why) => {
