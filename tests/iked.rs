@@ -690,3 +690,84 @@ fn a_dead_peer_is_noticed_and_its_sas_removed() {
     let flows = ipsecctl(&lab, &a, &da, &ia, &["-s", "flow"]);
     assert_eq!(flows.lines().count(), 2, "{flows}");
 }
+
+#[test]
+fn two_ikeds_key_a_tunnel_over_ipv6() {
+    const TEST: &str = "two_ikeds_key_a_tunnel_over_ipv6";
+    let Some(mut lab) = Lab::new(TEST) else {
+        return;
+    };
+    let a = lab.namespace("a");
+    let b = lab.namespace("b");
+    lab.link(
+        (&a, "wa", &["2001:db8::1/64"]),
+        (&b, "wb", &["2001:db8::2/64"]),
+    );
+    lab.exec(
+        &a,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:1::1/128",
+            "dev",
+            "lo",
+            "nodad",
+        ],
+    );
+    lab.exec(
+        &b,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:2::1/128",
+            "dev",
+            "lo",
+            "nodad",
+        ],
+    );
+    let (da, db) = (lab.daemon(&a), lab.daemon(&b));
+    let (ia, ib) = (iked(&mut lab, &a, &da), iked(&mut lab, &b, &db));
+    // Identities too: a host name on one side, an address on the other.
+    for (ns, d, i, rule) in [
+        (
+            &b,
+            &db,
+            &ib,
+            format!(
+                "ike passive esp from fd00:2::/64 to fd00:1::/64 local 2001:db8::2 \
+                 peer 2001:db8::1 srcid 2001:db8::2 dstid a.example psk \"{KEY}\"\n"
+            ),
+        ),
+        (
+            &a,
+            &da,
+            &ia,
+            format!(
+                "ike active esp from fd00:1::/64 to fd00:2::/64 local 2001:db8::1 \
+                 peer 2001:db8::2 srcid a.example dstid 2001:db8::2 psk \"{KEY}\"\n"
+            ),
+        ),
+    ] {
+        let conf = lab.config_file(&format!("{ns}.conf"), &rule);
+        ipsecctl(&lab, ns, d, i, &["-f", conf.to_str().unwrap()]);
+    }
+    let (dump, file) = lab.capture(&a, "wa");
+    let sas = wait_for_sas(&lab, &a, &da, &ia, 2);
+    assert!(
+        sas.contains("esp tunnel from 2001:db8::1 to 2001:db8::2"),
+        "{sas}"
+    );
+    wait_for_sas(&lab, &b, &db, &ib, 2);
+    lab.ping(&a, "fd00:1::1", "fd00:2::1");
+    lab.stop(dump);
+    assert!(lab.count(&file, "ip6 proto 50") >= 3, "ESP over IPv6");
+    assert_eq!(
+        lab.count(&file, "icmp6 and ip6[40] == 128"),
+        0,
+        "echo in the clear"
+    );
+}
