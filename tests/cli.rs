@@ -396,6 +396,48 @@ fn every_file_read_is_checked_not_only_the_main_one() {
 }
 
 #[test]
+fn a_pre_shared_key_file_is_checked_as_a_key_file_is() {
+    let dir = TempDir::new("pskfile");
+    let rule = "ike esp from 192.0.2.1 to 192.0.2.2 peer 192.0.2.2 psk file \"peer.psk\"\n";
+    dir.file("main.conf", rule, 0o600);
+    dir.file("peer.psk", "not from the configuration\n", 0o666);
+    let (code, said) = check_in(&dir);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("others could change the key"), "{said}");
+    // A link is refused even to a file that would do.
+    dir.file("real.psk", "not from the configuration\n", 0o600);
+    std::fs::remove_file(dir.0.join("peer.psk")).unwrap();
+    std::os::unix::fs::symlink("real.psk", dir.0.join("peer.psk")).unwrap();
+    let (code, said) = check_in(&dir);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("peer.psk: a symbolic link"), "{said}");
+    std::fs::remove_file(dir.0.join("peer.psk")).unwrap();
+    dir.file("peer.psk", "not from the configuration\n", 0o600);
+    let out = ipsecctl()
+        .args(["-nvkf", "main.conf"])
+        .current_dir(&dir.0)
+        .output()
+        .expect("ipsecctl runs");
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        said.contains("Authentication=not from the configuration force"),
+        "{said}"
+    );
+    // Without -k the secret is not shown.
+    let out = ipsecctl()
+        .args(["-nvf", "main.conf"])
+        .current_dir(&dir.0)
+        .output()
+        .expect("ipsecctl runs");
+    assert!(
+        !text(&out.stdout).contains("not from the configuration"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
 fn includes_cannot_loop_under_other_names_or_read_without_end() {
     let dir = TempDir::new("loops");
     // Eight includes of itself, each under another spelling of its name:

@@ -169,7 +169,8 @@ type Gateway = (String, PathBuf, PathBuf);
 
 /// Two gateways with `ipsecd` and `iked`, each loaded with its rule:
 /// A's starts as `a_mode` says, B's is passive; `extra` goes into both
-/// (a `quick` block, say). Returns the lab and, for A then B, the
+/// (a `quick` block, say). B reads the pre-shared key from a file, A
+/// from its rule. Returns the lab and, for A then B, the
 /// namespace and the two sockets.
 fn two_gateways(test: &str, a_mode: &str, extra: &str) -> Option<(Lab, [Gateway; 2])> {
     let mut lab = Lab::new(test)?;
@@ -202,10 +203,17 @@ fn two_gateways(test: &str, a_mode: &str, extra: &str) -> Option<(Lab, [Gateway;
             &ia,
         ),
     ] {
+        // B reads its key from a file, A from the rule: both must agree.
+        let psk = if *ns == b {
+            let file = lab.config_file(&format!("{ns}.psk"), &format!("{KEY}\n"));
+            format!("psk file \"{}\"", file.display())
+        } else {
+            format!("psk \"{KEY}\"")
+        };
         let conf = lab.config_file(
             &format!("{ns}.conf"),
             &format!(
-                "ike {mode} esp from {mine} to {theirs} local {me} peer {peer} {extra} psk \"{KEY}\"\n"
+                "ike {mode} esp from {mine} to {theirs} local {me} peer {peer} {extra} {psk}\n"
             ),
         );
         ipsecctl(&lab, ns, d, i, &["-f", conf.to_str().unwrap()]);

@@ -228,6 +228,8 @@ pub struct Phase {
 pub enum IkeAuth {
     Rsa,
     Psk(Secret),
+    /// `psk file "path"`: the secret is the file's content.
+    PskFile(String),
 }
 
 /// What an `ike` rule protects: addresses, or a sec(4) interface.

@@ -262,9 +262,10 @@ impl Resolver for System {
     }
 
     /// A key file that others could change (or that belongs to someone
-    /// else) is refused; one they could only read is read, and noted.
+    /// else), or a symbolic link, is refused; one they could only read is
+    /// read, and noted.
     fn key_file(&self, path: &str) -> Result<Zeroizing<Vec<u8>>, String> {
-        let file = read_file(path)?;
+        let file = read_key_file(path)?;
         if let Some(why) = exposure(&file.meta, false) {
             return Err(format!("{why}: others could change the key"));
         }
@@ -303,7 +304,28 @@ pub struct ReadFile {
 /// Reads a regular file of at most [`MAX_FILE`] bytes: a device
 /// (`/dev/zero`) or a FIFO is refused, not read for ever.
 pub fn read_file(path: &str) -> Result<ReadFile, String> {
-    let file = std::fs::File::open(path).map_err(|e| strerror(&e))?;
+    read_opened(std::fs::File::open(path))
+}
+
+/// As [`read_file`], but a symbolic link in the last place is refused: a
+/// key file is named by root's configuration, and a link swapped in under
+/// that name must not make root read (and use, or print with `-k`)
+/// another file. Opening does not wait (a FIFO is then refused as not a
+/// regular file).
+pub fn read_key_file(path: &str) -> Result<ReadFile, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    match opened {
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err("a symbolic link".into()),
+        opened => read_opened(opened),
+    }
+}
+
+fn read_opened(opened: std::io::Result<std::fs::File>) -> Result<ReadFile, String> {
+    let file = opened.map_err(|e| strerror(&e))?;
     let meta = file.metadata().map_err(|e| strerror(&e))?;
     if !meta.is_file() {
         return Err("not a regular file".into());

@@ -47,7 +47,11 @@ impl Compiler<'_> {
                 self.mark_secret(cx.statement.span.file);
                 IkeAuth::Psk(secret.clone())
             }
-            _ => IkeAuth::Rsa,
+            Some(ast::IkeAuth::PskFile(path)) => {
+                let span = r.auth.as_ref().map(|a| a.span);
+                IkeAuth::Psk(self.psk_file(path, span, cx)?)
+            }
+            Some(ast::IkeAuth::Rsa) | None => IkeAuth::Rsa,
         };
         if (sport != 0 || dport != 0)
             && proto != 6
@@ -195,5 +199,43 @@ fn sec_unit(name: &Spanned<String>, cx: &mut Cx<'_>) -> Step<u32> {
             u32::try_from(n).map_err(|_| cx.at(name.span, "invalid sec interface unit: too large"))
         }
         Err(_) => Err(cx.at(name.span, "invalid sec interface unit: invalid")),
+    }
+}
+
+impl Compiler<'_> {
+    /// The secret of `psk file "path"`: the file's text, one final line
+    /// break dropped. It is checked as a key file is (see the resolver),
+    /// and must be printable text: it is written into isakmpd's
+    /// line-based commands as much as handed to iked.
+    fn psk_file(
+        &self,
+        path: &str,
+        span: Option<Span>,
+        cx: &mut Cx<'_>,
+    ) -> Step<zeroize::Zeroizing<String>> {
+        const LIMIT: usize = 1024;
+        let bytes = self
+            .resolver
+            .key_file(path)
+            .map_err(|why| cx.fatal(span, format!("open {path}: {why}")))?;
+        let text = bytes
+            .strip_suffix(b"\r\n")
+            .or_else(|| bytes.strip_suffix(b"\n"))
+            .unwrap_or(&bytes);
+        if text.is_empty() || text.len() > LIMIT {
+            let what = if text.is_empty() {
+                "empty"
+            } else {
+                "longer than 1024 bytes"
+            };
+            return Err(cx.fatal(span, format!("{path}: pre-shared key {what}")));
+        }
+        match std::str::from_utf8(text) {
+            Ok(t) if !t.chars().any(char::is_control) => Ok(zeroize::Zeroizing::new(t.to_owned())),
+            _ => Err(cx.fatal(
+                span,
+                format!("{path}: pre-shared key must be one line of printable text"),
+            )),
+        }
     }
 }
