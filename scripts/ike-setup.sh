@@ -2,8 +2,9 @@
 # ike-setup.sh - how fast one iked brings up tunnels with another, and
 # one strongSwan charon with another, for comparison.
 #
-#   scripts/ike-setup.sh [strongswan] [N]  (as root; N tunnels, default 100)
-#   scripts/ike-setup.sh -h                (this text)
+#   scripts/ike-setup.sh [children|strongswan] [N]
+#                                (as root; N tunnels, default 100)
+#   scripts/ike-setup.sh -h      (this text)
 #
 # Two gateways in fresh network namespaces (names carry the pid), joined
 # by a veth pair, each running ipsecd and iked:
@@ -14,9 +15,13 @@
 # ipsecctl -i, and times from A's load until A's ipsecd holds every
 # tunnel's two SAs (each rule its own IKE SA: IKE_SA_INIT, IKE_AUTH,
 # GETSPI, UPDATE and ADD on both sides). Rule i joins 10.1.x.y to
-# 10.2.x.y, both /32, with a shared key and iked's default offer
-# (AES-256-GCM, Curve25519 first). The gateways are torn down after
-# each run.
+# 10.2.x.y, both /32, with a shared key, identities of its own (so that
+# it is an IKE SA of its own) and iked's default offer (AES-256-GCM,
+# Curve25519 first). The gateways are torn down after each run.
+#
+# With children, the rules have no identities of their own: all share
+# one IKE SA, and each adds its Child SA under it with CREATE_CHILD_SA,
+# one exchange at a time.
 #
 # With strongswan, the same with charon (kernel-libipsec, as the tests
 # run it) at both ends instead of ipsecd and iked: N connections of one
@@ -53,6 +58,7 @@ MODE=iked
 case ${1:-} in
   -h | --help) usage; exit 0 ;;
   strongswan) MODE=strongswan; shift ;;
+  children) MODE=children; shift ;;
 esac
 case ${1:-} in
   '') ;;
@@ -62,7 +68,7 @@ esac
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "REPS must be a positive whole number"
 [[ $(id -u) == 0 ]] || die "run it as root: it creates network namespaces"
 CHARON=/usr/lib/ipsec/charon
-if [[ $MODE == iked ]]; then
+if [[ $MODE != strongswan ]]; then
   for b in "$IPSECD" "$IPSECCTL" "$IKED"; do
     [[ -x $b ]] || die "$b missing; build with cargo build --release --locked --bin ipsecd --bin ipsecctl --bin iked"
   done
@@ -118,13 +124,15 @@ await_path() {
 
 # Rules for n tunnels, as seen from side $1 (a or b).
 rules() {
-  local side=$1 n=$2 i x y
+  local side=$1 n=$2 i x y ids=
   for ((i = 0; i < n; i++)); do
     x=$((i / 256)) y=$((i % 256))
     if [[ $side == a ]]; then
-      echo "ike active esp from 10.1.$x.$y to 10.2.$x.$y local 192.0.2.1 peer 192.0.2.2 psk \"setup-rate\""
+      [[ $MODE == children ]] || ids="srcid c$i.a.example dstid c$i.b.example"
+      echo "ike active esp from 10.1.$x.$y to 10.2.$x.$y local 192.0.2.1 peer 192.0.2.2 $ids psk \"setup-rate\""
     else
-      echo "ike passive esp from 10.2.$x.$y to 10.1.$x.$y local 192.0.2.2 peer 192.0.2.1 psk \"setup-rate\""
+      [[ $MODE == children ]] || ids="srcid c$i.b.example dstid c$i.a.example"
+      echo "ike passive esp from 10.2.$x.$y to 10.1.$x.$y local 192.0.2.2 peer 192.0.2.1 $ids psk \"setup-rate\""
     fi
   done
 }
@@ -204,7 +212,7 @@ CONF
   done
 }
 
-up() { "up_$MODE"; }
+up() { if [[ $MODE == strongswan ]]; then up_strongswan; else up_iked; fi; }
 
 # swanctl.conf for n tunnels, as seen from side $1 (a or b).
 connections() {
@@ -261,7 +269,7 @@ run_strongswan() {
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", b - a }'
 }
 
-run() { "run_$MODE" "$@"; }
+run() { if [[ $MODE == strongswan ]]; then run_strongswan "$@"; else run_iked "$@"; fi; }
 
 # Loads n tunnels and prints the seconds until A holds all their SAs.
 run_iked() {

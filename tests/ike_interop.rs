@@ -552,11 +552,28 @@ fn strongswan_and_iked_with_ecp256_and_aes_gcm_256() {
 
 #[test]
 fn strongswan_adds_a_second_child_sa_under_one_ike_sa() {
-    const TEST: &str = "strongswan_adds_a_second_child_sa_under_one_ike_sa";
-    let Some(mut lab) = Lab::new(TEST) else {
+    two_child_sas(
+        "strongswan_adds_a_second_child_sa_under_one_ike_sa",
+        Who::Them,
+    );
+}
+
+#[test]
+fn iked_adds_a_second_child_sa_under_one_ike_sa_with_strongswan() {
+    two_child_sas(
+        "iked_adds_a_second_child_sa_under_one_ike_sa_with_strongswan",
+        Who::Us,
+    );
+}
+
+/// Two rules for one peer on our side, one connection of two children on
+/// charon's; `starts` sets up the IKE SA with the first and adds the
+/// second with CREATE_CHILD_SA.
+fn two_child_sas(test: &str, starts: Who) {
+    let Some(mut lab) = Lab::new(test) else {
         return;
     };
-    if !charon_or_skip(TEST) {
+    if !charon_or_skip(test) {
         return;
     }
     let a = lab.namespace("a");
@@ -579,28 +596,43 @@ fn strongswan_adds_a_second_child_sa_under_one_ike_sa() {
     }
     let ipsecd = lab.daemon(&a);
     let iked = crate::iked::iked(&mut lab, &a, &ipsecd);
+    let mode = match starts {
+        Who::Us => "active",
+        Who::Them => "passive",
+    };
     let conf = lab.config_file(
         "a.conf",
         &format!(
-            "ike passive esp from 10.1.0.1 to 10.2.0.1 local 192.0.2.1 peer 192.0.2.2 psk \"{KEY}\"\n\
-             ike passive esp from 10.1.0.2 to 10.2.0.2 local 192.0.2.1 peer 192.0.2.2 psk \"{KEY}\"\n"
+            "ike {mode} esp from 10.1.0.1 to 10.2.0.1 local 192.0.2.1 peer 192.0.2.2 psk \"{KEY}\"\n\
+             ike {mode} esp from 10.1.0.2 to 10.2.0.2 local 192.0.2.1 peer 192.0.2.2 psk \"{KEY}\"\n"
         ),
     );
-    crate::iked::ipsecctl(&lab, &a, &ipsecd, &iked, &["-f", conf.to_str().unwrap()]);
-    // One connection of two children, both started: charon sets up the
-    // IKE SA with the first and adds the second with CREATE_CHILD_SA.
-    // (The settings close the first child's section and open the second.)
-    let second = "start_action = start\n }\n net2 { mode = tunnel\n local_ts = 10.2.0.2/32\n \
-                  remote_ts = 10.1.0.2/32\n esp_proposals = aes128gcm16\n start_action = start";
+    // One connection of two children (the settings close the first
+    // child's section and open the second), both started when charon
+    // starts.
+    let start = match starts {
+        Who::Us => "",
+        Who::Them => "start_action = start",
+    };
+    let second = format!(
+        "{start}\n }}\n net2 {{ mode = tunnel\n local_ts = 10.2.0.2/32\n \
+         remote_ts = 10.1.0.2/32\n esp_proposals = aes128gcm16\n {start}"
+    );
+    if starts == Who::Them {
+        crate::iked::ipsecctl(&lab, &a, &ipsecd, &iked, &["-f", conf.to_str().unwrap()]);
+    }
     let vici = charon_with(
         &mut lab,
         &b,
         "aes256gcm16-prfsha256-x25519",
         "aes128gcm16",
-        second,
+        &second,
         "",
         Auth::Psk,
     );
+    if starts == Who::Us {
+        crate::iked::ipsecctl(&lab, &a, &ipsecd, &iked, &["-f", conf.to_str().unwrap()]);
+    }
     crate::iked::wait_for_sas(&lab, &a, &ipsecd, &iked, 4);
     lab.ping(&a, "10.1.0.1", "10.2.0.1");
     lab.ping(&a, "10.1.0.2", "10.2.0.2");

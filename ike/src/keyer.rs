@@ -249,6 +249,9 @@ pub struct Keyer {
     retry: Vec<u64>,
     /// Policies taken down by hand: no IKE SA until brought up.
     held: Vec<bool>,
+    /// Policies waiting to add their Child SA under an IKE SA they share
+    /// with another rule (see [`children`]), by policy.
+    want: Vec<bool>,
     cookies: crate::exchange::cookie::Cookies,
     failures: failures::FailureLog,
     /// The wall clock's seconds since 1970 when `now` was 0, for
@@ -278,6 +281,7 @@ impl Keyer {
             policies: Vec::new(),
             retry: Vec::new(),
             held: Vec::new(),
+            want: Vec::new(),
             cookies: crate::exchange::cookie::Cookies::new(*secret),
             failures: failures::FailureLog::default(),
             unix_epoch: 0,
@@ -344,6 +348,7 @@ impl Keyer {
         let mut out = self.shutdown(rng);
         self.retry.clear();
         self.held.clear();
+        self.want.clear();
         for p in std::mem::take(&mut self.policies) {
             self.flows(&p, install::delflows, &mut out);
         }
@@ -392,22 +397,24 @@ impl Keyer {
         self.policies.push(policy);
         self.retry.push(0);
         self.held.push(false);
+        self.want.push(false);
         if active {
             self.initiate(index, rng, out);
         }
     }
 
-    /// Starts an IKE SA for policy `index`: first the Child SA's SPI.
+    /// Starts an IKE SA for policy `index` (first the Child SA's SPI),
+    /// or its Child SA under one it shares with another rule.
     fn initiate(&mut self, index: usize, rng: &mut dyn CryptoRngCore, out: &mut Vec<Action>) {
-        let p = &self.policies[index];
-        let peer = p.peer;
-        let busy = self
-            .sas
-            .iter()
-            .any(|sa| sa.policy == index || sa.extra.iter().any(|e| e.policy == index));
+        let busy = self.want[index] || self.sas.iter().any(|sa| sa.serves(index));
         if busy || self.held[index] {
             return;
         }
+        if self.share(index, out) {
+            return;
+        }
+        let p = &self.policies[index];
+        let peer = p.peer;
         let path = Path {
             local: SocketAddr::new(p.local, IKE_PORT),
             remote: SocketAddr::new(peer, IKE_PORT),
@@ -462,6 +469,7 @@ impl Keyer {
             Event::PfKey(bytes) => self.pfkey(bytes, rng, &mut out),
             Event::Tick => self.tick(rng, &mut out),
         }
+        self.pump_children(&mut out);
         // Port 4500 is ipsecd's: IKE for it goes through ipsecd.
         for action in &mut out {
             if let Action::Send {
@@ -519,19 +527,21 @@ impl Keyer {
         }
     }
 
-    /// `SADB_ACQUIRE`: traffic for a flow with no SA; starts the IKE SA of
-    /// the on-demand policy for that peer.
+    /// `SADB_ACQUIRE`: traffic for a flow with no SA; starts the
+    /// on-demand policies for that peer.
     fn acquire(&mut self, m: &pfkey::Message, rng: &mut dyn CryptoRngCore, out: &mut Vec<Action>) {
         let Some(pfkey::Body::Address(dst)) = m.get(pfkey::ExtType::ADDRESS_DST) else {
             return;
         };
         let Some(peer) = dst.addr.addr() else { return };
-        let found = self
-            .policies
-            .iter()
-            .position(|p| p.peer == peer && p.start != Start::Passive);
-        if let Some(index) = found {
-            self.initiate(index, rng, out);
+        // The message names the peer, not the flow: every rule for the
+        // peer that has no SA yet is started (under one IKE SA when they
+        // share it).
+        for index in 0..self.policies.len() {
+            let p = &self.policies[index];
+            if p.peer == peer && p.start != Start::Passive {
+                self.initiate(index, rng, out);
+            }
         }
     }
 
@@ -617,6 +627,7 @@ impl Keyer {
             // Its delete went unanswered; its Child SAs are the new SA's.
             return self.forget_superseded(at);
         }
+        self.riders_retry(at);
         let was_up = matches!(self.sas[at].state, State::Up(_));
         if was_up {
             // A dead peer: its Child SAs go, the flows stay.
@@ -1124,8 +1135,9 @@ impl Keyer {
         out
     }
 
-    /// Removes the policy named `name`: its IKE SAs end, its flows go.
-    /// `None` when there is no such policy.
+    /// Removes the policy named `name`: its SAs go as
+    /// [`Keyer::down`] takes them, and its flows too. `None` when there is
+    /// no such policy.
     pub fn remove_policy(
         &mut self,
         name: &str,
@@ -1133,13 +1145,7 @@ impl Keyer {
     ) -> Option<Vec<Action>> {
         let index = self.policies.iter().position(|p| p.name == name)?;
         let mut out = Vec::new();
-        for at in 0..self.sas.len() {
-            if self.sas[at].policy == index {
-                self.end(at, rng, &mut out);
-            }
-        }
-        self.sas.retain(|sa| sa.policy != index);
-        self.drop_extras(index, rng, &mut out);
+        self.let_go(index, rng, &mut out);
         for sa in &mut self.sas {
             if sa.policy > index {
                 sa.policy -= 1;
@@ -1154,6 +1160,7 @@ impl Keyer {
         let policy = self.policies.remove(index);
         self.retry.remove(index);
         self.held.remove(index);
+        self.want.remove(index);
         self.flows(&policy, install::delflows, &mut out);
         Some(out)
     }
@@ -1176,18 +1183,7 @@ impl Keyer {
             for e in gone {
                 let c = &e.child;
                 self.delete_sas(c.suite.protocol, c.spi_in, c.spi_out, path, out);
-                let free = self.sas[at].outstanding.is_none() && self.sas[at].rekey.is_none();
-                let delete = Payload::new(Body::Delete(Delete {
-                    protocol: c.suite.protocol,
-                    spi_size: 4,
-                    spis: vec![c.spi_in.to_be_bytes().to_vec()],
-                }));
-                if let (true, State::Up(session)) = (free, &mut self.sas[at].state)
-                    && let Ok((_, bytes)) =
-                        session.request(ExchangeType::INFORMATIONAL, &[delete], rng)
-                {
-                    self.send_request(at, path.local, path.remote, bytes, out);
-                }
+                self.tell_deleted(at, c.suite.protocol, c.spi_in, rng, out);
             }
         }
     }

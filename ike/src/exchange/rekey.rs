@@ -254,12 +254,13 @@ pub fn respond(
     ))
 }
 
-/// The new Child SA, from the response to this end's rekey request.
+/// The new Child SA, from the response to this end's request for one
+/// like `child` (the Child SA it rekeys, or a rule's).
 pub fn complete(
     pending: Pending,
     config: &Config,
     sa: &Established,
-    child: &ChildSa,
+    child: &Template,
     response: &[Payload],
 ) -> Result<ChildSa, Failure> {
     if let Some(e) = response.iter().find_map(|p| match &p.body {

@@ -79,9 +79,10 @@ impl Keyer {
             .collect()
     }
 
-    /// Takes rule `number` down: its IKE SAs end (the peer told) and
-    /// their Child SAs go; its flows stay, so its traffic is held back,
-    /// and it starts no IKE SA, nor answers one, until brought up.
+    /// Takes rule `number` down: its Child SAs go (the peer told), and so
+    /// do the IKE SAs made for it, unless other rules' Child SAs live
+    /// under them; its flows stay, so its traffic is held back, and it
+    /// starts no IKE SA, nor answers one, until brought up.
     pub fn down(
         &mut self,
         number: usize,
@@ -92,24 +93,7 @@ impl Keyer {
         let index = self.rule_index(number)?;
         let mut out = Vec::new();
         self.held[index] = true;
-        self.retry[index] = 0;
-        for at in 0..self.sas.len() {
-            if self.sas[at].policy == index {
-                self.end(at, rng, &mut out);
-            }
-        }
-        let gone: Vec<u64> = self
-            .sas
-            .iter()
-            .filter(|sa| sa.policy == index && !matches!(sa.state, State::Up(_)))
-            .map(|sa| sa.spi)
-            .collect();
-        for spi in gone {
-            // Half-made SAs give their reserved SPIs back.
-            self.forget_half_open(spi, &mut out);
-        }
-        self.sas.retain(|sa| sa.policy != index);
-        self.drop_extras(index, rng, &mut out);
+        self.let_go(index, rng, &mut out);
         out.push(Action::Log(format!(
             "{}: taken down by hand",
             self.policies[index].name

@@ -7,18 +7,22 @@
 //! until the peer deletes them. A peer may also ask for a new Child SA:
 //! in place of one it deleted, or for another rule of the same peer
 //! (several Child SAs under one IKE SA); it is answered the same way.
-//! One such exchange runs at a time on an IKE SA.
+//! This end asks for a new Child SA for a rule that shares the IKE SA
+//! (see [`super::children`]) the same way, without the REKEY_SA
+//! notification. One such exchange runs at a time on an IKE SA.
 
 use super::children::Extra;
 use super::*;
 use crate::exchange::rekey::{self, Pending, Template};
 
 /// The Child SA an exchange is for: a current one, by its inbound SPI,
-/// or a new one for a rule.
+/// or a new one for a rule, or a new one asked for a rule since removed
+/// or taken down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Which {
     Current(u32),
     New(usize),
+    Withdrawn,
 }
 
 /// Where a rekey stands.
@@ -30,7 +34,7 @@ pub(super) enum Step {
         Option<(SocketAddr, SocketAddr, Header, Vec<Payload>)>,
     ),
     /// This end's CREATE_CHILD_SA request sent, with this message ID.
-    Sent(u32, Pending, u32),
+    Sent(Which, Pending, u32),
     /// The old Child SA's delete sent, with this message ID.
     Deleting(ChildSa, u32),
 }
@@ -40,12 +44,18 @@ impl IkeSa {
     /// reserved for it lapses in `ipsecd`), and one for a later rule
     /// follows its number down.
     pub(super) fn rekey_for_removed_rule(&mut self, index: usize) {
-        if let Some(Step::Reserving(Which::New(p), _)) = &mut self.rekey {
-            if *p == index {
-                self.rekey = None;
-            } else if *p > index {
+        match &mut self.rekey {
+            Some(Step::Reserving(Which::New(p), _)) if *p == index => self.rekey = None,
+            // Asked for: what the peer made of it is deleted.
+            Some(Step::Sent(which @ Which::New(_), _, _)) if *which == Which::New(index) => {
+                *which = Which::Withdrawn;
+            }
+            Some(Step::Reserving(Which::New(p), _) | Step::Sent(Which::New(p), _, _))
+                if *p > index =>
+            {
                 *p -= 1;
             }
+            _ => {}
         }
     }
 }
@@ -100,11 +110,12 @@ impl Keyer {
         match which {
             Which::Current(spi_in) => self.sas[at].child(spi_in).map(|(policy, _)| policy),
             Which::New(policy) => (policy < self.policies.len()).then_some(policy),
+            Which::Withdrawn => None,
         }
     }
 
     /// GETSPI for the new Child SA of the SA at `at`.
-    fn reserve_for(&mut self, at: usize, out: &mut Vec<Action>) {
+    pub(super) fn reserve_for(&mut self, at: usize, out: &mut Vec<Action>) {
         let which = match &self.sas[at].rekey {
             Some(Step::Reserving(which, _)) => *which,
             _ => return,
@@ -216,11 +227,13 @@ impl Keyer {
         let template = match which {
             Which::Current(old) => self.sas[at].child(old).map(|(_, c)| Template::of(c)),
             Which::New(_) => Some(template_of(&self.policies[policy])),
+            Which::Withdrawn => None,
         };
         let current = match which {
             Which::Current(old) => self.sas[at].child(old).map(|(_, c)| c.clone()),
-            Which::New(_) => None,
+            Which::New(_) | Which::Withdrawn => None,
         };
+        let held = matches!(which, Which::New(p) if self.held[p]);
         let State::Up(session) = &mut self.sas[at].state else {
             return;
         };
@@ -230,16 +243,28 @@ impl Keyer {
                 let (pending, payloads) = rekey::request(&config, &current, spi_in, rng);
                 match session.request(ExchangeType::CREATE_CHILD_SA, &payloads, rng) {
                     Ok((id, bytes)) => {
-                        self.sas[at].rekey = Some(Step::Sent(current.spi_in, pending, id));
+                        let which = Which::Current(current.spi_in);
+                        self.sas[at].rekey = Some(Step::Sent(which, pending, id));
                         self.send_request(at, path.local, path.remote, bytes, out);
                     }
                     Err(e) => out.push(Action::Log(format!("rekey request: {e:?}"))),
                 }
             }
+            // A Child SA of this end's for a rule that shares the IKE SA.
+            (None, None) if matches!(which, Which::New(_)) && !held => {
+                let template = template_of(&self.policies[policy]);
+                let (pending, payloads) = rekey::request_new(&config, &template, spi_in, rng);
+                match session.request(ExchangeType::CREATE_CHILD_SA, &payloads, rng) {
+                    Ok((id, bytes)) => {
+                        self.sas[at].rekey = Some(Step::Sent(which, pending, id));
+                        self.send_request(at, path.local, path.remote, bytes, out);
+                    }
+                    Err(e) => out.push(Action::Log(format!("Child SA request: {e:?}"))),
+                }
+            }
             (Some((local, remote, h, payloads)), _) => {
                 // The Child SA to replace went, or the rule was taken
                 // down, while the SPI was reserved.
-                let held = matches!(which, Which::New(p) if self.held[p]);
                 let answer = match template {
                     Some(template) if !held => {
                         rekey::respond(&config, &session.sa, &template, &payloads, spi_in, rng)
@@ -291,6 +316,9 @@ impl Keyer {
         nat: bool,
         out: &mut Vec<Action>,
     ) {
+        if which == Which::Withdrawn {
+            return;
+        }
         let path = self.sas[at].path;
         let soft = self.install_child(policy, &child, path, nat, out);
         let rekey_at = soft.map(|s| self.now + s);
@@ -301,10 +329,11 @@ impl Keyer {
             Which::Current(old) => sa.is_first(old),
             // In place of the first Child SA, which the peer deleted.
             Which::New(p) => p == sa.policy && sa.child_gone,
+            Which::Withdrawn => false,
         };
         let what = match which {
             Which::Current(_) => "Child SA rekeyed",
-            Which::New(_) => "Child SA added",
+            Which::New(_) | Which::Withdrawn => "Child SA added",
         };
         out.push(Action::Log(format!(
             "{name}: {what}, {spi_in:#010x} in, {spi_out:#010x} out"
@@ -335,7 +364,7 @@ impl Keyer {
                     sa.old.push(replaced.child);
                 }
             }
-            Which::New(_) => sa.extra.push(extra),
+            Which::New(_) | Which::Withdrawn => sa.extra.push(extra),
         }
     }
 
@@ -349,7 +378,7 @@ impl Keyer {
         out: &mut Vec<Action>,
     ) {
         match self.sas[at].rekey.take() {
-            Some(Step::Sent(old_spi, pending, sent)) if sent == id => {
+            Some(Step::Sent(Which::Current(old_spi), pending, sent)) if sent == id => {
                 let path = self.sas[at].path;
                 let reserved = pending.spi_in;
                 let Some((policy, current)) =
@@ -363,7 +392,8 @@ impl Keyer {
                     return;
                 };
                 let nat = session.sa.nat.is_some_and(|n| n.any());
-                let outcome = rekey::complete(pending, &config, &session.sa, &current, payloads);
+                let template = Template::of(&current);
+                let outcome = rekey::complete(pending, &config, &session.sa, &template, payloads);
                 if outcome.is_err() {
                     // The SPI reserved for the new SA goes back.
                     self.release(config.child.protocol, reserved, path, out);
@@ -403,11 +433,77 @@ impl Keyer {
                     ))),
                 }
             }
+            Some(Step::Sent(which, pending, sent)) if sent == id => {
+                self.new_child_answered(at, which, pending, payloads, rng, out);
+            }
             Some(Step::Deleting(old, sent)) if sent == id => {
                 let path = self.sas[at].path;
                 self.delete_sas(old.suite.protocol, old.spi_in, old.spi_out, path, out);
             }
             other => self.sas[at].rekey = other,
+        }
+    }
+
+    /// The peer answered this end's request for a new Child SA.
+    fn new_child_answered(
+        &mut self,
+        at: usize,
+        which: Which,
+        pending: Pending,
+        payloads: &[Payload],
+        rng: &mut dyn CryptoRngCore,
+        out: &mut Vec<Action>,
+    ) {
+        let path = self.sas[at].path;
+        let reserved = pending.spi_in;
+        let protocol = self.policies[self.sas[at].policy].config.child.protocol;
+        let refused = |why: &Failure| matches!(why, Failure::Refused(_));
+        let policy = match which {
+            Which::New(p) if !self.held[p] => p,
+            // The rule went, or was taken down, meanwhile: the SPI goes
+            // back, and the peer deletes what it made.
+            _ => {
+                self.release(protocol, reserved, path, out);
+                let answer = payloads.iter().find_map(|p| match &p.body {
+                    Body::Notify(n) if n.kind.is_error() => Some(n.kind),
+                    _ => None,
+                });
+                if answer.is_none() {
+                    self.tell_deleted(at, protocol, reserved, rng, out);
+                }
+                return;
+            }
+        };
+        let config = self.policies[policy].config.clone();
+        let State::Up(session) = &self.sas[at].state else {
+            return;
+        };
+        let nat = session.sa.nat.is_some_and(|n| n.any());
+        let template = template_of(&self.policies[policy]);
+        match rekey::complete(pending, &config, &session.sa, &template, payloads) {
+            Ok(child) => self.put_child(at, Which::New(policy), policy, child, nat, out),
+            Err(why) => {
+                self.release(config.child.protocol, reserved, path, out);
+                if !refused(&why) {
+                    // The peer made a Child SA this end cannot take.
+                    self.tell_deleted(at, config.child.protocol, reserved, rng, out);
+                }
+                if why == Failure::Refused(crate::wire::NotifyType::TEMPORARY_FAILURE) {
+                    // The peer is busy with an exchange of its own: in a
+                    // moment, one to three seconds as this SA's SPI says.
+                    self.retry[policy] = self.now + 1 + self.sas[at].spi % 3;
+                    return;
+                }
+                let peer = path.remote.ip();
+                let what = format!(
+                    "{}: Child SA with {peer} failed: {why}",
+                    self.policies[policy].name
+                );
+                out.extend(self.failures.line(peer, self.now, what).map(Action::Log));
+                if self.policies[policy].start == Start::Active {
+                    self.retry[policy] = self.now + RETRY_POLICY;
+                }
+            }
         }
     }
 

@@ -836,12 +836,17 @@ fn the_responder_finds_which_of_its_rules_for_a_peer_the_initiator_means() {
         ("10.1.0.0/16", "10.2.0.0/16"),
         ("10.3.0.0/16", "10.4.0.0/16"),
     ];
+    // Each pair of rules has a key of its own, so that each is an IKE
+    // SA of its own (rules that share one are the next test's).
     let mine = |start, me, peer, swap: bool| -> Vec<Policy> {
         nets.iter()
             .map(|&(x, y)| {
                 let (l, r) = if swap { (y, x) } else { (x, y) };
                 let mut p = policy(me, peer, l, r, start);
                 p.name = format!("{l} {r}");
+                p.config.credentials = crate::exchange::auth::Credentials::Psk(Zeroizing::new(
+                    format!("the key of {}", if swap { r } else { l }).into_bytes(),
+                ));
                 p
             })
             .collect()
@@ -876,6 +881,198 @@ fn the_responder_finds_which_of_its_rules_for_a_peer_the_initiator_means() {
     assert!(send(&mut sides, 0, 1, "10.3.0.5", "10.4.0.7").1);
     assert!(send(&mut sides, 1, 0, "10.4.0.7", "10.3.0.5").1);
     assert_eq!(sides[1].keyer.drops, Drops::default());
+}
+
+/// Three rules for one peer: the first two alike but for their
+/// selectors, the third with a key of its own.
+fn three_rules(me: &str, peer: &str, start: Start, swap: bool) -> Vec<Policy> {
+    [
+        ("10.1.0.0/16", "10.2.0.0/16"),
+        ("10.3.0.0/16", "10.4.0.0/16"),
+        ("10.5.0.0/16", "10.6.0.0/16"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, &(x, y))| {
+        let (l, r) = if swap { (y, x) } else { (x, y) };
+        let mut p = policy(me, peer, l, r, start);
+        p.name = format!("rule {}", i + 1);
+        if i == 2 {
+            p.config.credentials =
+                crate::exchange::auth::Credentials::Psk(Zeroizing::new(b"another key".to_vec()));
+        }
+        p
+    })
+    .collect()
+}
+
+#[test]
+fn rules_for_one_peer_with_the_same_ike_terms_share_one_ike_sa() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(60);
+    let mut queue = Vec::new();
+    let a = side_with(
+        100,
+        three_rules("192.0.2.1", "192.0.2.2", Start::Active, false),
+        &mut rng,
+        &mut queue,
+        0,
+    );
+    let b = side_with(
+        200,
+        three_rules("192.0.2.2", "192.0.2.1", Start::Passive, true),
+        &mut rng,
+        &mut queue,
+        1,
+    );
+    let mut sides = [a, b];
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    // Rules 1 and 2 share one IKE SA, with a Child SA each; rule 3's key
+    // makes an IKE SA of its own.
+    for side in &sides {
+        let status = side.keyer.status(0);
+        let children = |r: usize| -> Vec<usize> {
+            status[r]
+                .sas
+                .iter()
+                .flat_map(|sa| sa.children.iter().map(|c| c.rule))
+                .collect()
+        };
+        assert_eq!(side.keyer.sessions().count(), 2, "{:?}", side.log);
+        assert_eq!(children(0), [1, 2], "{:?}", side.log);
+        assert!(status[1].sas.is_empty());
+        assert_eq!(children(2), [3]);
+        assert_eq!(side.engine.sad.len(), 6);
+    }
+    assert!(
+        sides[0]
+            .log
+            .iter()
+            .any(|l| l.contains("rule 2: Child SA added"))
+    );
+    for (x, y) in [
+        ("10.1.0.5", "10.2.0.7"),
+        ("10.3.0.5", "10.4.0.7"),
+        ("10.5.0.5", "10.6.0.7"),
+    ] {
+        assert!(send(&mut sides, 0, 1, x, y).1, "{x} to {y}");
+        assert!(send(&mut sides, 1, 0, y, x).1, "{y} to {x}");
+    }
+    // Rule 1 goes: its Child SA with it (the peer told), but the IKE SA
+    // stays for rule 2, whose traffic goes on.
+    let out = sides[0].keyer.remove_policy("rule 1", &mut rng).unwrap();
+    let queue = out.into_iter().map(|a| (0, a)).collect();
+    pump(&mut sides, queue, 1, &mut rng, &mut |_| false);
+    let status = sides[0].keyer.status(1);
+    assert_eq!(status[0].policy.name, "rule 2");
+    assert_eq!(status[0].sas.len(), 1, "{:?}", sides[0].log);
+    let rules: Vec<usize> = status[0].sas[0].children.iter().map(|c| c.rule).collect();
+    assert_eq!(rules, [1], "rule 2 is now the first");
+    let status = sides[1].keyer.status(1);
+    let rules: Vec<usize> = status[0].sas[0].children.iter().map(|c| c.rule).collect();
+    assert_eq!(
+        rules,
+        [2],
+        "B deleted rule 1's Child SA: {:?}",
+        sides[1].log
+    );
+    assert_eq!(sides[0].engine.sad.len(), 4);
+    assert_eq!(sides[1].engine.sad.len(), 4);
+    assert!(send(&mut sides, 0, 1, "10.3.0.5", "10.4.0.7").1);
+    assert!(send(&mut sides, 1, 0, "10.4.0.7", "10.3.0.5").1);
+    // Taken down, the last rule on it ends the IKE SA.
+    let out = sides[0].keyer.down(1, 2, &mut rng).unwrap();
+    let queue = out.into_iter().map(|a| (0, a)).collect();
+    pump(&mut sides, queue, 2, &mut rng, &mut |_| false);
+    assert_eq!(sides[0].keyer.sessions().count(), 1, "rule 3's");
+    assert_eq!(sides[1].keyer.sessions().count(), 1, "{:?}", sides[1].log);
+    assert_eq!(sides[0].engine.sad.len(), 2);
+    assert_eq!(sides[1].engine.sad.len(), 2);
+    // Brought up, it makes an IKE SA of its own: rule 3's has another
+    // key.
+    let out = sides[0].keyer.up(1, 3, &mut rng).unwrap();
+    let queue = out.into_iter().map(|a| (0, a)).collect();
+    pump(&mut sides, queue, 3, &mut rng, &mut |_| false);
+    assert_eq!(sides[0].keyer.sessions().count(), 2, "{:?}", sides[0].log);
+    assert!(send(&mut sides, 0, 1, "10.3.0.5", "10.4.0.7").1);
+    // (B's answer to the delete of the IKE SA A forgot counts as for an
+    // unknown SPI.)
+    let drops = Drops {
+        unknown_spi: 1,
+        ..Drops::default()
+    };
+    assert_eq!(sides[0].keyer.drops, drops);
+    assert_eq!(sides[1].keyer.drops, Drops::default());
+}
+
+#[test]
+fn an_acquire_starts_each_on_demand_rule_of_its_peer_under_one_ike_sa() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(61);
+    let mut queue = Vec::new();
+    let mut rules = three_rules("192.0.2.1", "192.0.2.2", Start::OnDemand, false);
+    rules.pop();
+    let a = side_with(100, rules, &mut rng, &mut queue, 0);
+    let mut rules = three_rules("192.0.2.2", "192.0.2.1", Start::Passive, true);
+    rules.pop();
+    let b = side_with(200, rules, &mut rng, &mut queue, 1);
+    let mut sides = [a, b];
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    // Traffic of the second rule: ipsecd's ACQUIRE names only the peer.
+    let (acquires, arrived) = send(&mut sides, 0, 1, "10.3.0.5", "10.4.0.7");
+    assert!(!arrived);
+    let mut queue = Vec::new();
+    for m in &acquires {
+        let out = sides[0].keyer.handle(Event::PfKey(m), 0, &mut rng);
+        queue.extend(out.into_iter().map(|a| (0, a)));
+    }
+    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    assert_eq!(sides[0].keyer.sessions().count(), 1, "{:?}", sides[0].log);
+    assert!(send(&mut sides, 0, 1, "10.3.0.5", "10.4.0.7").1);
+    assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
+}
+
+/// A Child SA asked for a rule removed while the request is out is
+/// deleted again, at both ends.
+#[test]
+fn a_child_sa_asked_for_a_rule_removed_meanwhile_is_deleted() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(62);
+    let mut queue = Vec::new();
+    let mut rules = three_rules("192.0.2.1", "192.0.2.2", Start::Active, false);
+    rules.pop();
+    let a = side_with(100, rules, &mut rng, &mut queue, 0);
+    let mut rules = three_rules("192.0.2.2", "192.0.2.1", Start::Passive, true);
+    rules.pop();
+    let b = side_with(200, rules, &mut rng, &mut queue, 1);
+    let mut sides = [a, b];
+    // Hold back A's CREATE_CHILD_SA request until rule 2 is gone.
+    let mut held = None;
+    pump(&mut sides, queue, 0, &mut rng, &mut |bytes| {
+        let child = Header::peek(bytes).is_ok_and(|h| {
+            h.exchange == ExchangeType::CREATE_CHILD_SA && !h.flags.contains(Flags::RESPONSE)
+        });
+        if child && held.is_none() {
+            held = Some(bytes.to_vec());
+            return true;
+        }
+        false
+    });
+    let request = held.expect("A asked for rule 2's Child SA");
+    let out = sides[0].keyer.remove_policy("rule 2", &mut rng).unwrap();
+    let mut queue: Vec<(usize, Action)> = out.into_iter().map(|a| (0, a)).collect();
+    queue.push((
+        0,
+        Action::Send {
+            local: "192.0.2.1:500".parse().unwrap(),
+            remote: "192.0.2.2:500".parse().unwrap(),
+            bytes: request,
+        },
+    ));
+    pump(&mut sides, queue, 1, &mut rng, &mut |_| false);
+    for side in &sides {
+        let status = side.keyer.status(1);
+        let rules: Vec<usize> = status[0].sas[0].children.iter().map(|c| c.rule).collect();
+        assert_eq!(rules, [1], "{:?}", side.log);
+        assert_eq!(side.engine.sad.len(), 2, "{:?}", side.log);
+    }
 }
 
 #[test]
