@@ -2,8 +2,10 @@
 //! through a network the input controls: each command delivers, drops,
 //! repeats, reorders or damages the next datagram, lets time pass (so
 //! that SAs expire and are rekeyed, requests are sent again, peers are
-//! found dead), or injects bytes of its own as a datagram or as a message
-//! from `ipsecd`. Nothing may panic, whatever the order of events.
+//! found dead), injects bytes of its own as a datagram or as a message
+//! from `ipsecd`, or acts as the operator: takes a rule down, brings it
+//! up, or removes it. Each side's first and third rules share an IKE SA.
+//! Nothing may panic, whatever the order of events.
 
 #![no_main]
 
@@ -20,11 +22,15 @@ const A: &str = "\
 ike active esp from 10.1.0.0/16 to 10.2.0.0/16 local 192.0.2.1 peer 192.0.2.2 \
   main lifetime 20 quick lifetime 10 psk \"k\"
 ike passive esp from 10.3.0.0/16 to 10.4.0.0/16 local 192.0.2.1 peer 192.0.2.2 psk \"k\"
+ike active esp from 10.5.0.0/16 to 10.6.0.0/16 local 192.0.2.1 peer 192.0.2.2 \
+  main lifetime 20 quick lifetime 12 psk \"k\"
 ";
 const B: &str = "\
 ike passive esp from 10.2.0.0/16 to 10.1.0.0/16 local 192.0.2.2 peer 192.0.2.1 \
   main lifetime 30 quick lifetime 15 psk \"k\"
 ike active esp from 10.4.0.0/16 to 10.3.0.0/16 local 192.0.2.2 peer 192.0.2.1 psk \"k\"
+ike passive esp from 10.6.0.0/16 to 10.5.0.0/16 local 192.0.2.2 peer 192.0.2.1 \
+  main lifetime 30 quick lifetime 15 psk \"k\"
 ";
 
 fn policies(rules: &str) -> Vec<Policy> {
@@ -163,7 +169,7 @@ fuzz_target!(|data: &[u8]| {
             *rest = t;
             b
         };
-        match command % 8 {
+        match command % 10 {
             0 => {
                 if let Some(d) = world.wire.pop_front() {
                     world.deliver(&d);
@@ -213,6 +219,33 @@ fuzz_target!(|data: &[u8]| {
                     bytes: bytes.to_vec(),
                 };
                 world.deliver(&d);
+            }
+            8 => {
+                // The operator takes a rule down, or brings it up.
+                let side = usize::from(command / 10 % 2);
+                let now = world.now;
+                let keyer = &mut world.sides[side].keyer;
+                let number = usize::from(arg(&mut rest)) % 4 + 1;
+                let down = keyer.status(now).get(number - 1).is_some_and(|r| r.down);
+                let actions = if down {
+                    keyer.up(number, now, &mut world.rng)
+                } else {
+                    keyer.down(number, now, &mut world.rng)
+                };
+                world.settle(side, actions.unwrap_or_default());
+            }
+            9 => {
+                // The operator removes a rule.
+                let side = usize::from(command / 10 % 2);
+                let keyer = &mut world.sides[side].keyer;
+                let count = keyer.policies().len().max(1);
+                let name = keyer
+                    .policies()
+                    .get(usize::from(arg(&mut rest)) % count)
+                    .map(|p| p.name.clone());
+                if let Some(actions) = name.and_then(|n| keyer.remove_policy(&n, &mut world.rng)) {
+                    world.settle(side, actions);
+                }
             }
             _ => {
                 let len = usize::from(arg(&mut rest)).min(rest.len());
