@@ -38,6 +38,8 @@ const RETRY_POLICY: u64 = 5;
 pub const HALF_OPEN_COOKIES: usize = 32;
 pub const MAX_HALF_OPEN: usize = 1024;
 pub const HALF_OPEN_LIFETIME: u64 = 30;
+/// How many ended IKE SAs are remembered, for their delete's answer.
+const ENDED_KEPT: usize = 1024;
 /// Seconds without a word from the peer of an established IKE SA before
 /// an empty INFORMATIONAL asks whether it is still there.
 pub const LIVENESS: u64 = 60;
@@ -258,6 +260,9 @@ pub struct Keyer {
     /// certificates' validity.
     unix_epoch: u64,
     sas: Vec<IkeSa>,
+    /// IKE SAs this end ended with a delete it did not wait to have
+    /// answered, and until when the answer may come: it is not a stray.
+    ended: std::collections::VecDeque<(u64, u64)>,
     pending: Vec<(u32, Waiting)>,
     pub drops: Drops,
 }
@@ -286,6 +291,7 @@ impl Keyer {
             failures: failures::FailureLog::default(),
             unix_epoch: 0,
             sas: Vec::new(),
+            ended: std::collections::VecDeque::new(),
             pending: Vec::new(),
             drops: Drops::default(),
         };
@@ -675,6 +681,7 @@ impl Keyer {
             self.maybe_rekey_ike(at, rng, out);
             self.check_liveness(at, rng, out);
         }
+        self.ended.retain(|&(_, until)| now < until);
         // Half-open SAs that never went on.
         let stale: Vec<u64> = self
             .sas
@@ -758,6 +765,13 @@ impl Keyer {
             None if h.exchange == ExchangeType::IKE_SA_INIT && !response && h.spi_r == 0 => {
                 self.respond(local, remote, bytes, rng, out)
             }
+            // The answer to the delete of an SA this end ended.
+            None if response
+                && h.exchange == ExchangeType::INFORMATIONAL
+                && self
+                    .ended
+                    .iter()
+                    .any(|&(spi, _)| spi == h.spi_i || spi == h.spi_r) => {}
             None => self.drops.unknown_spi += 1,
         }
     }
@@ -1192,6 +1206,11 @@ impl Keyer {
     /// its Child SAs; the caller forgets it.
     fn end(&mut self, at: usize, rng: &mut dyn CryptoRngCore, out: &mut Vec<Action>) {
         let path = self.sas[at].path;
+        if self.ended.len() >= ENDED_KEPT {
+            self.ended.pop_front();
+        }
+        self.ended
+            .push_back((self.sas[at].spi, self.now + HALF_OPEN_LIFETIME));
         if let State::Up(session) = &mut self.sas[at].state {
             let delete = Payload::new(Body::Delete(Delete {
                 protocol: ProtocolId::IKE,
