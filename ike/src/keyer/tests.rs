@@ -188,6 +188,17 @@ fn send(
     (acquires, opened && arriving.as_slice() == p)
 }
 
+/// Gives A's key manager the ACQUIREs its `ipsecd` sent, and lets what
+/// follows settle.
+fn hand_acquires(sides: &mut [Side; 2], acquires: &[Vec<u8>], rng: &mut dyn CryptoRngCore) {
+    let mut queue = Vec::new();
+    for m in acquires {
+        let out = sides[0].keyer.handle(Event::PfKey(m), 0, rng);
+        queue.extend(out.into_iter().map(|a| (0, a)));
+    }
+    pump(sides, queue, 0, rng, &mut |_| false);
+}
+
 fn pair(a_start: Start, rng: &mut dyn CryptoRngCore) -> ([Side; 2], Vec<(usize, Action)>) {
     let mut queue = Vec::new();
     let a = side(
@@ -251,12 +262,7 @@ fn an_on_demand_policy_comes_up_when_traffic_needs_it() {
         "the first packet waits for the SA (dropped, not clear)"
     );
     assert_eq!(acquires.len(), 1, "ipsecd asks for an SA");
-    let mut queue = Vec::new();
-    for m in &acquires {
-        let out = sides[0].keyer.handle(Event::PfKey(m), 0, &mut rng);
-        queue.extend(out.into_iter().map(|a| (0, a)));
-    }
-    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    hand_acquires(&mut sides, &acquires, &mut rng);
     assert_eq!(sides[0].keyer.sessions().count(), 1, "{:?}", sides[0].log);
     assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
 }
@@ -906,25 +912,32 @@ fn three_rules(me: &str, peer: &str, start: Start, swap: bool) -> Vec<Policy> {
     .collect()
 }
 
+/// A with the first `count` of [`three_rules`], starting as `start`, and
+/// B with their passive counterparts; and their first actions.
+fn sharing_pair(
+    start: Start,
+    count: usize,
+    rng: &mut dyn CryptoRngCore,
+) -> ([Side; 2], Vec<(usize, Action)>) {
+    let mut queue = Vec::new();
+    let ends = [
+        (100, "192.0.2.1", "192.0.2.2", start, false),
+        (200, "192.0.2.2", "192.0.2.1", Start::Passive, true),
+    ];
+    let mut index = 0;
+    let sides = ends.map(|(pid, me, peer, start, swap)| {
+        let mut rules = three_rules(me, peer, start, swap);
+        rules.truncate(count);
+        index += 1;
+        side_with(pid, rules, rng, &mut queue, index - 1)
+    });
+    (sides, queue)
+}
+
 #[test]
 fn rules_for_one_peer_with_the_same_ike_terms_share_one_ike_sa() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(60);
-    let mut queue = Vec::new();
-    let a = side_with(
-        100,
-        three_rules("192.0.2.1", "192.0.2.2", Start::Active, false),
-        &mut rng,
-        &mut queue,
-        0,
-    );
-    let b = side_with(
-        200,
-        three_rules("192.0.2.2", "192.0.2.1", Start::Passive, true),
-        &mut rng,
-        &mut queue,
-        1,
-    );
-    let mut sides = [a, b];
+    let (mut sides, queue) = sharing_pair(Start::Active, 3, &mut rng);
     pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
     // Rules 1 and 2 share one IKE SA, with a Child SA each; rule 3's key
     // makes an IKE SA of its own.
@@ -1003,24 +1016,12 @@ fn rules_for_one_peer_with_the_same_ike_terms_share_one_ike_sa() {
 #[test]
 fn an_acquire_starts_each_on_demand_rule_of_its_peer_under_one_ike_sa() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(61);
-    let mut queue = Vec::new();
-    let mut rules = three_rules("192.0.2.1", "192.0.2.2", Start::OnDemand, false);
-    rules.pop();
-    let a = side_with(100, rules, &mut rng, &mut queue, 0);
-    let mut rules = three_rules("192.0.2.2", "192.0.2.1", Start::Passive, true);
-    rules.pop();
-    let b = side_with(200, rules, &mut rng, &mut queue, 1);
-    let mut sides = [a, b];
+    let (mut sides, queue) = sharing_pair(Start::OnDemand, 2, &mut rng);
     pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
     // Traffic of the second rule: ipsecd's ACQUIRE names only the peer.
     let (acquires, arrived) = send(&mut sides, 0, 1, "10.3.0.5", "10.4.0.7");
     assert!(!arrived);
-    let mut queue = Vec::new();
-    for m in &acquires {
-        let out = sides[0].keyer.handle(Event::PfKey(m), 0, &mut rng);
-        queue.extend(out.into_iter().map(|a| (0, a)));
-    }
-    pump(&mut sides, queue, 0, &mut rng, &mut |_| false);
+    hand_acquires(&mut sides, &acquires, &mut rng);
     assert_eq!(sides[0].keyer.sessions().count(), 1, "{:?}", sides[0].log);
     assert!(send(&mut sides, 0, 1, "10.3.0.5", "10.4.0.7").1);
     assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
@@ -1031,14 +1032,7 @@ fn an_acquire_starts_each_on_demand_rule_of_its_peer_under_one_ike_sa() {
 #[test]
 fn a_child_sa_asked_for_a_rule_removed_meanwhile_is_deleted() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(62);
-    let mut queue = Vec::new();
-    let mut rules = three_rules("192.0.2.1", "192.0.2.2", Start::Active, false);
-    rules.pop();
-    let a = side_with(100, rules, &mut rng, &mut queue, 0);
-    let mut rules = three_rules("192.0.2.2", "192.0.2.1", Start::Passive, true);
-    rules.pop();
-    let b = side_with(200, rules, &mut rng, &mut queue, 1);
-    let mut sides = [a, b];
+    let (mut sides, queue) = sharing_pair(Start::Active, 2, &mut rng);
     // Hold back A's CREATE_CHILD_SA request until rule 2 is gone.
     let mut held = None;
     pump(&mut sides, queue, 0, &mut rng, &mut |bytes| {
