@@ -440,6 +440,81 @@ fn iked_and_charon_with(
     assert_eq!(lab.count(&file, CLEAR), 0, "clear text on the wire");
 }
 
+/// A passive rule without a peer answers charon as a road warrior: the
+/// flows go in with the Child SA, toward charon, and out with it.
+#[test]
+fn strongswan_reaches_a_rule_for_any_peer() {
+    const TEST: &str = "strongswan_reaches_a_rule_for_any_peer";
+    let Some(mut lab) = Lab::new(TEST) else {
+        return;
+    };
+    if !charon_or_skip(TEST) {
+        return;
+    }
+    let a = lab.namespace("a");
+    let b = lab.namespace("b");
+    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
+    lab.exec(&a, &["ip", "addr", "add", "10.1.0.1/32", "dev", "lo"]);
+    lab.exec(&b, &["ip", "addr", "add", "10.2.0.1/32", "dev", "lo"]);
+    let ipsecd = lab.daemon(&a);
+    let iked = crate::iked::iked(&mut lab, &a, &ipsecd);
+    let conf = lab.config_file(
+        "a.conf",
+        &format!("ike passive esp from 10.1.0.1 to any local 192.0.2.1 psk \"{KEY}\"\n"),
+    );
+    crate::iked::ipsecctl(&lab, &a, &ipsecd, &iked, &["-f", conf.to_str().unwrap()]);
+    let flows = |lab: &Lab| crate::iked::ipsecctl(lab, &a, &ipsecd, &iked, &["-s", "flow"]);
+    assert_eq!(flows(&lab), "", "no flows before a peer comes");
+    let (dump, file) = lab.capture(&a, "wa");
+    let vici = charon_with(
+        &mut lab,
+        &b,
+        GCM.ike,
+        GCM.esp,
+        "start_action = start",
+        "",
+        Auth::Psk,
+    );
+    crate::iked::wait_for_sas(&lab, &a, &ipsecd, &iked, 2);
+    // The flows of the selectors charon asked for, toward charon.
+    let shown = flows(&lab);
+    assert_eq!(shown.lines().count(), 2, "{shown}");
+    assert!(
+        shown.contains("out from 10.1.0.1 to 10.2.0.1 local 192.0.2.1 peer 192.0.2.2"),
+        "{shown}"
+    );
+    lab.ping(&a, "10.1.0.1", "10.2.0.1");
+    lab.transfer(&a, &b, "10.1.0.1", "10.2.0.1");
+    lab.stop(dump);
+    assert!(lab.count(&file, "udp port 4500") > 100, "ESP in UDP");
+    assert_eq!(lab.count(&file, CLEAR), 0, "clear text on the wire");
+    // charon leaves: the SAs and the flows go; the rule stays.
+    lab.exec(
+        &b,
+        &["swanctl", "--terminate", "--ike", "probe", "--uri", &vici],
+    );
+    crate::iked::wait_for_sas(&lab, &a, &ipsecd, &iked, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !flows(&lab).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "{}", flows(&lab));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let shown = text(
+        &lab.exec(
+            &a,
+            &[
+                env!("CARGO_BIN_EXE_ikectl"),
+                "-s",
+                iked.to_str().unwrap(),
+                "-j",
+                "show",
+            ],
+        )
+        .stdout,
+    );
+    assert!(shown.contains("\"peer\":null"), "{shown}");
+}
+
 #[test]
 fn iked_starts_a_tunnel_with_strongswan() {
     iked_and_charon(

@@ -4,7 +4,8 @@
 //! that SAs expire and are rekeyed, requests are sent again, peers are
 //! found dead), injects bytes of its own as a datagram or as a message
 //! from `ipsecd`, or acts as the operator: takes a rule down, brings it
-//! up, or removes it. Each side's first and third rules share an IKE SA.
+//! up, or removes it. Each side's first and third rules share an IKE SA;
+//! B's last rule answers any peer, and A's last one reaches it.
 //! Nothing may panic, whatever the order of events.
 
 #![no_main]
@@ -24,6 +25,7 @@ ike active esp from 10.1.0.0/16 to 10.2.0.0/16 local 192.0.2.1 peer 192.0.2.2 \
 ike passive esp from 10.3.0.0/16 to 10.4.0.0/16 local 192.0.2.1 peer 192.0.2.2 psk \"k\"
 ike active esp from 10.5.0.0/16 to 10.6.0.0/16 local 192.0.2.1 peer 192.0.2.2 \
   main lifetime 20 quick lifetime 12 psk \"k\"
+ike active esp from 10.9.0.0/16 to 10.8.0.0/16 local 192.0.2.1 peer 192.0.2.2 psk \"k2\"
 ";
 const B: &str = "\
 ike passive esp from 10.2.0.0/16 to 10.1.0.0/16 local 192.0.2.2 peer 192.0.2.1 \
@@ -31,6 +33,7 @@ ike passive esp from 10.2.0.0/16 to 10.1.0.0/16 local 192.0.2.2 peer 192.0.2.1 \
 ike active esp from 10.4.0.0/16 to 10.3.0.0/16 local 192.0.2.2 peer 192.0.2.1 psk \"k\"
 ike passive esp from 10.6.0.0/16 to 10.5.0.0/16 local 192.0.2.2 peer 192.0.2.1 \
   main lifetime 30 quick lifetime 15 psk \"k\"
+ike passive esp from 10.8.0.0/16 to any local 192.0.2.2 psk \"k2\"
 ";
 
 fn policies(rules: &str) -> Vec<Policy> {
@@ -225,7 +228,7 @@ fuzz_target!(|data: &[u8]| {
                 let side = usize::from(command / 10 % 2);
                 let now = world.now;
                 let keyer = &mut world.sides[side].keyer;
-                let number = usize::from(arg(&mut rest)) % 4 + 1;
+                let number = usize::from(arg(&mut rest)) % 5 + 1;
                 let down = keyer.status(now).get(number - 1).is_some_and(|r| r.down);
                 let actions = if down {
                     keyer.up(number, now, &mut world.rng)

@@ -17,7 +17,9 @@ use crate::exchange::handshake::{
 };
 use crate::exchange::session::{Incoming, Session};
 use crate::install::{self, Ends, FlowSpec, Lifetimes};
-use crate::wire::{Body, Delete, ExchangeType, Flags, Header, Message, Payload, ProtocolId};
+use crate::wire::{
+    Body, Delete, ExchangeType, Flags, Header, Message, Payload, ProtocolId, TrafficSelector,
+};
 use pfkey::{FlowDirection, FlowType, MsgType, SaType};
 use rand_core::CryptoRngCore;
 use std::net::{IpAddr, SocketAddr};
@@ -62,7 +64,9 @@ pub struct Policy {
     pub name: String,
     pub start: Start,
     pub local: IpAddr,
-    pub peer: IpAddr,
+    /// `None`: any peer, for a passive rule; its flows go into `ipsecd`
+    /// with each Child SA, toward that Child SA's peer, and out with it.
+    pub peer: Option<IpAddr>,
     pub config: Config,
     /// The Child SA's lifetimes (its hard one; the soft one is placed
     /// here).
@@ -263,6 +267,8 @@ pub struct Keyer {
     /// IKE SAs this end ended with a delete it did not wait to have
     /// answered, and until when the answer may come: it is not a stray.
     ended: std::collections::VecDeque<(u64, u64)>,
+    /// The flows rules for any peer put in with their Child SAs.
+    peer_flows: Vec<any_peer::PeerFlows>,
     pending: Vec<(u32, Waiting)>,
     pub drops: Drops,
 }
@@ -292,6 +298,7 @@ impl Keyer {
             unix_epoch: 0,
             sas: Vec::new(),
             ended: std::collections::VecDeque::new(),
+            peer_flows: Vec::new(),
             pending: Vec::new(),
             drops: Drops::default(),
         };
@@ -352,6 +359,7 @@ impl Keyer {
     /// SAs deleted, and the flows taken out.
     pub fn flush(&mut self, rng: &mut dyn CryptoRngCore) -> Vec<Action> {
         let mut out = self.shutdown(rng);
+        self.sweep_peer_flows(&mut out);
         self.retry.clear();
         self.held.clear();
         self.want.clear();
@@ -361,21 +369,40 @@ impl Keyer {
         out
     }
 
-    /// The flows of `policy`, added or removed by `make`.
+    /// The flows of `policy`, added or removed by `make` (a rule for any
+    /// peer has none of its own: see [`any_peer`]).
     fn flows(&mut self, policy: &Policy, make: FlowMaker, out: &mut Vec<Action>) {
-        let peer = policy.peer;
+        let Some(peer) = policy.peer else {
+            return;
+        };
         let ends = Ends {
             local: policy.local,
             remote: peer,
         };
         let c = &policy.config;
+        let between = (c.ts_local.as_slice(), c.ts_remote.as_slice());
+        self.flows_between(c.child.protocol, ends, between, make, &policy.name, out);
+    }
+
+    /// The flows from selectors `between.0` to `between.1` and back,
+    /// through SAs between `ends`, added or removed by `make`.
+    fn flows_between(
+        &mut self,
+        protocol: ProtocolId,
+        ends: Ends,
+        between: (&[TrafficSelector], &[TrafficSelector]),
+        make: FlowMaker,
+        name: &str,
+        out: &mut Vec<Action>,
+    ) {
+        let (local, remote) = between;
         for (direction, from, to) in [
-            (FlowDirection::OUT, &c.ts_local, &c.ts_remote),
-            (FlowDirection::IN, &c.ts_remote, &c.ts_local),
+            (FlowDirection::OUT, local, remote),
+            (FlowDirection::IN, remote, local),
         ] {
             for (f, t) in from.iter().flat_map(|f| to.iter().map(move |t| (f, t))) {
                 let spec = FlowSpec {
-                    protocol: c.child.protocol,
+                    protocol,
                     direction,
                     flow_type: FlowType::REQUIRE,
                     from: f,
@@ -388,8 +415,7 @@ impl Keyer {
                         out.extend(flows.iter().map(|m| Action::PfKey(m.encode())));
                     }
                     Err(e) => out.push(Action::Log(format!(
-                        "{}: its selectors make no flows: {e:?}",
-                        policy.name
+                        "{name}: its selectors make no flows: {e:?}"
                     ))),
                 }
             }
@@ -416,11 +442,15 @@ impl Keyer {
         if busy || self.held[index] {
             return;
         }
+        let p = &self.policies[index];
+        // A rule for any peer waits to be asked.
+        let Some(peer) = p.peer else {
+            return;
+        };
         if self.share(index, out) {
             return;
         }
         let p = &self.policies[index];
-        let peer = p.peer;
         let path = Path {
             local: SocketAddr::new(p.local, IKE_PORT),
             remote: SocketAddr::new(peer, IKE_PORT),
@@ -476,6 +506,7 @@ impl Keyer {
             Event::Tick => self.tick(rng, &mut out),
         }
         self.pump_children(&mut out);
+        self.sweep_peer_flows(&mut out);
         // Port 4500 is ipsecd's: IKE for it goes through ipsecd.
         for action in &mut out {
             if let Action::Send {
@@ -545,7 +576,7 @@ impl Keyer {
         // share it).
         for index in 0..self.policies.len() {
             let p = &self.policies[index];
-            if p.peer == peer && p.start != Start::Passive {
+            if p.peer == Some(peer) && p.start != Start::Passive {
                 self.initiate(index, rng, out);
             }
         }
@@ -785,12 +816,7 @@ impl Keyer {
         rng: &mut dyn CryptoRngCore,
         out: &mut Vec<Action>,
     ) {
-        let found = self
-            .policies
-            .iter()
-            .enumerate()
-            .position(|(i, p)| !self.held[i] && p.local == local.ip() && p.peer == remote.ip());
-        let Some(index) = found else {
+        let Some(index) = self.answering(local.ip(), remote.ip()).first().copied() else {
             self.drops.no_policy += 1;
             return;
         };
@@ -961,6 +987,19 @@ impl Keyer {
         rng: &mut dyn CryptoRngCore,
         out: &mut Vec<Action>,
     ) {
+        // Any rule for this peer may be the one the initiator means (each
+        // has its selectors, maybe its identity and key): the one
+        // IKE_SA_INIT was answered for first, then the others in order
+        // whose Child SA the reserved SPI suits.
+        let (first, path) = (self.sas[at].policy, self.sas[at].path);
+        let protocol = self.policies[first].config.child.protocol;
+        let candidates: Vec<usize> = std::iter::once(first)
+            .chain(
+                self.answering(path.local.ip(), path.remote.ip())
+                    .into_iter()
+                    .filter(|&i| i != first && self.policies[i].config.child.protocol == protocol),
+            )
+            .collect();
         let sa = &mut self.sas[at];
         let State::Responding {
             responder: Some(r), ..
@@ -969,21 +1008,6 @@ impl Keyer {
             return;
         };
         let child_spi = sa.child_spi.unwrap_or_default();
-        // Any rule for this peer may be the one the initiator means (each
-        // has its selectors, maybe its identity and key): the one
-        // IKE_SA_INIT was answered for first, then the others in order
-        // whose Child SA the reserved SPI suits.
-        let first = &self.policies[sa.policy];
-        let candidates: Vec<usize> = std::iter::once(sa.policy)
-            .chain((0..self.policies.len()).filter(|&i| {
-                let p = &self.policies[i];
-                i != sa.policy
-                    && !self.held[i]
-                    && p.local == first.local
-                    && p.peer == first.peer
-                    && p.config.child.protocol == first.config.child.protocol
-            }))
-            .collect();
         let configs: Vec<&Config> = candidates
             .iter()
             .map(|&i| &self.policies[i].config)
@@ -1063,9 +1087,15 @@ impl Keyer {
         match install::sa_messages(child, ends, lifetimes, udp, seq, self.pid) {
             Ok(mut messages) => {
                 // The outbound SA serves the rule's flow, and no other of
-                // the same peer's (each of several Child SAs its own).
-                let c = &self.policies[policy].config;
-                if let ([from], [to]) = (c.ts_local.as_slice(), c.ts_remote.as_slice()) {
+                // the same peer's (each of several Child SAs its own); for
+                // a rule for any peer, the flow it brings (see any_peer).
+                let p = &self.policies[policy];
+                let c = &p.config;
+                let (local, remote) = match p.peer {
+                    Some(_) => (&c.ts_local, &c.ts_remote),
+                    None => (&child.ts_local, &child.ts_remote),
+                };
+                if let ([from], [to]) = (local.as_slice(), remote.as_slice()) {
                     let spec = FlowSpec {
                         protocol: c.child.protocol,
                         direction: FlowDirection::OUT,
@@ -1079,6 +1109,7 @@ impl Keyer {
                 }
                 self.pending.push((seq, Waiting::Nothing));
                 out.extend(messages.iter().map(|m| Action::PfKey(m.encode())));
+                self.follow_child(policy, child, path, out);
             }
             Err(e) => out.push(Action::Log(format!(
                 "{}: the Child SA cannot be installed: {e:?}",
@@ -1160,6 +1191,8 @@ impl Keyer {
         let index = self.policies.iter().position(|p| p.name == name)?;
         let mut out = Vec::new();
         self.let_go(index, rng, &mut out);
+        self.sweep_peer_flows(&mut out);
+        self.peer_flows_for_removed_rule(index);
         for sa in &mut self.sas {
             if sa.policy > index {
                 sa.policy -= 1;
@@ -1282,6 +1315,7 @@ pub fn describe(bytes: &[u8]) -> String {
     }
 }
 
+mod any_peer;
 mod children;
 mod failures;
 mod ike_rekeying;

@@ -145,20 +145,23 @@ pub fn policy(
     if rule.src.nat.is_some() {
         return Err("a NAT'd source address is not in this version of iked".into());
     }
-    // OpenBSD's passive rule without one answers any peer; this version
-    // installs its flows when the rule loads, so it needs to know whom.
-    let Some(peer) = rule.peer.as_ref().map(|p| p.ip) else {
+    // Without one, a passive rule answers any peer (its flows go in with
+    // each Child SA); a rule that starts needs someone to start with.
+    let peer = rule.peer.as_ref().map(|p| p.ip);
+    if peer.is_none() && start != Start::Passive {
         return Err(
-            "this version of iked needs a peer in every rule (answering any peer is not in it)"
-                .into(),
+            "an active or dynamic rule needs a peer (only a passive rule answers any)".into(),
         );
-    };
+    }
     let local = rule
         .local
         .as_ref()
         .map(|l| l.ip)
-        .or_else(|| local_for(peer))
-        .ok_or("no local address toward the peer (give one with local)")?;
+        .or_else(|| peer.and_then(local_for))
+        .ok_or(match peer {
+            Some(_) => "no local address toward the peer (give one with local)",
+            None => "a rule for any peer needs its local address (give one with local)",
+        })?;
     let credentials = match &rule.auth {
         IkeAuth::Psk(secret) => Credentials::Psk(Zeroizing::new(secret.as_bytes().to_vec())),
         IkeAuth::Rsa => Credentials::Certificate(pki()?),
@@ -261,7 +264,7 @@ mod tests {
         let p = policy(r, "rule 1".into(), &no_route, &no_pki).unwrap();
         assert_eq!(p.start, Start::Active);
         assert_eq!(p.local, "192.0.2.1".parse::<IpAddr>().unwrap());
-        assert_eq!(p.peer, "192.0.2.2".parse::<IpAddr>().unwrap());
+        assert_eq!(p.peer, Some("192.0.2.2".parse::<IpAddr>().unwrap()));
         assert_eq!(p.config.ike.dh, GROUPS);
         assert_eq!(p.config.child.encr, CIPHERS);
         assert!(matches!(&p.config.credentials, Credentials::Psk(k) if **k == *b"secret"));
@@ -303,8 +306,17 @@ mod tests {
         let aggressive = &rules("ike esp from 192.0.2.1 to 192.0.2.2 aggressive psk \"k\"\n")[0];
         let err = policy(aggressive, "rule".into(), &here, &no_pki).unwrap_err();
         assert!(err.contains("IKEv1"), "{err}");
-        let anyone = &rules("ike passive esp from 10.1.0.0/16 to 10.2.0.0/16 psk \"k\"\n")[0];
+        // Any peer: only for a passive rule, and with its local address.
+        let anyone = &rules("ike passive esp from 10.1.0.0/16 to any psk \"k\"\n")[0];
         let err = policy(anyone, "rule".into(), &here, &no_pki).unwrap_err();
+        assert!(err.contains("needs its local address"), "{err}");
+        let anyone =
+            &rules("ike passive esp from 10.1.0.0/16 to any local 192.0.2.1 psk \"k\"\n")[0];
+        let p = policy(anyone, "rule".into(), &here, &no_pki).unwrap();
+        assert_eq!((p.peer, p.start), (None, Start::Passive));
+        let starts =
+            &rules("ike dynamic esp from 10.1.0.0/16 to any local 192.0.2.1 psk \"k\"\n")[0];
+        let err = policy(starts, "rule".into(), &here, &no_pki).unwrap_err();
         assert!(err.contains("needs a peer"), "{err}");
         // Without psk, the host's certificates; when it has none, why.
         let rsa = &rules("ike esp from 192.0.2.1 to 192.0.2.2 main lifetime 3600\n")[0];

@@ -82,7 +82,10 @@ pub fn json(rules: &[RuleStatus<'_>], drops: &Drops) -> String {
                 "{{\"number\":{},\"rule\":{},\"peer\":{},\"down\":{},\"sas\":[{}]}}",
                 r.number,
                 quote(&r.policy.name),
-                quote(&r.policy.peer.to_string()),
+                // null: a rule for any peer.
+                r.policy
+                    .peer
+                    .map_or_else(|| "null".to_owned(), |p| quote(&p.to_string())),
                 r.down,
                 sas.join(",")
             )

@@ -94,6 +94,7 @@ impl Keyer {
         let mut out = Vec::new();
         self.held[index] = true;
         self.let_go(index, rng, &mut out);
+        self.sweep_peer_flows(&mut out);
         out.push(Action::Log(format!(
             "{}: taken down by hand",
             self.policies[index].name

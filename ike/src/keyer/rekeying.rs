@@ -138,18 +138,15 @@ impl Keyer {
     /// selectors and mode the request fits.
     fn rule_for_new(&self, at: usize, payloads: &[Payload]) -> Option<usize> {
         let sa = &self.sas[at];
-        let own = &self.policies[sa.policy];
+        let protocol = self.policies[sa.policy].config.child.protocol;
         let present =
             |i: usize| (i == sa.policy && !sa.child_gone) || sa.extra.iter().any(|e| e.policy == i);
-        (0..self.policies.len()).find(|&i| {
-            let p = &self.policies[i];
-            !present(i)
-                && !self.held[i]
-                && p.local == own.local
-                && p.peer == own.peer
-                && p.config.child.protocol == own.config.child.protocol
-                && template_of(p).fits(payloads)
-        })
+        self.answering(sa.path.local.ip(), sa.path.remote.ip())
+            .into_iter()
+            .find(|&i| {
+                let p = &self.policies[i];
+                !present(i) && p.config.child.protocol == protocol && template_of(p).fits(payloads)
+            })
     }
 
     /// A peer's CREATE_CHILD_SA request: a rekey of a current Child SA,

@@ -36,7 +36,7 @@ fn policy(me: &str, peer: &str, mine: &str, theirs: &str, start: Start) -> Polic
         name: format!("ike {me}"),
         start,
         local: me.parse().unwrap(),
-        peer: peer.parse().unwrap(),
+        peer: Some(peer.parse().unwrap()),
         config: Config {
             ike: IkeOffer {
                 encr: vec![(EncrId::AES_GCM_16, Some(256))],
@@ -715,6 +715,74 @@ fn a_silent_peer_is_asked_and_a_dead_one_removed() {
         sides[0].log
     );
     assert_eq!(sides[0].engine.sad.len(), 0, "its Child SAs are gone");
+}
+
+#[test]
+fn a_rule_for_any_peer_answers_and_its_flows_come_and_go_with_its_child_sa() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(63);
+    let mut queue = Vec::new();
+    let mine = policy(
+        "192.0.2.1",
+        "192.0.2.2",
+        "10.1.0.0/16",
+        "10.2.0.0/16",
+        Start::Active,
+    );
+    let a = side(100, mine, &mut rng, &mut queue, 0);
+    let mut any = policy(
+        "192.0.2.2",
+        "192.0.2.1",
+        "10.2.0.0/16",
+        "0.0.0.0/0",
+        Start::Passive,
+    );
+    any.peer = None;
+    any.config.remote_id = None;
+    let b = side(200, any, &mut rng, &mut queue, 1);
+    let mut sides = [a, b];
+    // B's rule puts in no flows of its own.
+    let (b_start, a_start): (Vec<_>, Vec<_>) = queue.into_iter().partition(|(i, _)| *i == 1);
+    pump(&mut sides, b_start, 0, &mut rng, &mut |_| false);
+    assert_eq!(sides[1].engine.spd.len(), 0);
+    pump(&mut sides, a_start, 0, &mut rng, &mut |_| false);
+    assert_eq!(sides[1].keyer.sessions().count(), 1, "{:?}", sides[1].log);
+    // The Child SA brings the flows it was narrowed to, toward A: out
+    // and in, 10.2.0.0/16 and 10.1.0.0/16 (not any).
+    assert_eq!(sides[1].engine.spd.len(), 2);
+    assert!(send(&mut sides, 1, 0, "10.2.0.7", "10.1.0.5").1);
+    assert!(send(&mut sides, 0, 1, "10.1.0.5", "10.2.0.7").1);
+    let (_, protected) = send(&mut sides, 1, 0, "10.2.0.7", "10.3.0.5");
+    assert!(!protected, "beyond what was negotiated: no flow, no SA");
+    // When A goes, so do B's Child SA and its flows; the rule stays.
+    let out = sides[0].keyer.shutdown(&mut rng);
+    let queue = out.into_iter().map(|a| (0, a)).collect();
+    pump(&mut sides, queue, 2, &mut rng, &mut |_| false);
+    assert_eq!(sides[1].keyer.sessions().count(), 0);
+    assert_eq!(sides[1].engine.sad.len(), 0);
+    assert_eq!(sides[1].engine.spd.len(), 0, "{:?}", sides[1].log);
+    assert_eq!(sides[1].keyer.policies().len(), 1);
+    // A named peer's rule comes before one for any peer.
+    let mut named = policy(
+        "192.0.2.2",
+        "192.0.2.1",
+        "10.2.0.0/16",
+        "10.1.0.0/16",
+        Start::Passive,
+    );
+    named.name = "named".into();
+    let _ = sides[1].keyer.add_policy(named, 3, &mut rng);
+    assert_eq!(
+        sides[1]
+            .keyer
+            .answering("192.0.2.2".parse().unwrap(), "192.0.2.1".parse().unwrap()),
+        [1, 0]
+    );
+    assert_eq!(
+        sides[1]
+            .keyer
+            .answering("192.0.2.2".parse().unwrap(), "192.0.2.9".parse().unwrap()),
+        [0]
+    );
 }
 
 #[test]
