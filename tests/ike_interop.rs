@@ -168,6 +168,17 @@ fn probe(ns: &str, ike: &str, child: &str, key: &str) -> (bool, String) {
     (out.status.success(), said)
 }
 
+/// The lab for a test with charon, and its two hosts (see
+/// [`crate::iked::two_hosts`]); `None` when it is skipped.
+fn charon_lab(test: &str) -> Option<(Lab, String, String)> {
+    let mut lab = Lab::new(test)?;
+    if !charon_or_skip(test) {
+        return None;
+    }
+    let (a, b) = crate::iked::two_hosts(&mut lab);
+    Some((lab, a, b))
+}
+
 /// The two namespaces with charon answering in `b` with `ike` and `esp`
 /// proposals: the lab, `a`, `b` and charon's vici socket.
 fn lab(test: &str, ike: &str, esp: &str) -> Option<(Lab, String, String, String)> {
@@ -314,17 +325,9 @@ fn iked_and_charon_with(
     auth: Auth,
     offer: Offer,
 ) {
-    let Some(mut lab) = Lab::new(test) else {
+    let Some((mut lab, a, b)) = charon_lab(test) else {
         return;
     };
-    if !charon_or_skip(test) {
-        return;
-    }
-    let a = lab.namespace("a");
-    let b = lab.namespace("b");
-    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
-    lab.exec(&a, &["ip", "addr", "add", "10.1.0.1/32", "dev", "lo"]);
-    lab.exec(&b, &["ip", "addr", "add", "10.2.0.1/32", "dev", "lo"]);
     let ipsecd = lab.daemon(&a);
     let pki = crate::iked::pki_dir(&lab, "a");
     let iked = crate::iked::iked_with(&mut lab, &a, &ipsecd, &["-c", pki.to_str().unwrap()]);
@@ -444,18 +447,9 @@ fn iked_and_charon_with(
 /// flows go in with the Child SA, toward charon, and out with it.
 #[test]
 fn strongswan_reaches_a_rule_for_any_peer() {
-    const TEST: &str = "strongswan_reaches_a_rule_for_any_peer";
-    let Some(mut lab) = Lab::new(TEST) else {
+    let Some((mut lab, a, b)) = charon_lab("strongswan_reaches_a_rule_for_any_peer") else {
         return;
     };
-    if !charon_or_skip(TEST) {
-        return;
-    }
-    let a = lab.namespace("a");
-    let b = lab.namespace("b");
-    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
-    lab.exec(&a, &["ip", "addr", "add", "10.1.0.1/32", "dev", "lo"]);
-    lab.exec(&b, &["ip", "addr", "add", "10.2.0.1/32", "dev", "lo"]);
     let ipsecd = lab.daemon(&a);
     let iked = crate::iked::iked(&mut lab, &a, &ipsecd);
     let conf = lab.config_file(
@@ -499,19 +493,7 @@ fn strongswan_reaches_a_rule_for_any_peer() {
         assert!(std::time::Instant::now() < deadline, "{}", flows(&lab));
         std::thread::sleep(Duration::from_millis(50));
     }
-    let shown = text(
-        &lab.exec(
-            &a,
-            &[
-                env!("CARGO_BIN_EXE_ikectl"),
-                "-s",
-                iked.to_str().unwrap(),
-                "-j",
-                "show",
-            ],
-        )
-        .stdout,
-    );
+    let shown = text(&crate::iked::ikectl(&lab, &a, &iked, &["-j", "show"]).stdout);
     assert!(shown.contains("\"peer\":null"), "{shown}");
 }
 
@@ -725,18 +707,7 @@ fn two_child_sas(test: &str, starts: Who) {
         2,
         "two Child SAs: {theirs}"
     );
-    let shown = text(
-        &lab.exec(
-            &a,
-            &[
-                env!("CARGO_BIN_EXE_ikectl"),
-                "-s",
-                iked.to_str().unwrap(),
-                "show",
-            ],
-        )
-        .stdout,
-    );
+    let shown = text(&crate::iked::ikectl(&lab, &a, &iked, &["show"]).stdout);
     assert_eq!(shown.matches("IKE SA ").count(), 1, "{shown}");
     assert!(
         shown.contains("(rule 1)") && shown.contains("(rule 2)"),

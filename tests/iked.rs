@@ -89,17 +89,25 @@ pub(crate) fn wait_for_sas(
     }
 }
 
+/// Namespaces `a` and `b` joined by a veth pair, 192.0.2.1 and
+/// 192.0.2.2, with 10.1.0.1 and 10.2.0.1 on their loopbacks (the hosts
+/// the tunnel joins).
+pub(crate) fn two_hosts(lab: &mut Lab) -> (String, String) {
+    let a = lab.namespace("a");
+    let b = lab.namespace("b");
+    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
+    lab.exec(&a, &["ip", "addr", "add", "10.1.0.1/32", "dev", "lo"]);
+    lab.exec(&b, &["ip", "addr", "add", "10.2.0.1/32", "dev", "lo"]);
+    (a, b)
+}
+
 #[test]
 fn two_ikeds_key_a_tunnel_and_take_it_down() {
     const TEST: &str = "two_ikeds_key_a_tunnel_and_take_it_down";
     let Some(mut lab) = Lab::new(TEST) else {
         return;
     };
-    let a = lab.namespace("a");
-    let b = lab.namespace("b");
-    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
-    lab.exec(&a, &["ip", "addr", "add", "10.1.0.1/32", "dev", "lo"]);
-    lab.exec(&b, &["ip", "addr", "add", "10.2.0.1/32", "dev", "lo"]);
+    let (a, b) = two_hosts(&mut lab);
     let (da, db) = (lab.daemon(&a), lab.daemon(&b));
     let (ia, ib) = (iked(&mut lab, &a, &da), iked(&mut lab, &b, &db));
     let conf_a = lab.config_file(
@@ -174,11 +182,7 @@ type Gateway = (String, PathBuf, PathBuf);
 /// namespace and the two sockets.
 fn two_gateways(test: &str, a_mode: &str, extra: &str) -> Option<(Lab, [Gateway; 2])> {
     let mut lab = Lab::new(test)?;
-    let a = lab.namespace("a");
-    let b = lab.namespace("b");
-    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
-    lab.exec(&a, &["ip", "addr", "add", "10.1.0.1/32", "dev", "lo"]);
-    lab.exec(&b, &["ip", "addr", "add", "10.2.0.1/32", "dev", "lo"]);
+    let (a, b) = two_hosts(&mut lab);
     let (da, db) = (lab.daemon(&a), lab.daemon(&b));
     let (ia, ib) = (iked(&mut lab, &a, &da), iked(&mut lab, &b, &db));
     for (ns, me, peer, mine, theirs, mode, d, i) in [
@@ -301,7 +305,12 @@ fn a_dynamic_rule_keys_the_tunnel_when_the_first_packet_asks() {
 }
 
 /// Runs `ikectl` in `ns` against the iked at `iked`.
-fn ikectl(lab: &Lab, ns: &str, iked: &std::path::Path, args: &[&str]) -> std::process::Output {
+pub(crate) fn ikectl(
+    lab: &Lab,
+    ns: &str,
+    iked: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
     let mut all = vec![env!("CARGO_BIN_EXE_ikectl"), "-s", iked.to_str().unwrap()];
     all.extend_from_slice(args);
     lab.try_exec(ns, &all)
@@ -434,11 +443,7 @@ fn two_ikeds_key_a_tunnel_with_certificates() {
     let Some(mut lab) = Lab::new(TEST) else {
         return;
     };
-    let a = lab.namespace("a");
-    let b = lab.namespace("b");
-    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
-    lab.exec(&a, &["ip", "addr", "add", "10.1.0.1/32", "dev", "lo"]);
-    lab.exec(&b, &["ip", "addr", "add", "10.2.0.1/32", "dev", "lo"]);
+    let (a, b) = two_hosts(&mut lab);
     let (da, db) = (lab.daemon(&a), lab.daemon(&b));
     // A's key is ECDSA P-256, B's RSA: each checks the other's signature.
     let (pa, pb) = (pki_dir(&lab, "a"), pki_dir(&lab, "b"));
@@ -574,11 +579,7 @@ fn a_flood_of_ike_sa_init_meets_cookies_and_the_peer_still_gets_through() {
     let Some(mut lab) = Lab::new(TEST) else {
         return;
     };
-    let a = lab.namespace("a");
-    let b = lab.namespace("b");
-    lab.link((&a, "wa", &["192.0.2.1/24"]), (&b, "wb", &["192.0.2.2/24"]));
-    lab.exec(&a, &["ip", "addr", "add", "10.1.0.1/32", "dev", "lo"]);
-    lab.exec(&b, &["ip", "addr", "add", "10.2.0.1/32", "dev", "lo"]);
+    let (a, b) = two_hosts(&mut lab);
     // Addresses no rule of B's names, for forged sources.
     for n in 100..120 {
         lab.exec(
