@@ -433,12 +433,15 @@ fn esp_survives_reordering_duplication_and_loss() {
         text(&out.stderr)
     );
     let _ = lab.wait(server);
-    assert_eq!(iperf_bytes(&report, "sum_sent"), Some(BYTES), "{report}");
-    assert_eq!(
-        iperf_bytes(&report, "sum_received"),
-        Some(BYTES),
-        "{report}"
-    );
+    // All that was asked for arrived. In reverse mode iperf3's sender
+    // may write one more block (128 KiB) before it sees the count
+    // reached, and the receiver count a little of it (one CI run: 4 MiB
+    // + 128 KiB sent, 4 MiB + 6440 bytes received).
+    const BLOCK: u64 = 128 << 10;
+    let sent = iperf_bytes(&report, "sum_sent").expect("bytes sent");
+    let got = iperf_bytes(&report, "sum_received").expect("bytes received");
+    assert!((BYTES..=BYTES + BLOCK).contains(&sent), "{report}");
+    assert!((BYTES..=sent).contains(&got), "{report}");
     let retransmits = report
         .rfind("\"sum_sent\"")
         .and_then(|at| number_after(&report, at, "retransmits"));
