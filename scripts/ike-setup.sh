@@ -164,10 +164,14 @@ up_iked() {
   for side in a b; do
     name=$tag-$side
     rm -f "$WORK/$side.sock" "$WORK/$side-iked.sock"
-    ns "$name" "$IPSECD" -d -s "$WORK/$side.sock" >"$WORK/$side-ipsecd.log" 2>&1 &
+    # Not through ns(): a backgrounded function is a subshell, whose pid
+    # is not the daemon's (killing it left the daemon running). ip netns
+    # exec execs, so $! is the daemon.
+    ip netns exec "$name" "$IPSECD" -d -s "$WORK/$side.sock" >"$WORK/$side-ipsecd.log" 2>&1 &
     started+=($!)
     await_path "$WORK/$side.sock"
-    ns "$name" "$IKED" -d -s "$WORK/$side-iked.sock" -S "$WORK/$side.sock" >"$WORK/$side-iked.log" 2>&1 &
+    ip netns exec "$name" "$IKED" -d -s "$WORK/$side-iked.sock" -S "$WORK/$side.sock" \
+      >"$WORK/$side-iked.log" 2>&1 &
     started+=($!)
     await_path "$WORK/$side-iked.sock"
   done
@@ -205,8 +209,10 @@ charon {
 }
 CONF
     rm -f "$dir/charon.vici"
-    ns "$name" env STRONGSWAN_CONF="$dir/strongswan.conf" unshare -m --propagation private \
-      sh -c "mount --bind $dir/run /run && exec $CHARON" >"$WORK/$side-charon.log" 2>&1 &
+    # ip netns exec, env, unshare and sh all exec: $! is charon.
+    ip netns exec "$name" env STRONGSWAN_CONF="$dir/strongswan.conf" \
+      unshare -m --propagation private sh -c "mount --bind $dir/run /run && exec $CHARON" \
+      >"$WORK/$side-charon.log" 2>&1 &
     started+=($!)
     await_path "$dir/charon.vici"
   done
