@@ -442,9 +442,8 @@ impl Keyer {
         if busy || self.held[index] {
             return;
         }
-        let p = &self.policies[index];
         // A rule for any peer waits to be asked.
-        let Some(peer) = p.peer else {
+        let Some(peer) = self.policies[index].peer else {
             return;
         };
         if self.share(index, out) {
