@@ -373,14 +373,22 @@ fn iked_and_charon_with(
     if auth == Auth::Certificates {
         // Both sides signed with RFC 7427's method: our ECDSA, their RSA
         // with SHA-256 (not RSA with SHA-1, which needs no negotiation).
-        let log = lab.log("charon/charon.log");
-        assert!(
+        // When charon starts, our SAs may be in before it has checked our
+        // answer and said so: its log is awaited.
+        let signed = |log: &str| {
             log.contains("authentication of 'a.example' with ECDSA_WITH_SHA256_DER successful")
-                && log.contains(
-                    "authentication of 'b.example' (myself) with RSA_EMSA_PKCS1_SHA2_256"
-                ),
-            "{log}"
-        );
+                && log
+                    .contains("authentication of 'b.example' (myself) with RSA_EMSA_PKCS1_SHA2_256")
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !signed(&lab.log("charon/charon.log")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}",
+                lab.log("charon/charon.log")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     assert!(sas.contains(offer.shows), "{sas}");
     lab.ping(&a, "10.1.0.1", "10.2.0.1");
