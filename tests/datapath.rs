@@ -261,6 +261,30 @@ impl Lab {
         text(&out.stdout).lines().count()
     }
 
+    /// Waits until a capture still being written holds at least `want`
+    /// packets that `filter` selects, or `within` has passed; returns how
+    /// many it holds. What crosses a busy machine may be late, and
+    /// stopping tcpdump loses what it has not read yet.
+    pub(crate) fn captured(
+        &self,
+        file: &Path,
+        filter: &str,
+        want: usize,
+        within: Duration,
+    ) -> usize {
+        let deadline = Instant::now() + within;
+        loop {
+            // The last record may be half written: a failed read counts
+            // nothing this time round.
+            let out = run("tcpdump", &["-nn", "-r", file.to_str().unwrap(), filter]);
+            let seen = text(&out.stdout).lines().count();
+            if seen >= want || Instant::now() >= deadline {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Pings until the first reply (routes and SAs may need a moment),
     /// then three more that must all come back.
     pub(crate) fn ping(&self, ns: &str, from: &str, to: &str) {
