@@ -25,6 +25,8 @@ pub(crate) struct Lab {
     pub(crate) dir: PathBuf,
     namespaces: Vec<String>,
     children: Vec<(String, Child)>,
+    /// Captures being written, by the index of their tcpdump.
+    captures: Vec<(usize, PathBuf)>,
 }
 
 impl Lab {
@@ -43,6 +45,7 @@ impl Lab {
             dir,
             namespaces: Vec::new(),
             children: Vec::new(),
+            captures: Vec::new(),
         })
     }
 
@@ -145,7 +148,12 @@ impl Lab {
     }
 
     /// Stops a background process (SIGTERM by pid, then waits for it).
+    /// A capture is first let settle: tcpdump drops what it has not read
+    /// when told to stop, and on a busy machine it may be behind.
     pub(crate) fn stop(&mut self, index: usize) {
+        if let Some((_, file)) = self.captures.iter().find(|(i, _)| *i == index) {
+            settle(file);
+        }
         self.signal(index, libc::SIGTERM);
     }
 
@@ -251,6 +259,7 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(20));
         }
         std::thread::sleep(Duration::from_millis(200));
+        self.captures.push((index, file.clone()));
         (index, file)
     }
 
@@ -368,6 +377,24 @@ impl Drop for Lab {
         }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Waits until the capture in `file` has not grown for a while (three
+/// seconds at most): tcpdump has then written what reached it.
+fn settle(file: &Path) {
+    const QUIET: Duration = Duration::from_millis(150);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let size = || std::fs::metadata(file).map_or(0, |m| m.len());
+    let mut last = (size(), Instant::now());
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(25));
+        let now = size();
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed() >= QUIET {
+            return;
         }
     }
 }
